@@ -1,0 +1,264 @@
+// bundle.h -- the compiled policy bundle: on-disk format (shared by the writer in
+// compiler/dag_to_bytecode.cc and the loader here) and the verified in-memory form.
+//
+// File layout (all integers little-endian; documented in docs/bytecode.md):
+//
+//   Header   magic "WRITBNDL" | u32 version | u32 section_count | u64 payload_size
+//            | u64 checksum (FNV-1a 64 of the payload) | u8[32] source_hash (SHA-256 of the
+//            policy sources, the "bundle hash" audit records carry)
+//   Payload  section_count x { u32 kind | u32 elem_size | u64 count | bytes[elem_size*count] }
+//
+// Sections hold arrays of the trivially copyable records below; the loader checks sizes,
+// every index, that every DAG edge points forward (acyclic) and every program's stack depth,
+// and rejects the bundle on any violation. Nothing in a bundle is trusted.
+//
+// Thread safety: a loaded Bundle is immutable; share it as std::shared_ptr<const Bundle>.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <unordered_map>
+#include <vector>
+
+namespace re2 {
+class RE2;
+}
+
+namespace writ::runtime {
+
+inline constexpr char kMagic[8] = {'W', 'R', 'I', 'T', 'B', 'N', 'D', 'L'};
+inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kHeaderSize = 8 + 4 + 4 + 8 + 8 + 32;
+inline constexpr uint32_t kMaxStack = 64;  // per program; verified
+inline constexpr uint32_t kLeafBit = 0x80000000u;  // a node reference with this bit is a leaf
+
+// ---- opcodes: one X-macro list generates the enum, names, stack effects and verifier ----
+// X(name, pops, pushes, operand meaning)
+#define WRIT_OPCODES(X)                                                                   \
+  X(kPushBool, 0, 1, "a = 0|1")                                                           \
+  X(kPushLong, 0, 1, "c = index into longs")                                              \
+  X(kPushString, 0, 1, "c = string id")                                                   \
+  X(kPushDuration, 0, 1, "c = index into longs (milliseconds)")                           \
+  X(kPushEntity, 0, 1, "c = string id of the canonical uid Type::\"id\"")                 \
+  X(kPushConst, 0, 1, "c = index into constants (set/record/ip as JSON)")                 \
+  X(kPushVar, 0, 1, "a = Var: principal, action, resource")                               \
+  X(kPushSlot, 0, 1, "c = slot index (an attribute path from a root, see Slot)")          \
+  X(kGetAttr, 1, 1, "c = string id of the attribute name")                                \
+  X(kHas, 1, 1, "c = string id of the attribute name")                                    \
+  X(kEq, 2, 1, "structural equality")                                                     \
+  X(kNe, 2, 1, "structural inequality")                                                   \
+  X(kLt, 2, 1, "Long/Duration <")                                                         \
+  X(kLe, 2, 1, "Long/Duration <=")                                                        \
+  X(kGt, 2, 1, "Long/Duration >")                                                         \
+  X(kGe, 2, 1, "Long/Duration >=")                                                        \
+  X(kAdd, 2, 1, "Long +, overflow is an error")                                           \
+  X(kSub, 2, 1, "Long -, overflow is an error")                                           \
+  X(kMul, 2, 1, "Long *, overflow is an error")                                           \
+  X(kNeg, 1, 1, "Long unary -")                                                           \
+  X(kNot, 1, 1, "Kleene not")                                                             \
+  X(kAnd, 2, 1, "Kleene and")                                                             \
+  X(kOr, 2, 1, "Kleene or")                                                               \
+  X(kIf, 3, 1, "pops else, then, cond: pushes the chosen branch; error if cond not Bool") \
+  X(kIn, 2, 1, "entity hierarchy / set membership")                                       \
+  X(kIs, 1, 1, "c = string id of the entity type")                                        \
+  X(kLike, 1, 1, "c = like pattern index")                                                \
+  X(kMatches, 1, 1, "c = regex index")                                                    \
+  X(kContains, 2, 1, "set contains")                                                      \
+  X(kContainsAll, 2, 1, "set containsAll")                                                \
+  X(kContainsAny, 2, 1, "set containsAny")                                                \
+  X(kIsEmpty, 1, 1, "set isEmpty")                                                        \
+  X(kLower, 1, 1, "ASCII lowercase")                                                      \
+  X(kIsInRange, 2, 1, "ip range containment")                                             \
+  X(kIp, 1, 1, "parse an ip/cidr string")                                                 \
+  X(kMakeSet, 0, 1, "c = element count popped first (pops c)")                            \
+  X(kMakeRecord, 0, 1, "c = field count; a record's keys are c string ids in pool at b")
+
+enum class Op : uint8_t {
+#define WRIT_X(name, pops, pushes, doc) name,
+  WRIT_OPCODES(WRIT_X)
+#undef WRIT_X
+      kCount
+};
+const char* OpName(Op op);
+
+// One instruction. 8 bytes: op | a | b (u16) | c (u32).
+struct Insn {
+  Op op;
+  uint8_t a;
+  uint16_t b;
+  uint32_t c;
+};
+static_assert(std::is_trivially_copyable_v<Insn> && sizeof(Insn) == 8);
+
+enum class Var : uint8_t { kPrincipal = 0, kAction = 1, kResource = 2 };
+enum class SlotRoot : uint8_t { kPrincipal = 0, kResource = 1, kArgs = 2, kContext = 3, kCall = 4 };
+
+// A value the request preparation extracts: root, then `depth` attribute names (string ids)
+// from path_pool[path .. path+depth).
+struct Slot {
+  SlotRoot root;
+  uint8_t pad = 0;
+  uint16_t depth;
+  uint32_t path;
+};
+static_assert(std::is_trivially_copyable_v<Slot>);
+
+// A program: a range of insns, evaluated by the stack VM, leaving one value.
+struct Program {
+  uint32_t begin;
+  uint32_t count;
+  uint8_t reads_args;  // depends on `args` (unknown at list time)
+  uint8_t may_error;   // can evaluate to an error (else the DAG has no error edge)
+  uint16_t pad = 0;
+};
+static_assert(std::is_trivially_copyable_v<Program>);
+
+// A DAG test node: evaluate atom program `atom`, continue at next[0] (true), next[1] (false)
+// or next[2] (error). A reference with kLeafBit set names an outcome.
+struct Node {
+  uint32_t atom;
+  uint32_t next[3];
+};
+static_assert(std::is_trivially_copyable_v<Node>);
+
+// A precombined outcome: which statements matched / errored at this leaf.
+struct Outcome {
+  uint8_t forbid;    // some matching forbid
+  uint8_t permit;    // some matching permit
+  uint8_t approval;  // some matching statement carries require_approval
+  uint8_t pad = 0;
+  uint32_t matched_begin, matched_count;  // statement indices in stmt_pool
+  uint32_t errored_begin, errored_count;
+};
+static_assert(std::is_trivially_copyable_v<Outcome>);
+
+// A partition: the statements sharing one (action key, resource key); `root` is a node ref.
+struct Partition {
+  uint32_t root;
+};
+
+// Switch tables. Action keys and resource keys are string ids of canonical uids;
+// kAnyKey means unconstrained.
+inline constexpr uint32_t kAnyKey = 0xFFFFFFFFu;
+struct SwitchEntry {
+  uint32_t action;    // string id or kAnyKey
+  uint32_t resource;  // string id or kAnyKey
+  uint8_t resource_in;  // 0: resource == key (or any); 1: resource in key
+  uint8_t pad[3] = {0, 0, 0};
+  uint32_t partition_begin, partition_count;  // partitions (chunks) in partition_pool
+};
+static_assert(std::is_trivially_copyable_v<SwitchEntry>);
+
+enum class Effect;
+struct StatementMeta {
+  uint32_t id;           // string id
+  uint8_t effect;        // ast::Effect: 0 permit, 1 forbid, 2 rule
+  uint8_t pad[3] = {0, 0, 0};
+  uint32_t file;         // string id of the file path
+  uint32_t line, col;    // 1-based start of the statement
+  uint32_t begin, end;   // byte span in that file
+  uint32_t obligations;  // string id of the statement's obligations as JSON (see below)
+  uint32_t rate_key_begin, rate_key_count;  // programs computing rate_limit keys, in order
+};
+static_assert(std::is_trivially_copyable_v<StatementMeta>);
+
+enum class Section : uint32_t {
+  kStrings = 1,     // u8 blob; string i is [string_offsets[i], string_offsets[i+1])
+  kStringOffsets,   // u32
+  kLongs,           // i64
+  kConstants,       // u32 string ids of JSON texts
+  kPathPool,        // u32 string ids
+  kSlots,           // Slot
+  kInsns,           // Insn
+  kPrograms,        // Program
+  kNodes,           // Node
+  kOutcomes,        // Outcome
+  kStmtPool,        // u32 statement indices
+  kPartitions,      // Partition
+  kPartitionPool,   // u32 partition indices
+  kSwitch,          // SwitchEntry, sorted by (action, resource, resource_in)
+  kStatements,      // StatementMeta
+  kRegexes,         // u32 string ids (RE2 patterns)
+  kLikes,           // u32 string ids (pattern: chunks joined by '\0'... see docs)
+  kRecordKeys,      // u32 string ids, for kMakeRecord
+  kProgramPool,     // u32 program indices (rate-limit key programs)
+};
+
+// The verified, in-memory bundle.
+class Bundle {
+ public:
+  // Parses and verifies. Returns null with *error naming the first problem.
+  static std::shared_ptr<const Bundle> Load(std::string_view bytes, std::string* error);
+  ~Bundle();
+
+  std::string_view str(uint32_t id) const {
+    return std::string_view(blob_).substr(offsets_[id], offsets_[id + 1] - offsets_[id]);
+  }
+  uint32_t string_count() const { return static_cast<uint32_t>(offsets_.size() - 1); }
+  // Interned id of a string, or kAnyKey if the bundle does not contain it.
+  uint32_t Find(std::string_view s) const;
+
+  const std::array<uint8_t, 32>& source_hash() const { return source_hash_; }
+  std::string source_hash_hex() const;
+
+  // Tables (public for the evaluator, disassembler and tests; immutable).
+  std::string blob_;
+  std::vector<uint32_t> offsets_;
+  std::vector<int64_t> longs_;
+  std::vector<uint32_t> constants_;
+  std::vector<nlohmann::json> constant_values_;  // parsed constants_
+  std::vector<uint32_t> path_pool_;
+  std::vector<Slot> slots_;
+  std::vector<Insn> insns_;
+  std::vector<Program> programs_;
+  std::vector<Node> nodes_;
+  std::vector<Outcome> outcomes_;
+  std::vector<uint32_t> stmt_pool_;
+  std::vector<Partition> partitions_;
+  std::vector<uint32_t> partition_pool_;
+  std::vector<SwitchEntry> switch_;
+  std::vector<StatementMeta> statements_;
+  std::vector<uint32_t> regexes_;
+  std::vector<std::unique_ptr<re2::RE2>> compiled_regexes_;
+  std::vector<uint32_t> likes_;
+  std::vector<std::vector<std::string>> like_chunks_;
+  std::vector<uint32_t> record_keys_;
+  std::vector<uint32_t> program_pool_;
+  std::vector<nlohmann::json> statement_obligations_;  // parsed StatementMeta::obligations
+
+ private:
+  Bundle();
+  bool Verify(std::string* error);
+  std::array<uint8_t, 32> source_hash_{};
+  std::unordered_map<std::string_view, uint32_t> index_;
+  friend class BundleWriter;
+};
+
+// Serializes tables into the file format. Used by the compiler and by tests that build
+// hostile bundles.
+class BundleWriter {
+ public:
+  void AddSection(Section kind, uint32_t elem_size, uint64_t count, const void* data);
+  template <typename T>
+  void Add(Section kind, const std::vector<T>& v) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    AddSection(kind, sizeof(T), v.size(), v.data());
+  }
+  std::string Finish(const std::array<uint8_t, 32>& source_hash) const;
+
+ private:
+  std::string payload_;
+  uint32_t sections_ = 0;
+};
+
+uint64_t Fnv1a64(std::string_view data);
+
+// Text dump of every table and program (`writ disasm`), stable for golden tests.
+std::string Disassemble(const Bundle& bundle);
+
+}  // namespace writ::runtime

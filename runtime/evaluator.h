@@ -1,0 +1,55 @@
+// evaluator.h -- the runtime's public API: load a bundle, prepare a request, decide.
+//
+//   std::string error;
+//   auto bundle = runtime::Bundle::Load(bytes, &error);        // verified; null on error
+//   runtime::PreparedRequest req;
+//   if (!runtime::PrepareRequest(*bundle, request_json, &req, &error)) ...;
+//   runtime::Decision d = runtime::Evaluate(*bundle, req);     // no heap allocation
+//   nlohmann::json out = runtime::DecisionToJson(*bundle, req, d);
+//
+// Semantics: docs/semantics.md. Thread safety: a Bundle is immutable and may be shared by any
+// number of threads (hold it as std::shared_ptr<const Bundle>); a PreparedRequest belongs to
+// one thread at a time.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "runtime/bundle.h"
+#include "runtime/request.h"
+
+namespace writ::runtime {
+
+enum class Effect : uint8_t { kAllow, kDeny, kRequireApproval };
+const char* EffectName(Effect e);  // "allow" "deny" "require_approval"
+
+// The outcome of one decision. Fixed size: refers to precombined outcomes in the bundle.
+struct Decision {
+  static constexpr int kMaxParts = 16;
+  Effect effect = Effect::kDeny;
+  uint8_t part_count = 0;
+  bool overflow = false;  // more parts than kMaxParts: decided deny (fail closed)
+  // Outcome indices (into Bundle::outcomes()) of every evaluated partition's leaf.
+  std::array<uint32_t, kMaxParts> parts{};
+};
+
+// Decides a prepared request. Never throws, never allocates.
+Decision Evaluate(const Bundle& bundle, const PreparedRequest& req);
+
+// The JSON form of docs/semantics.md: decision, determining, obligations, errors.
+nlohmann::json DecisionToJson(const Bundle& bundle, const PreparedRequest& req, const Decision& d);
+
+// Why: the partitions selected, the path through each DAG (predicate, its value), the leaf,
+// and the statements that matched, with their source locations. Human-readable text.
+std::string Explain(const Bundle& bundle, const PreparedRequest& req);
+
+// List-time visibility of (principal, resource) with args unknown.
+enum class Visibility : uint8_t { kAllow, kDeny, kDependsOnArgs };
+const char* VisibilityName(Visibility v);  // "allow" "deny" "depends-on-args"
+Visibility ListVisibility(const Bundle& bundle, const PreparedRequest& req);
+
+}  // namespace writ::runtime
