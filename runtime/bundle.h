@@ -34,7 +34,7 @@ namespace writ::runtime {
 inline constexpr char kMagic[8] = {'W', 'R', 'I', 'T', 'B', 'N', 'D', 'L'};
 inline constexpr uint32_t kFormatVersion = 1;
 inline constexpr uint32_t kHeaderSize = 8 + 4 + 4 + 8 + 8 + 32;
-inline constexpr uint32_t kMaxStack = 64;  // per program; verified
+inline constexpr uint32_t kMaxStack = 128;  // per program; verified
 inline constexpr uint32_t kLeafBit = 0x80000000u;  // a node reference with this bit is a leaf
 
 // ---- opcodes: one X-macro list generates the enum, names, stack effects and verifier ----
@@ -154,7 +154,6 @@ struct SwitchEntry {
 };
 static_assert(std::is_trivially_copyable_v<SwitchEntry>);
 
-enum class Effect;
 struct StatementMeta {
   uint32_t id;           // string id
   uint8_t effect;        // ast::Effect: 0 permit, 1 forbid, 2 rule

@@ -25,6 +25,7 @@ struct Value {
   int64_t i = 0;           // Long, Duration; Entity: -1 or the index of principal/resource
   std::string_view s;      // String bytes; Entity: canonical uid text
   const nlohmann::json* j = nullptr;  // Set (array), Record (object), Ip (string)
+  uint32_t n = 0;  // VM-built Set/Record (j == null): element count; elements at VM arena[i]
 };
 
 // One entity of the request (principal, action, resource).

@@ -1,0 +1,477 @@
+// bundle.cc -- bundle serialization, loading and verification (format in bundle.h and
+// docs/bytecode.md). Load() trusts nothing: every size, index and edge is checked.
+#include "runtime/bundle.h"
+
+#include <re2/re2.h>
+
+#include <cstring>
+#include <set>
+#include <sstream>
+
+namespace writ::runtime {
+
+const char* OpName(Op op) {
+  switch (op) {
+#define WRIT_X(name, pops, pushes, doc) \
+  case Op::name:                        \
+    return #name + 1;
+    WRIT_OPCODES(WRIT_X)
+#undef WRIT_X
+    case Op::kCount:
+      break;
+  }
+  return "?";
+}
+
+namespace {
+struct OpInfo {
+  int pops;
+  int pushes;
+};
+constexpr OpInfo kOpInfo[] = {
+#define WRIT_X(name, pops, pushes, doc) {pops, pushes},
+    WRIT_OPCODES(WRIT_X)
+#undef WRIT_X
+};
+
+template <typename T>
+void PutLe(std::string& out, T v) {
+  for (size_t i = 0; i < sizeof(T); ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+template <typename T>
+T GetLe(const unsigned char* p) {
+  T v = 0;
+  for (size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(p[i]) << (8 * i);
+  return v;
+}
+
+// Nesting depth of a JSON text, counted without recursion (constants are parsed by nlohmann,
+// which recurses, so hostile depth is rejected first).
+bool JsonDepthOk(std::string_view s, int limit) {
+  int depth = 0;
+  bool in_str = false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (in_str) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_str = false;
+      continue;
+    }
+    if (c == '"') in_str = true;
+    if (c == '[' || c == '{') {
+      if (++depth > limit) return false;
+    }
+    if (c == ']' || c == '}') --depth;
+  }
+  return true;
+}
+
+bool ParseJson(std::string_view s, nlohmann::json* out) {
+  if (!JsonDepthOk(s, 64)) return false;
+  *out = nlohmann::json::parse(s, nullptr, /*allow_exceptions=*/false);
+  return !out->is_discarded();
+}
+
+}  // namespace
+
+uint64_t Fnv1a64(std::string_view data) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+void BundleWriter::AddSection(Section kind, uint32_t elem_size, uint64_t count, const void* data) {
+  PutLe<uint32_t>(payload_, static_cast<uint32_t>(kind));
+  PutLe<uint32_t>(payload_, elem_size);
+  PutLe<uint64_t>(payload_, count);
+  if (count > 0) payload_.append(static_cast<const char*>(data), elem_size * count);
+  ++sections_;
+}
+
+std::string BundleWriter::Finish(const std::array<uint8_t, 32>& source_hash) const {
+  std::string out(kMagic, 8);
+  PutLe<uint32_t>(out, kFormatVersion);
+  PutLe<uint32_t>(out, sections_);
+  PutLe<uint64_t>(out, payload_.size());
+  PutLe<uint64_t>(out, Fnv1a64(payload_));
+  out.append(reinterpret_cast<const char*>(source_hash.data()), 32);
+  out += payload_;
+  return out;
+}
+
+Bundle::Bundle() = default;
+Bundle::~Bundle() = default;
+
+uint32_t Bundle::Find(std::string_view s) const {
+  auto it = index_.find(s);
+  return it == index_.end() ? kAnyKey : it->second;
+}
+
+std::string Bundle::source_hash_hex() const {
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (uint8_t b : source_hash_) {
+    out += kHex[b >> 4];
+    out += kHex[b & 15];
+  }
+  return out;
+}
+
+namespace {
+
+struct SectionSpec {
+  Section kind;
+  uint32_t elem_size;
+};
+constexpr SectionSpec kSpecs[] = {
+    {Section::kStrings, 1},         {Section::kStringOffsets, 4}, {Section::kLongs, 8},
+    {Section::kConstants, 4},       {Section::kPathPool, 4},      {Section::kSlots, sizeof(Slot)},
+    {Section::kInsns, sizeof(Insn)}, {Section::kPrograms, sizeof(Program)},
+    {Section::kNodes, sizeof(Node)}, {Section::kOutcomes, sizeof(Outcome)},
+    {Section::kStmtPool, 4},        {Section::kPartitions, sizeof(Partition)},
+    {Section::kPartitionPool, 4},   {Section::kSwitch, sizeof(SwitchEntry)},
+    {Section::kStatements, sizeof(StatementMeta)}, {Section::kRegexes, 4},
+    {Section::kLikes, 4},           {Section::kRecordKeys, 4},     {Section::kProgramPool, 4},
+};
+
+template <typename T>
+void CopyInto(std::vector<T>* v, const unsigned char* data, uint64_t count) {
+  v->resize(count);
+  if (count > 0) std::memcpy(v->data(), data, count * sizeof(T));
+}
+
+}  // namespace
+
+std::shared_ptr<const Bundle> Bundle::Load(std::string_view bytes, std::string* error) {
+  auto fail = [&](std::string msg) -> std::shared_ptr<const Bundle> {
+    *error = "invalid bundle: " + msg;
+    return nullptr;
+  };
+  if (bytes.size() < kHeaderSize) return fail("file is shorter than the header (truncated?)");
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  if (std::memcmp(p, kMagic, 8) != 0) return fail("bad magic: not a Writ bundle");
+  uint32_t version = GetLe<uint32_t>(p + 8);
+  if (version != kFormatVersion) {
+    return fail("format version " + std::to_string(version) + ", this runtime reads version " +
+                std::to_string(kFormatVersion) + "; rebuild it with this writ");
+  }
+  uint32_t section_count = GetLe<uint32_t>(p + 12);
+  uint64_t payload_size = GetLe<uint64_t>(p + 16);
+  uint64_t checksum = GetLe<uint64_t>(p + 24);
+  if (payload_size != bytes.size() - kHeaderSize) {
+    return fail("payload size " + std::to_string(payload_size) + " does not match file (" +
+                std::to_string(bytes.size() - kHeaderSize) + " bytes): truncated or padded");
+  }
+  std::string_view payload = bytes.substr(kHeaderSize);
+  if (Fnv1a64(payload) != checksum) return fail("checksum mismatch: the file is corrupted");
+
+  std::shared_ptr<Bundle> b(new Bundle());
+  std::memcpy(b->source_hash_.data(), p + 32, 32);
+  std::set<uint32_t> seen;
+  const unsigned char* q = p + kHeaderSize;
+  uint64_t left = payload.size();
+  for (uint32_t s = 0; s < section_count; ++s) {
+    if (left < 16) return fail("section header " + std::to_string(s) + " is truncated");
+    uint32_t kind = GetLe<uint32_t>(q);
+    uint32_t elem = GetLe<uint32_t>(q + 4);
+    uint64_t count = GetLe<uint64_t>(q + 8);
+    q += 16;
+    left -= 16;
+    const SectionSpec* spec = nullptr;
+    for (const auto& sp : kSpecs) {
+      if (static_cast<uint32_t>(sp.kind) == kind) spec = &sp;
+    }
+    if (spec == nullptr) return fail("unknown section kind " + std::to_string(kind));
+    if (!seen.insert(kind).second) return fail("section " + std::to_string(kind) + " repeated");
+    if (elem != spec->elem_size) {
+      return fail("section " + std::to_string(kind) + " has element size " +
+                  std::to_string(elem) + ", expected " + std::to_string(spec->elem_size));
+    }
+    if (count > left / elem) return fail("section " + std::to_string(kind) + " overruns the file");
+    switch (spec->kind) {
+      case Section::kStrings: b->blob_.assign(reinterpret_cast<const char*>(q), count); break;
+      case Section::kStringOffsets: CopyInto(&b->offsets_, q, count); break;
+      case Section::kLongs: CopyInto(&b->longs_, q, count); break;
+      case Section::kConstants: CopyInto(&b->constants_, q, count); break;
+      case Section::kPathPool: CopyInto(&b->path_pool_, q, count); break;
+      case Section::kSlots: CopyInto(&b->slots_, q, count); break;
+      case Section::kInsns: CopyInto(&b->insns_, q, count); break;
+      case Section::kPrograms: CopyInto(&b->programs_, q, count); break;
+      case Section::kNodes: CopyInto(&b->nodes_, q, count); break;
+      case Section::kOutcomes: CopyInto(&b->outcomes_, q, count); break;
+      case Section::kStmtPool: CopyInto(&b->stmt_pool_, q, count); break;
+      case Section::kPartitions: CopyInto(&b->partitions_, q, count); break;
+      case Section::kPartitionPool: CopyInto(&b->partition_pool_, q, count); break;
+      case Section::kSwitch: CopyInto(&b->switch_, q, count); break;
+      case Section::kStatements: CopyInto(&b->statements_, q, count); break;
+      case Section::kRegexes: CopyInto(&b->regexes_, q, count); break;
+      case Section::kLikes: CopyInto(&b->likes_, q, count); break;
+      case Section::kRecordKeys: CopyInto(&b->record_keys_, q, count); break;
+      case Section::kProgramPool: CopyInto(&b->program_pool_, q, count); break;
+    }
+    q += count * elem;
+    left -= count * elem;
+  }
+  if (left != 0) return fail(std::to_string(left) + " trailing bytes after the last section");
+  if (seen.size() != std::size(kSpecs)) return fail("missing sections");
+  if (!b->Verify(error)) {
+    *error = "invalid bundle: " + *error;
+    return nullptr;
+  }
+  return b;
+}
+
+bool Bundle::Verify(std::string* error) {
+  auto fail = [&](std::string msg) {
+    *error = std::move(msg);
+    return false;
+  };
+  // Strings.
+  if (offsets_.empty() || offsets_[0] != 0 || offsets_.back() != blob_.size()) {
+    return fail("string table offsets do not cover the string blob");
+  }
+  for (size_t i = 1; i < offsets_.size(); ++i) {
+    if (offsets_[i] < offsets_[i - 1]) return fail("string offsets are not ascending");
+  }
+  const uint32_t nstr = string_count();
+  auto str_ok = [&](uint32_t id) { return id < nstr; };
+  for (uint32_t i = 0; i < nstr; ++i) index_.emplace(str(i), i);
+  // Constants.
+  for (uint32_t id : constants_) {
+    if (!str_ok(id)) return fail("constant refers to string " + std::to_string(id) + " out of range");
+    nlohmann::json j;
+    if (!ParseJson(str(id), &j)) return fail("constant " + std::to_string(id) + " is not valid JSON");
+    constant_values_.push_back(std::move(j));
+  }
+  for (uint32_t id : path_pool_) {
+    if (!str_ok(id)) return fail("slot path refers to a string out of range");
+  }
+  for (const Slot& s : slots_) {
+    if (static_cast<uint8_t>(s.root) > static_cast<uint8_t>(SlotRoot::kCall)) return fail("bad slot root");
+    if (static_cast<uint64_t>(s.path) + s.depth > path_pool_.size()) return fail("slot path out of range");
+  }
+  for (uint32_t id : regexes_) {
+    if (!str_ok(id)) return fail("regex refers to a string out of range");
+    RE2::Options o;
+    o.set_log_errors(false);
+    auto re = std::make_unique<RE2>(re2::StringPiece(str(id).data(), str(id).size()), o);
+    if (!re->ok()) return fail("regex does not compile: " + re->error());
+    compiled_regexes_.push_back(std::move(re));
+  }
+  for (uint32_t id : likes_) {
+    if (!str_ok(id)) return fail("like pattern refers to a string out of range");
+    nlohmann::json j;
+    if (!ParseJson(str(id), &j) || !j.is_array() || j.empty()) return fail("bad like pattern");
+    std::vector<std::string> chunks;
+    for (const auto& c : j) {
+      if (!c.is_string()) return fail("bad like pattern chunk");
+      chunks.push_back(c.get<std::string>());
+    }
+    like_chunks_.push_back(std::move(chunks));
+  }
+  for (uint32_t id : record_keys_) {
+    if (!str_ok(id)) return fail("record key refers to a string out of range");
+  }
+  // Programs: operands and stack discipline.
+  for (size_t pi = 0; pi < programs_.size(); ++pi) {
+    const Program& pr = programs_[pi];
+    if (static_cast<uint64_t>(pr.begin) + pr.count > insns_.size() || pr.count == 0) {
+      return fail("program " + std::to_string(pi) + " out of range");
+    }
+    int depth = 0;
+    for (uint32_t k = pr.begin; k < pr.begin + pr.count; ++k) {
+      const Insn& in = insns_[k];
+      if (static_cast<uint8_t>(in.op) >= static_cast<uint8_t>(Op::kCount)) {
+        return fail("program " + std::to_string(pi) + ": bad opcode " +
+                    std::to_string(static_cast<int>(in.op)));
+      }
+      int pops = kOpInfo[static_cast<int>(in.op)].pops;
+      bool ok = true;
+      switch (in.op) {
+        case Op::kPushLong:
+        case Op::kPushDuration: ok = in.c < longs_.size(); break;
+        case Op::kPushString:
+        case Op::kPushEntity:
+        case Op::kGetAttr:
+        case Op::kHas:
+        case Op::kIs: ok = str_ok(in.c); break;
+        case Op::kPushConst: ok = in.c < constant_values_.size(); break;
+        case Op::kPushVar: ok = in.a <= 2; break;
+        case Op::kPushSlot: ok = in.c < slots_.size(); break;
+        case Op::kLike: ok = in.c < like_chunks_.size(); break;
+        case Op::kMatches: ok = in.c < compiled_regexes_.size(); break;
+        case Op::kMakeSet: pops = static_cast<int>(in.c); ok = in.c <= kMaxStack; break;
+        case Op::kMakeRecord:
+          pops = static_cast<int>(in.c);
+          ok = in.c <= kMaxStack && static_cast<uint64_t>(in.b) + in.c <= record_keys_.size();
+          break;
+        default: break;
+      }
+      if (!ok) return fail("program " + std::to_string(pi) + ": operand out of range at " + std::to_string(k));
+      if (depth < pops) return fail("program " + std::to_string(pi) + ": stack underflow");
+      depth += kOpInfo[static_cast<int>(in.op)].pushes - pops;
+      if (depth > static_cast<int>(kMaxStack)) return fail("program " + std::to_string(pi) + ": stack overflow");
+    }
+    if (depth != 1) return fail("program " + std::to_string(pi) + " leaves " + std::to_string(depth) + " values");
+  }
+  // Statements and their obligations.
+  for (size_t i = 0; i < statements_.size(); ++i) {
+    const StatementMeta& s = statements_[i];
+    if (!str_ok(s.id) || !str_ok(s.file) || !str_ok(s.obligations) || s.effect > 2) {
+      return fail("statement " + std::to_string(i) + " metadata out of range");
+    }
+    if (static_cast<uint64_t>(s.rate_key_begin) + s.rate_key_count > program_pool_.size()) {
+      return fail("statement " + std::to_string(i) + " rate-limit keys out of range");
+    }
+    nlohmann::json j;
+    if (!ParseJson(str(s.obligations), &j) || !j.is_array()) {
+      return fail("statement " + std::to_string(i) + " obligations are not a JSON array");
+    }
+    statement_obligations_.push_back(std::move(j));
+  }
+  for (uint32_t p : program_pool_) {
+    if (p >= programs_.size()) return fail("program pool entry out of range");
+  }
+  for (uint32_t s : stmt_pool_) {
+    if (s >= statements_.size()) return fail("statement pool entry out of range");
+  }
+  for (size_t i = 0; i < outcomes_.size(); ++i) {
+    const Outcome& o = outcomes_[i];
+    if (static_cast<uint64_t>(o.matched_begin) + o.matched_count > stmt_pool_.size() ||
+        static_cast<uint64_t>(o.errored_begin) + o.errored_count > stmt_pool_.size()) {
+      return fail("outcome " + std::to_string(i) + " out of range");
+    }
+  }
+  // Nodes: edges point to a later node or to an outcome, so the graph is acyclic.
+  auto ref_ok = [&](uint32_t ref, uint64_t after) {
+    if (ref & kLeafBit) return (ref & ~kLeafBit) < outcomes_.size();
+    return ref > after && ref < nodes_.size();
+  };
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    const Node& n = nodes_[i];
+    if (n.atom >= programs_.size()) return fail("node " + std::to_string(i) + " tests a missing program");
+    for (uint32_t r : n.next) {
+      if (!ref_ok(r, i)) return fail("node " + std::to_string(i) + " has an edge out of range or backwards");
+    }
+  }
+  for (size_t i = 0; i < partitions_.size(); ++i) {
+    uint32_t r = partitions_[i].root;
+    bool ok = (r & kLeafBit) ? (r & ~kLeafBit) < outcomes_.size() : r < nodes_.size();
+    if (!ok) return fail("partition " + std::to_string(i) + " root out of range");
+  }
+  for (uint32_t p : partition_pool_) {
+    if (p >= partitions_.size()) return fail("partition pool entry out of range");
+  }
+  for (size_t i = 0; i < switch_.size(); ++i) {
+    const SwitchEntry& e = switch_[i];
+    if ((e.action != kAnyKey && !str_ok(e.action)) || (e.resource != kAnyKey && !str_ok(e.resource)) ||
+        e.resource_in > 1 ||
+        static_cast<uint64_t>(e.partition_begin) + e.partition_count > partition_pool_.size()) {
+      return fail("switch entry " + std::to_string(i) + " out of range");
+    }
+    if (i > 0) {
+      const SwitchEntry& p = switch_[i - 1];
+      if (std::tie(p.action, p.resource, p.resource_in) >= std::tie(e.action, e.resource, e.resource_in)) {
+        return fail("switch table is not sorted");
+      }
+    }
+  }
+  return true;
+}
+
+// ---- disassembly ----
+
+namespace {
+std::string Ref(uint32_t r) {
+  return (r & kLeafBit) ? "leaf " + std::to_string(r & ~kLeafBit) : "node " + std::to_string(r);
+}
+}  // namespace
+
+std::string Disassemble(const Bundle& b) {
+  std::ostringstream o;
+  auto key = [&](uint32_t k) { return k == kAnyKey ? std::string("*") : std::string(b.str(k)); };
+  o << "bundle v" << kFormatVersion << " source " << b.source_hash_hex() << "\n";
+  o << "strings " << b.string_count() << ", statements " << b.statements_.size() << ", programs "
+    << b.programs_.size() << ", nodes " << b.nodes_.size() << ", outcomes " << b.outcomes_.size()
+    << ", partitions " << b.partitions_.size() << "\n";
+  o << "\nstatements:\n";
+  for (size_t i = 0; i < b.statements_.size(); ++i) {
+    const auto& s = b.statements_[i];
+    static const char* kEff[] = {"permit", "forbid", "rule"};
+    o << "  s" << i << " " << kEff[s.effect] << " " << b.str(s.id) << " at " << b.str(s.file)
+      << ":" << s.line << ":" << s.col << " obligations " << b.str(s.obligations) << "\n";
+  }
+  o << "\nslots:\n";
+  static const char* kRoots[] = {"principal", "resource", "args", "context", "call"};
+  for (size_t i = 0; i < b.slots_.size(); ++i) {
+    const Slot& s = b.slots_[i];
+    o << "  $" << i << " = " << kRoots[static_cast<int>(s.root)];
+    for (uint32_t k = 0; k < s.depth; ++k) o << "." << b.str(b.path_pool_[s.path + k]);
+    o << "\n";
+  }
+  o << "\nswitch:\n";
+  for (const auto& e : b.switch_) {
+    o << "  action " << key(e.action) << ", resource " << (e.resource_in ? "in " : "== ")
+      << key(e.resource) << " -> partitions";
+    for (uint32_t k = 0; k < e.partition_count; ++k) o << " p" << b.partition_pool_[e.partition_begin + k];
+    o << "\n";
+  }
+  o << "\npartitions:\n";
+  for (size_t i = 0; i < b.partitions_.size(); ++i) {
+    o << "  p" << i << " root " << Ref(b.partitions_[i].root) << "\n";
+  }
+  o << "\nnodes:\n";
+  for (size_t i = 0; i < b.nodes_.size(); ++i) {
+    const Node& n = b.nodes_[i];
+    o << "  n" << i << " test a" << n.atom << " ? " << Ref(n.next[0]) << " : " << Ref(n.next[1])
+      << " ! " << Ref(n.next[2]) << "\n";
+  }
+  o << "\noutcomes:\n";
+  for (size_t i = 0; i < b.outcomes_.size(); ++i) {
+    const Outcome& x = b.outcomes_[i];
+    o << "  leaf " << i << (x.forbid ? " forbid" : "") << (x.permit ? " permit" : "")
+      << (x.approval ? " approval" : "") << " matched [";
+    for (uint32_t k = 0; k < x.matched_count; ++k) o << (k ? " " : "") << "s" << b.stmt_pool_[x.matched_begin + k];
+    o << "] errored [";
+    for (uint32_t k = 0; k < x.errored_count; ++k) o << (k ? " " : "") << "s" << b.stmt_pool_[x.errored_begin + k];
+    o << "]\n";
+  }
+  o << "\nprograms:\n";
+  for (size_t i = 0; i < b.programs_.size(); ++i) {
+    const Program& p = b.programs_[i];
+    o << "  a" << i << (p.reads_args ? " [args]" : "") << (p.may_error ? "" : " [total]") << ":";
+    for (uint32_t k = p.begin; k < p.begin + p.count; ++k) {
+      const Insn& in = b.insns_[k];
+      o << " " << OpName(in.op);
+      switch (in.op) {
+        case Op::kPushBool: o << "(" << (in.a ? "true" : "false") << ")"; break;
+        case Op::kPushLong:
+        case Op::kPushDuration: o << "(" << b.longs_[in.c] << ")"; break;
+        case Op::kPushString:
+        case Op::kPushEntity:
+        case Op::kGetAttr:
+        case Op::kHas:
+        case Op::kIs: o << "(" << nlohmann::json(std::string(b.str(in.c))).dump() << ")"; break;
+        case Op::kPushConst: o << "(" << b.constant_values_[in.c].dump() << ")"; break;
+        case Op::kPushVar: {
+          static const char* kVars[] = {"principal", "action", "resource"};
+          o << "(" << kVars[in.a] << ")";
+          break;
+        }
+        case Op::kPushSlot: o << "($" << in.c << ")"; break;
+        case Op::kLike: o << "(" << b.str(b.likes_[in.c]) << ")"; break;
+        case Op::kMatches: o << "(" << nlohmann::json(std::string(b.str(b.regexes_[in.c]))).dump() << ")"; break;
+        case Op::kMakeSet:
+        case Op::kMakeRecord: o << "(" << in.c << ")"; break;
+        default: break;
+      }
+    }
+    o << "\n";
+  }
+  return o.str();
+}
+
+}  // namespace writ::runtime

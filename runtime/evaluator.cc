@@ -1,0 +1,299 @@
+// evaluator.cc -- Evaluate (switch -> partition DAG walks -> combine), DecisionToJson,
+// Explain and ListVisibility. The allow/deny rule is the one exhaustive function Combine().
+#include "runtime/evaluator.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "runtime/vm.h"
+
+namespace writ::runtime {
+
+const char* EffectName(Effect e) {
+  switch (e) {
+    case Effect::kAllow: return "allow";
+    case Effect::kDeny: return "deny";
+    case Effect::kRequireApproval: return "require_approval";
+  }
+  return "?";
+}
+
+const char* VisibilityName(Visibility v) {
+  switch (v) {
+    case Visibility::kAllow: return "allow";
+    case Visibility::kDeny: return "deny";
+    case Visibility::kDependsOnArgs: return "depends-on-args";
+  }
+  return "?";
+}
+
+namespace {
+
+// LANGUAGE.md §4, in order: forbid wins; default deny; approval; allow.
+Effect Combine(bool forbid, bool permit, bool approval) {
+  if (forbid) return Effect::kDeny;
+  if (!permit) return Effect::kDeny;
+  if (approval) return Effect::kRequireApproval;
+  return Effect::kAllow;
+}
+
+// Calls fn(partition index) for every partition the request selects, in a fixed order:
+// for action key in (request action, any) x resource key in (== uid, in uid, in each parent,
+// any).
+template <typename Fn>
+void ForEachPartition(const Bundle& b, const PreparedRequest& req, Fn&& fn) {
+  const auto& table = b.switch_;
+  auto visit = [&](uint32_t action, uint32_t resource, uint8_t in) {
+    SwitchEntry key{action, resource, in, {0, 0, 0}, 0, 0};
+    auto it = std::lower_bound(table.begin(), table.end(), key, [](const SwitchEntry& a, const SwitchEntry& k) {
+      return std::tie(a.action, a.resource, a.resource_in) < std::tie(k.action, k.resource, k.resource_in);
+    });
+    if (it == table.end() || it->action != action || it->resource != resource || it->resource_in != in) return;
+    for (uint32_t k = 0; k < it->partition_count; ++k) fn(b.partition_pool_[it->partition_begin + k]);
+  };
+  const uint32_t actions[2] = {req.action.uid_id, kAnyKey};
+  for (int a = 0; a < 2; ++a) {
+    if (a == 0 && actions[0] == kAnyKey) continue;  // action unknown to the bundle
+    if (req.resource.uid_id != kAnyKey) {
+      visit(actions[a], req.resource.uid_id, 0);
+      visit(actions[a], req.resource.uid_id, 1);
+    }
+    for (uint32_t p : req.resource.parent_ids) {
+      if (p != req.resource.uid_id) visit(actions[a], p, 1);
+    }
+    visit(actions[a], kAnyKey, 0);
+  }
+}
+
+uint32_t Walk(const Bundle& b, const PreparedRequest& req, uint32_t ref) {
+  while (!(ref & kLeafBit)) {
+    const Node& n = b.nodes_[ref];
+    ref = n.next[static_cast<int>(RunAtom(b, req, n.atom))];
+  }
+  return ref & ~kLeafBit;
+}
+
+}  // namespace
+
+Decision Evaluate(const Bundle& b, const PreparedRequest& req) {
+  Decision d;
+  bool forbid = false, permit = false, approval = false;
+  ForEachPartition(b, req, [&](uint32_t p) {
+    uint32_t leaf = Walk(b, req, b.partitions_[p].root);
+    const Outcome& o = b.outcomes_[leaf];
+    forbid |= o.forbid != 0;
+    permit |= o.permit != 0;
+    approval |= o.approval != 0;
+    if (d.part_count < Decision::kMaxParts) {
+      d.parts[d.part_count++] = leaf;
+    } else {
+      d.overflow = true;
+    }
+  });
+  d.effect = d.overflow ? Effect::kDeny : Combine(forbid, permit, approval);
+  return d;
+}
+
+namespace {
+
+int LogRank(const std::string& level) {
+  static const char* kLevels[] = {"debug", "info", "notice", "warning", "error", "critical"};
+  for (int i = 0; i < 6; ++i) {
+    if (level == kLevels[i]) return i;
+  }
+  return -1;
+}
+
+}  // namespace
+
+nlohmann::json DecisionToJson(const Bundle& b, const PreparedRequest& req, const Decision& d) {
+  using nlohmann::json;
+  std::set<uint32_t> matched, errored;
+  for (int i = 0; i < d.part_count; ++i) {
+    const Outcome& o = b.outcomes_[d.parts[i]];
+    for (uint32_t k = 0; k < o.matched_count; ++k) matched.insert(b.stmt_pool_[o.matched_begin + k]);
+    for (uint32_t k = 0; k < o.errored_count; ++k) errored.insert(b.stmt_pool_[o.errored_begin + k]);
+  }
+  std::set<std::string> determining;
+  for (uint32_t s : matched) {
+    const StatementMeta& m = b.statements_[s];
+    bool approval = false;
+    for (const auto& ob : b.statement_obligations_[s]) approval |= ob.value("kind", "") == "require_approval";
+    bool include = false;
+    switch (d.effect) {
+      case Effect::kDeny: include = m.effect == 1; break;
+      case Effect::kAllow: include = m.effect == 0; break;
+      case Effect::kRequireApproval: include = m.effect == 0 || approval; break;
+    }
+    if (include) determining.insert(std::string(b.str(m.id)));
+  }
+  // Merge obligations of every matched statement (docs/semantics.md).
+  std::set<std::string> approvers;
+  int64_t timeout = -1;
+  bool any_approval = false;
+  std::string log_level;
+  std::map<std::string, std::pair<int64_t, int64_t>> rates;  // key -> (limit, per_ms)
+  std::set<std::string> redacts, reasons, tags;
+  std::set<std::pair<std::string, std::string>> notifies;
+  for (uint32_t s : matched) {
+    const StatementMeta& m = b.statements_[s];
+    uint32_t rate_index = 0;
+    for (const auto& ob : b.statement_obligations_[s]) {
+      std::string kind = ob.value("kind", "");
+      if (kind == "require_approval") {
+        any_approval = true;
+        if (ob.contains("approvers")) {
+          for (const auto& a : ob["approvers"]) approvers.insert(a.get<std::string>());
+        }
+        if (ob.contains("timeout_ms")) {
+          int64_t t = ob["timeout_ms"].get<int64_t>();
+          if (timeout < 0 || t < timeout) timeout = t;
+        }
+      } else if (kind == "log") {
+        std::string lv = ob.value("level", "info");
+        if (LogRank(lv) > LogRank(log_level)) log_level = lv;
+      } else if (kind == "rate_limit") {
+        std::string key = "<error>";
+        if (rate_index < m.rate_key_count) {
+          uint32_t prog = b.program_pool_[m.rate_key_begin + rate_index];
+          Value v = Run(b, req, b.programs_[prog]);
+          if (v.type != VType::kError) key = ValueToText(b, req, v);
+        }
+        ++rate_index;
+        int64_t limit = ob.value("limit", int64_t{1});
+        int64_t per = ob.value("per_ms", int64_t{1});
+        auto it = rates.find(key);
+        if (it == rates.end()) {
+          rates[key] = {limit, per};
+        } else {
+          // Strictest: smaller limit/per; on a tie the smaller limit. Compare l1/p1 < l2/p2.
+          auto [l2, p2] = it->second;
+          __int128 lhs = static_cast<__int128>(limit) * p2, rhs = static_cast<__int128>(l2) * per;
+          if (lhs < rhs || (lhs == rhs && limit < l2)) it->second = {limit, per};
+        }
+      } else if (kind == "redact") {
+        for (const auto& t : ob["targets"]) redacts.insert(t.get<std::string>());
+      } else if (kind == "reason") {
+        reasons.insert(ob.value("message", ""));
+      } else if (kind == "tag") {
+        for (const auto& t : ob["values"]) tags.insert(t.get<std::string>());
+      } else if (kind == "notify") {
+        notifies.insert({ob.value("channel", ""), ob.value("target", "")});
+      }
+    }
+  }
+  json obligations = json::array();
+  if (any_approval) {
+    json a{{"kind", "require_approval"}};
+    a["approvers"] = approvers.empty() ? json::array({"default"}) : json(approvers);
+    a["timeout_ms"] = timeout < 0 ? int64_t{900000} : timeout;
+    obligations.push_back(a);
+  }
+  for (const auto& [key, lp] : rates) {
+    obligations.push_back({{"kind", "rate_limit"}, {"key", key}, {"limit", lp.first}, {"per_ms", lp.second}});
+  }
+  if (!redacts.empty()) obligations.push_back({{"kind", "redact"}, {"targets", redacts}});
+  for (const auto& [c, t] : notifies) obligations.push_back({{"kind", "notify"}, {"channel", c}, {"target", t}});
+  if (!log_level.empty()) obligations.push_back({{"kind", "log"}, {"level", log_level}});
+  for (const auto& t : tags) obligations.push_back({{"kind", "tag"}, {"value", t}});
+  for (const auto& r : reasons) obligations.push_back({{"kind", "reason"}, {"message", r}});
+  std::set<std::string> errs;
+  for (uint32_t s : errored) errs.insert(std::string(b.str(b.statements_[s].id)));
+  json out{{"decision", EffectName(d.effect)},
+           {"determining", json(determining)},
+           {"obligations", obligations},
+           {"errors", json(errs)}};
+  if (d.overflow) out["errors"].push_back("<too many partitions: denied>");
+  return out;
+}
+
+std::string Explain(const Bundle& b, const PreparedRequest& req) {
+  std::ostringstream o;
+  Decision d = Evaluate(b, req);
+  o << "decision: " << EffectName(d.effect) << "\n";
+  o << "request: principal " << req.principal.uid << ", action " << req.action.uid << ", resource "
+    << req.resource.uid << "\n";
+  static const char* kTri[] = {"true", "false", "error", "unknown"};
+  static const char* kEff[] = {"permit", "forbid", "rule"};
+  int n = 0;
+  ForEachPartition(b, req, [&](uint32_t p) {
+    o << "partition p" << p << ":\n";
+    uint32_t ref = b.partitions_[p].root;
+    while (!(ref & kLeafBit)) {
+      const Node& node = b.nodes_[ref];
+      Tri t = RunAtom(b, req, node.atom);
+      o << "  n" << ref << " a" << node.atom << " = " << kTri[static_cast<int>(t)] << "\n";
+      ref = node.next[static_cast<int>(t)];
+    }
+    const Outcome& out = b.outcomes_[ref & ~kLeafBit];
+    o << "  leaf " << (ref & ~kLeafBit) << "\n";
+    for (uint32_t k = 0; k < out.matched_count; ++k) {
+      const StatementMeta& m = b.statements_[b.stmt_pool_[out.matched_begin + k]];
+      o << "    matched " << kEff[m.effect] << " " << b.str(m.id) << " (" << b.str(m.file) << ":"
+        << m.line << ":" << m.col << ")\n";
+    }
+    for (uint32_t k = 0; k < out.errored_count; ++k) {
+      const StatementMeta& m = b.statements_[b.stmt_pool_[out.errored_begin + k]];
+      o << "    errored " << kEff[m.effect] << " " << b.str(m.id) << " (" << b.str(m.file) << ":"
+        << m.line << ":" << m.col << "): its condition evaluated to an error"
+        << (m.effect == 0 ? ", so it grants nothing" : ", so it counts as matched (fail closed)")
+        << "\n";
+    }
+    ++n;
+  });
+  if (n == 0) o << "no statement applies to this action and resource\n";
+  nlohmann::json j = DecisionToJson(b, req, d);
+  if (d.effect == Effect::kDeny && j["determining"].empty()) {
+    o << "why: no permit matched (default deny)\n";
+  } else if (d.effect == Effect::kDeny) {
+    o << "why: forbidden by " << j["determining"].dump() << "\n";
+  } else {
+    o << "why: permitted by " << j["determining"].dump()
+      << (d.effect == Effect::kRequireApproval ? ", approval required" : "") << "\n";
+  }
+  return o.str();
+}
+
+Visibility ListVisibility(const Bundle& b, const PreparedRequest& req_in) {
+  PreparedRequest req = req_in;
+  req.args_unknown = true;
+  bool definitely_forbidden = false, maybe_forbidden = false;
+  bool maybe_permitted = false, definitely_permitted = false;
+  ForEachPartition(b, req, [&](uint32_t p) {
+    // Every leaf reachable when unknown atoms may take any value.
+    bool all_forbid = true, any_forbid = false, any_permit = false, all_permit = true;
+    std::vector<uint32_t> stack{b.partitions_[p].root};
+    std::set<uint32_t> seen;
+    while (!stack.empty()) {
+      uint32_t ref = stack.back();
+      stack.pop_back();
+      if (!seen.insert(ref).second) continue;
+      if (ref & kLeafBit) {
+        const Outcome& o = b.outcomes_[ref & ~kLeafBit];
+        all_forbid &= o.forbid != 0;
+        any_forbid |= o.forbid != 0;
+        any_permit |= o.permit != 0;
+        all_permit &= o.permit != 0;
+        continue;
+      }
+      const Node& node = b.nodes_[ref];
+      Tri t = RunAtom(b, req, node.atom);
+      if (t == Tri::kUnknown) {
+        for (uint32_t r : node.next) stack.push_back(r);
+      } else {
+        stack.push_back(node.next[static_cast<int>(t)]);
+      }
+    }
+    definitely_forbidden |= all_forbid;
+    maybe_forbidden |= any_forbid;
+    maybe_permitted |= any_permit;
+    definitely_permitted |= all_permit;
+  });
+  if (definitely_forbidden || !maybe_permitted) return Visibility::kDeny;
+  if (!maybe_forbidden && definitely_permitted) return Visibility::kAllow;
+  return Visibility::kDependsOnArgs;
+}
+
+}  // namespace writ::runtime

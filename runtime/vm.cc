@@ -1,0 +1,622 @@
+// vm.cc -- the atom VM: operator semantics of docs/semantics.md over runtime Values.
+#include "runtime/vm.h"
+
+#include <arpa/inet.h>
+#include <re2/re2.h>
+
+#include <cstring>
+
+namespace writ::runtime {
+namespace {
+
+Value Err() { return Value{}; }
+Value Bool(bool b) {
+  Value v;
+  v.type = VType::kBool;
+  v.b = b;
+  return v;
+}
+Value Long(int64_t i) {
+  Value v;
+  v.type = VType::kLong;
+  v.i = i;
+  return v;
+}
+
+// ---- sets: elements live either in a JSON array or in a VM-built Value array ----
+struct Elems {
+  const nlohmann::json* j = nullptr;
+  const Value* v = nullptr;
+  uint32_t n = 0;
+  uint32_t size() const { return j ? static_cast<uint32_t>(j->size()) : n; }
+  Value at(uint32_t i) const { return j ? FromJson((*j)[i]) : v[i]; }
+};
+
+// One program run: the value stack, and the arena where VM-built sets and records keep their
+// elements (Value::j null, Value::i the arena offset, Value::n the count).
+constexpr int kMaxLower = 16;
+struct Frame {
+  Value stack[kMaxStack];
+  Value arena[kMaxStack * 2];
+  uint32_t arena_used = 0;
+  int lowers = 0;
+};
+
+Elems ElemsOf(const Value& v, const Frame& f) {
+  Elems e;
+  if (v.j != nullptr) {
+    e.j = v.j;
+  } else {
+    e.v = f.arena + v.i;
+    e.n = v.n;
+  }
+  return e;
+}
+
+bool Equal(const Bundle& b, const PreparedRequest& req, const Frame& f, const Value& x,
+           const Value& y);
+
+bool SetHas(const Bundle& b, const PreparedRequest& req, const Frame& f, const Elems& s,
+            const Value& x) {
+  for (uint32_t i = 0; i < s.size(); ++i) {
+    if (Equal(b, req, f, s.at(i), x)) return true;
+  }
+  return false;
+}
+
+// Record field lookup for JSON objects and VM-built records.
+bool RecordGet(const Bundle& b, const Frame& f, const Value& r, std::string_view key, Value* out) {
+  if (r.j != nullptr) {
+    auto it = r.j->find(key);
+    if (it == r.j->end()) return false;
+    *out = FromJson(*it);
+    return true;
+  }
+  // VM-built record: the arena holds n field values, then one value whose `i` is the base of
+  // the field names in record_keys_.
+  uint32_t n = r.n;
+  const Value* fields = f.arena + r.i;
+  uint32_t key_base = static_cast<uint32_t>(fields[n].i);
+  for (uint32_t k = 0; k < n; ++k) {
+    if (b.str(b.record_keys_[key_base + k]) == key) {
+      *out = fields[k];
+      return true;
+    }
+  }
+  return false;
+}
+
+uint32_t RecordSize(const Value& r) {
+  return r.j != nullptr ? static_cast<uint32_t>(r.j->size()) : r.n;
+}
+
+struct IpRange {
+  bool v6 = false;
+  uint8_t addr[16] = {};
+  int prefix = 0;
+};
+
+bool ParseIp(std::string_view text, IpRange* out) {
+  char buf[64];
+  if (text.size() >= sizeof buf) return false;
+  std::memcpy(buf, text.data(), text.size());
+  buf[text.size()] = 0;
+  char* slash = std::strchr(buf, '/');
+  int prefix = -1;
+  if (slash != nullptr) {
+    *slash = 0;
+    const char* p = slash + 1;
+    if (*p == 0) return false;
+    prefix = 0;
+    for (; *p; ++p) {
+      if (*p < '0' || *p > '9' || prefix > 128) return false;
+      prefix = prefix * 10 + (*p - '0');
+    }
+  }
+  if (inet_pton(AF_INET, buf, out->addr) == 1) {
+    out->v6 = false;
+    if (prefix > 32) return false;
+    out->prefix = prefix < 0 ? 32 : prefix;
+    return true;
+  }
+  if (inet_pton(AF_INET6, buf, out->addr) == 1) {
+    out->v6 = true;
+    if (prefix > 128) return false;
+    out->prefix = prefix < 0 ? 128 : prefix;
+    return true;
+  }
+  return false;
+}
+
+bool IpOf(const Value& v, IpRange* out) {
+  if (v.type == VType::kIp && v.j != nullptr && v.j->is_string()) {
+    return ParseIp(v.j->get_ref<const std::string&>(), out);
+  }
+  if (v.type == VType::kIp || v.type == VType::kString) return ParseIp(v.s, out);
+  return false;
+}
+
+bool PrefixEqual(const uint8_t* a, const uint8_t* b, int bits) {
+  int full = bits / 8;
+  if (std::memcmp(a, b, full) != 0) return false;
+  int rest = bits % 8;
+  if (rest == 0) return true;
+  uint8_t mask = static_cast<uint8_t>(0xFF << (8 - rest));
+  return (a[full] & mask) == (b[full] & mask);
+}
+
+// a's range within b's range.
+bool InRange(const IpRange& a, const IpRange& b) {
+  if (a.v6 != b.v6) return false;
+  if (a.prefix < b.prefix) return false;
+  return PrefixEqual(a.addr, b.addr, b.prefix);
+}
+
+bool Equal(const Bundle& b, const PreparedRequest& req, const Frame& f, const Value& x,
+           const Value& y) {
+  if (x.type != y.type) return false;
+  switch (x.type) {
+    case VType::kError:
+    case VType::kUnknown: return false;
+    case VType::kBool: return x.b == y.b;
+    case VType::kLong:
+    case VType::kDuration: return x.i == y.i;
+    case VType::kString:
+    case VType::kEntity: return x.s == y.s;
+    case VType::kIp: {
+      IpRange p, q;
+      return IpOf(x, &p) && IpOf(y, &q) && p.v6 == q.v6 && p.prefix == q.prefix &&
+             PrefixEqual(p.addr, q.addr, p.prefix);
+    }
+    case VType::kSet: {
+      Elems a = ElemsOf(x, f), c = ElemsOf(y, f);
+      for (uint32_t i = 0; i < a.size(); ++i) {
+        if (!SetHas(b, req, f, c, a.at(i))) return false;
+      }
+      for (uint32_t i = 0; i < c.size(); ++i) {
+        if (!SetHas(b, req, f, a, c.at(i))) return false;
+      }
+      return true;
+    }
+    case VType::kRecord: {
+      if (RecordSize(x) != RecordSize(y)) return false;
+      if (x.j != nullptr) {
+        for (auto it = x.j->begin(); it != x.j->end(); ++it) {
+          Value other;
+          if (!RecordGet(b, f, y, it.key(), &other) || !Equal(b, req, f, FromJson(*it), other)) {
+            return false;
+          }
+        }
+        return true;
+      }
+      const Value* fields = f.arena + x.i;
+      uint32_t n = x.n;
+      uint32_t key_base = static_cast<uint32_t>(fields[n].i);
+      for (uint32_t k = 0; k < n; ++k) {
+        Value other;
+        if (!RecordGet(b, f, y, b.str(b.record_keys_[key_base + k]), &other) ||
+            !Equal(b, req, f, fields[k], other)) {
+          return false;
+        }
+      }
+      return true;
+    }
+  }
+  return false;
+}
+
+// The request entity (principal/resource/action) a value names, if any.
+const RequestEntity* EntityOf(const PreparedRequest& req, const Value& v) {
+  switch (v.i) {
+    case 0: return &req.principal;
+    case 1: return &req.action;
+    case 2: return &req.resource;
+    default: return nullptr;
+  }
+}
+
+// x in E (both entities).
+bool EntityIn(const PreparedRequest& req, const Value& x, const Value& e) {
+  if (x.s == e.s) return true;
+  const RequestEntity* re = EntityOf(req, x);
+  if (re == nullptr) return false;
+  for (const auto& p : re->parents) {
+    if (p == e.s) return true;
+  }
+  return false;
+}
+
+bool Like(std::string_view s, const std::vector<std::string>& chunks) {
+  // chunks[0] is a prefix, chunks.back() a suffix, the middle ones in order.
+  if (chunks.size() == 1) return s == chunks[0];
+  const std::string& first = chunks.front();
+  const std::string& last = chunks.back();
+  if (s.size() < first.size() + last.size()) return false;
+  if (s.substr(0, first.size()) != first) return false;
+  if (s.substr(s.size() - last.size()) != last) return false;
+  size_t pos = first.size();
+  size_t end = s.size() - last.size();
+  for (size_t i = 1; i + 1 < chunks.size(); ++i) {
+    size_t at = s.substr(0, end).find(chunks[i], pos);
+    if (at == std::string_view::npos) return false;
+    pos = at + chunks[i].size();
+  }
+  return pos <= end;
+}
+
+Value Compare(Op op, const Value& x, const Value& y) {
+  bool ok = (x.type == VType::kLong && y.type == VType::kLong) ||
+            (x.type == VType::kDuration && y.type == VType::kDuration);
+  if (!ok) return Err();
+  switch (op) {
+    case Op::kLt: return Bool(x.i < y.i);
+    case Op::kLe: return Bool(x.i <= y.i);
+    case Op::kGt: return Bool(x.i > y.i);
+    default: return Bool(x.i >= y.i);
+  }
+}
+
+}  // namespace
+
+Value Run(const Bundle& b, const PreparedRequest& req, const Program& p) {
+  Frame f;
+  Value* st = f.stack;
+  int sp = 0;
+  for (uint32_t k = p.begin; k < p.begin + p.count; ++k) {
+    const Insn& in = b.insns_[k];
+    switch (in.op) {
+      case Op::kPushBool: st[sp++] = Bool(in.a != 0); break;
+      case Op::kPushLong: st[sp++] = Long(b.longs_[in.c]); break;
+      case Op::kPushDuration: {
+        Value v;
+        v.type = VType::kDuration;
+        v.i = b.longs_[in.c];
+        st[sp++] = v;
+        break;
+      }
+      case Op::kPushString: {
+        Value v;
+        v.type = VType::kString;
+        v.s = b.str(in.c);
+        st[sp++] = v;
+        break;
+      }
+      case Op::kPushEntity: {
+        Value v;
+        v.type = VType::kEntity;
+        v.i = -1;
+        v.s = b.str(in.c);
+        st[sp++] = v;
+        break;
+      }
+      case Op::kPushConst: st[sp++] = FromJson(b.constant_values_[in.c]); break;
+      case Op::kPushVar: {
+        Value v;
+        v.type = VType::kEntity;
+        v.i = in.a;
+        v.s = EntityOf(req, v)->uid;
+        st[sp++] = v;
+        break;
+      }
+      case Op::kPushSlot: {
+        if (req.args_unknown && b.slots_[in.c].root == SlotRoot::kArgs) {
+          Value v;
+          v.type = VType::kUnknown;
+          st[sp++] = v;
+        } else {
+          st[sp++] = req.slots[in.c];
+        }
+        break;
+      }
+      case Op::kGetAttr:
+      case Op::kHas: {
+        Value& x = st[sp - 1];
+        std::string_view name = b.str(in.c);
+        Value got;
+        bool found = false;
+        if (x.type == VType::kRecord) {
+          found = RecordGet(b, f, x, name, &got);
+        } else if (x.type == VType::kEntity) {
+          const RequestEntity* e = EntityOf(req, x);
+          if (e != nullptr && e->attrs != nullptr) {
+            auto it = e->attrs->find(name);
+            if (it != e->attrs->end()) {
+              found = true;
+              got = FromJson(*it);
+            }
+          }
+        } else if (x.type == VType::kUnknown) {
+          break;
+        } else {
+          x = Err();
+          break;
+        }
+        if (in.op == Op::kHas) {
+          x = Bool(found);
+        } else {
+          x = found ? got : Err();
+        }
+        break;
+      }
+      case Op::kEq:
+      case Op::kNe: {
+        Value& x = st[sp - 2];
+        const Value& y = st[sp - 1];
+        --sp;
+        if (x.type == VType::kUnknown || y.type == VType::kUnknown) {
+          x.type = VType::kUnknown;
+        } else if (x.type == VType::kError || y.type == VType::kError) {
+          x = Err();
+        } else {
+          bool eq = Equal(b, req, f, x, y);
+          x = Bool(in.op == Op::kEq ? eq : !eq);
+        }
+        break;
+      }
+      case Op::kLt:
+      case Op::kLe:
+      case Op::kGt:
+      case Op::kGe:
+      case Op::kAdd:
+      case Op::kSub:
+      case Op::kMul: {
+        Value& x = st[sp - 2];
+        const Value& y = st[sp - 1];
+        --sp;
+        if (x.type == VType::kUnknown || y.type == VType::kUnknown) {
+          x.type = VType::kUnknown;
+          break;
+        }
+        if (in.op == Op::kLt || in.op == Op::kLe || in.op == Op::kGt || in.op == Op::kGe) {
+          x = Compare(in.op, x, y);
+          break;
+        }
+        if (x.type != VType::kLong || y.type != VType::kLong) {
+          x = Err();
+          break;
+        }
+        int64_t r;
+        bool over = in.op == Op::kAdd   ? __builtin_add_overflow(x.i, y.i, &r)
+                    : in.op == Op::kSub ? __builtin_sub_overflow(x.i, y.i, &r)
+                                        : __builtin_mul_overflow(x.i, y.i, &r);
+        x = over ? Err() : Long(r);
+        break;
+      }
+      case Op::kNeg: {
+        Value& x = st[sp - 1];
+        if (x.type == VType::kUnknown) break;
+        x = (x.type == VType::kLong && x.i != INT64_MIN) ? Long(-x.i) : Err();
+        break;
+      }
+      case Op::kNot: {
+        Value& x = st[sp - 1];
+        if (x.type == VType::kUnknown) break;
+        x = x.type == VType::kBool ? Bool(!x.b) : Err();
+        break;
+      }
+      case Op::kAnd:
+      case Op::kOr: {
+        Value& x = st[sp - 2];
+        const Value& y = st[sp - 1];
+        --sp;
+        bool is_and = in.op == Op::kAnd;
+        // Kleene: a dominating value (false for and, true for or) wins over error/unknown.
+        auto dominates = [&](const Value& v) { return v.type == VType::kBool && v.b == !is_and; };
+        if (dominates(x) || dominates(y)) {
+          x = Bool(!is_and);
+        } else if (x.type == VType::kBool && y.type == VType::kBool) {
+          x = Bool(is_and);  // both are the identity value
+        } else if ((x.type == VType::kUnknown || x.type == VType::kBool) &&
+                   (y.type == VType::kUnknown || y.type == VType::kBool)) {
+          x.type = VType::kUnknown;
+        } else if (x.type == VType::kUnknown || y.type == VType::kUnknown) {
+          x.type = VType::kUnknown;  // error combined with unknown: unknown (may be either)
+        } else {
+          x = Err();
+        }
+        break;
+      }
+      case Op::kIf: {
+        Value& c = st[sp - 3];
+        const Value& t = st[sp - 2];
+        const Value& e = st[sp - 1];
+        sp -= 2;
+        if (c.type == VType::kUnknown) {
+          c.type = VType::kUnknown;
+        } else if (c.type != VType::kBool) {
+          c = Err();
+        } else {
+          c = c.b ? t : e;
+        }
+        break;
+      }
+      case Op::kIn: {
+        Value& x = st[sp - 2];
+        const Value& y = st[sp - 1];
+        --sp;
+        if (x.type == VType::kUnknown || y.type == VType::kUnknown) {
+          x.type = VType::kUnknown;
+        } else if (x.type == VType::kError || y.type == VType::kError) {
+          x = Err();
+        } else if (y.type == VType::kEntity) {
+          x = x.type == VType::kEntity ? Bool(EntityIn(req, x, y)) : Err();
+        } else if (y.type == VType::kSet) {
+          Elems s = ElemsOf(y, f);
+          bool found = false;
+          for (uint32_t i = 0; i < s.size() && !found; ++i) {
+            Value e = s.at(i);
+            if (x.type == VType::kEntity && e.type == VType::kEntity) {
+              found = EntityIn(req, x, e);
+            } else {
+              found = Equal(b, req, f, x, e);
+            }
+          }
+          x = Bool(found);
+        } else {
+          x = Err();
+        }
+        break;
+      }
+      case Op::kIs: {
+        Value& x = st[sp - 1];
+        if (x.type == VType::kUnknown) break;
+        if (x.type != VType::kEntity) {
+          x = Err();
+          break;
+        }
+        std::string_view type = b.str(in.c);
+        x = Bool(x.s.size() > type.size() + 2 && x.s.substr(0, type.size()) == type &&
+                 x.s.substr(type.size(), 3) == "::\"");
+        break;
+      }
+      case Op::kLike:
+      case Op::kMatches:
+      case Op::kLower: {
+        Value& x = st[sp - 1];
+        if (x.type == VType::kUnknown) break;
+        if (x.type != VType::kString) {
+          x = Err();
+          break;
+        }
+        if (in.op == Op::kLike) {
+          x = Bool(Like(x.s, b.like_chunks_[in.c]));
+        } else if (in.op == Op::kMatches) {
+          x = Bool(RE2::PartialMatch(re2::StringPiece(x.s.data(), x.s.size()),
+                                     *b.compiled_regexes_[in.c]));
+        } else {
+          // The lowered copy lives in a per-thread buffer per `lower()` of this run (its
+          // capacity is reused, so steady-state runs do not allocate).
+          if (f.lowers >= kMaxLower) {
+            x = Err();
+            break;
+          }
+          static thread_local std::string scratch[kMaxLower];
+          std::string& out = scratch[f.lowers++];
+          out.assign(x.s);
+          for (char& ch : out) {
+            if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+          }
+          x.s = out;
+        }
+        break;
+      }
+      case Op::kContains:
+      case Op::kContainsAll:
+      case Op::kContainsAny: {
+        Value& x = st[sp - 2];
+        const Value& y = st[sp - 1];
+        --sp;
+        if (x.type == VType::kUnknown || y.type == VType::kUnknown) {
+          x.type = VType::kUnknown;
+          break;
+        }
+        if (x.type != VType::kSet || (in.op != Op::kContains && y.type != VType::kSet) ||
+            y.type == VType::kError) {
+          x = Err();
+          break;
+        }
+        Elems s = ElemsOf(x, f);
+        if (in.op == Op::kContains) {
+          x = Bool(SetHas(b, req, f, s, y));
+          break;
+        }
+        Elems t = ElemsOf(y, f);
+        bool all = true, any = false;
+        for (uint32_t i = 0; i < t.size(); ++i) {
+          bool has = SetHas(b, req, f, s, t.at(i));
+          all &= has;
+          any |= has;
+        }
+        x = Bool(in.op == Op::kContainsAll ? all : any);
+        break;
+      }
+      case Op::kIsEmpty: {
+        Value& x = st[sp - 1];
+        if (x.type == VType::kUnknown) break;
+        x = x.type == VType::kSet ? Bool(ElemsOf(x, f).size() == 0) : Err();
+        break;
+      }
+      case Op::kIp: {
+        Value& x = st[sp - 1];
+        if (x.type == VType::kUnknown) break;
+        IpRange r;
+        if (x.type != VType::kString || !ParseIp(x.s, &r)) {
+          x = Err();
+        } else {
+          x.type = VType::kIp;
+          x.j = nullptr;
+        }
+        break;
+      }
+      case Op::kIsInRange: {
+        Value& x = st[sp - 2];
+        const Value& y = st[sp - 1];
+        --sp;
+        if (x.type == VType::kUnknown || y.type == VType::kUnknown) {
+          x.type = VType::kUnknown;
+          break;
+        }
+        IpRange p, q;
+        x = (IpOf(x, &p) && IpOf(y, &q)) ? Bool(InRange(p, q)) : Err();
+        break;
+      }
+      case Op::kMakeSet:
+      case Op::kMakeRecord: {
+        uint32_t n = in.c;
+        bool unknown = false, error = false;
+        for (uint32_t i = 0; i < n; ++i) {
+          const Value& e = st[sp - n + i];
+          unknown |= e.type == VType::kUnknown;
+          error |= e.type == VType::kError;
+        }
+        Value v;
+        if (unknown) {
+          v.type = VType::kUnknown;
+        } else if (error || f.arena_used + n + 1 > std::size(f.arena)) {
+          v = Err();
+        } else {
+          v.type = in.op == Op::kMakeSet ? VType::kSet : VType::kRecord;
+          v.i = f.arena_used;
+          std::memcpy(static_cast<void*>(f.arena + f.arena_used), st + sp - n, n * sizeof(Value));
+          v.n = n;
+          f.arena[f.arena_used + n].i = in.b;  // record: key base
+          f.arena_used += n + 1;
+        }
+        sp -= static_cast<int>(n);
+        st[sp++] = v;
+        break;
+      }
+      case Op::kCount: break;
+    }
+  }
+  return st[0];
+}
+
+Tri RunAtom(const Bundle& b, const PreparedRequest& req, uint32_t program) {
+  const Program& p = b.programs_[program];
+  if (req.args_unknown && p.reads_args) return Tri::kUnknown;
+  Value v = Run(b, req, p);
+  if (v.type == VType::kBool) return v.b ? Tri::kTrue : Tri::kFalse;
+  if (v.type == VType::kUnknown) return Tri::kUnknown;
+  return Tri::kError;
+}
+
+std::string ValueToText(const Bundle& b, const PreparedRequest& req, const Value& v) {
+  switch (v.type) {
+    case VType::kError: return "<error>";
+    case VType::kUnknown: return "<unknown>";
+    case VType::kBool: return v.b ? "true" : "false";
+    case VType::kLong: return std::to_string(v.i);
+    case VType::kDuration: return std::to_string(v.i) + "ms";
+    case VType::kString: return std::string(v.s);
+    case VType::kEntity: return std::string(v.s);
+    case VType::kIp: return v.j ? v.j->get<std::string>() : std::string(v.s);
+    case VType::kSet:
+    case VType::kRecord:
+      if (v.j != nullptr) return v.j->dump();
+      return v.type == VType::kSet ? "<set>" : "<record>";
+  }
+  return "?";
+}
+
+}  // namespace writ::runtime

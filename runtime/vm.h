@@ -1,0 +1,25 @@
+// vm.h -- the stack machine that runs one atom program (internal to runtime/).
+//
+// Programs are straight-line postfix code with no jumps: errors are values, so evaluating
+// both branches of an `if` and selecting is equivalent to short-circuiting, and the verifier
+// can check stack depth statically. Run() never allocates and never throws.
+#pragma once
+
+#include "runtime/bundle.h"
+#include "runtime/request.h"
+
+namespace writ::runtime {
+
+// Three-valued result of an atom, plus kUnknown at list time.
+enum class Tri : uint8_t { kTrue = 0, kFalse = 1, kError = 2, kUnknown = 3 };
+
+Value Run(const Bundle& b, const PreparedRequest& req, const Program& p);
+
+// Runs an atom program and maps its value: Bool -> true/false, anything else -> error.
+// With req.args_unknown, an atom that reads args is kUnknown.
+Tri RunAtom(const Bundle& b, const PreparedRequest& req, uint32_t program);
+
+// Renders a value the way rate-limit keys and explain output show it.
+std::string ValueToText(const Bundle& b, const PreparedRequest& req, const Value& v);
+
+}  // namespace writ::runtime
