@@ -422,3 +422,178 @@ std::unique_ptr<Schema> LoadSchema(const std::string& path, SourceMap* sources,
 }
 
 }  // namespace writ
+
+// ---- `writ schema import`: MCP tools/list -> schema fragment ----
+
+#include <nlohmann/json.hpp>
+
+namespace writ {
+namespace {
+
+using OJson = nlohmann::ordered_json;
+
+// JSON Schema nested deeper than this becomes `Record` / `Any` (bounds the recursion).
+constexpr int kMaxImportDepth = 16;
+
+// Maps one JSON Schema to a Writ type: a type name (string) or a record (object). Sets
+// *nullable when the schema admits null. Unsupported constructs degrade to `Any` / `Record`.
+OJson ImportType(const OJson& s, const std::string& where, int depth, bool* nullable,
+                 std::vector<std::string>* warn) {
+  auto degrade = [&](const std::string& why, const char* to) {
+    warn->push_back(where + ": " + why + "; imported as " + to);
+    return OJson(to);
+  };
+  if (!s.is_object()) return degrade("schema is not an object", "Any");
+  if (depth > kMaxImportDepth) return degrade("nested too deeply", "Any");
+  OJson type = s.contains("type") ? s["type"] : OJson();
+  if (type.is_array()) {  // ["string", "null"]: nullable string
+    OJson rest = OJson::array();
+    for (const auto& t : type) {
+      if (t == "null") {
+        *nullable = true;
+      } else {
+        rest.push_back(t);
+      }
+    }
+    if (rest.size() != 1) return degrade("several types", "Any");
+    type = rest[0];
+  }
+  if (type.is_null()) {
+    for (const char* comb : {"anyOf", "oneOf"}) {
+      if (!s.contains(comb) || !s[comb].is_array()) continue;
+      std::vector<const OJson*> alts;
+      for (const auto& a : s[comb]) {
+        if (a.is_object() && a.contains("type") && a["type"] == "null") {
+          *nullable = true;
+        } else {
+          alts.push_back(&a);
+        }
+      }
+      if (alts.size() == 1) return ImportType(*alts[0], where, depth + 1, nullable, warn);
+      return degrade(std::string("`") + comb + "` with several alternatives", "Any");
+    }
+    if (s.contains("enum") && s["enum"].is_array() && !s["enum"].empty()) {
+      for (const auto& v : s["enum"]) {
+        if (!v.is_string()) return degrade("`enum` of non-strings", "Any");
+      }
+      return "String";
+    }
+    if (s.contains("const") && s["const"].is_string()) return "String";
+    if (s.contains("properties")) {
+      type = "object";
+    } else {
+      return degrade(s.contains("$ref")     ? "`$ref` is not followed"
+                     : s.contains("allOf") ? "`allOf` is not supported"
+                                            : "no `type`",
+                     "Any");
+    }
+  }
+  if (!type.is_string()) return degrade("`type` is not a string", "Any");
+  const std::string t = type.get<std::string>();
+  if (t == "string") return "String";
+  if (t == "integer" || t == "number") return "Long";  // see docs/schema.md: no floats in Writ
+  if (t == "boolean") return "Bool";
+  if (t == "null") return degrade("type `null`", "Any");
+  if (t == "array") {
+    if (!s.contains("items")) return degrade("array without `items`", "Set<Any>");
+    bool ignored = false;
+    OJson elem = ImportType(s["items"], where + "[]", depth + 1, &ignored, warn);
+    if (!elem.is_string()) return degrade("array of objects", "Set<Record>");
+    return "Set<" + elem.get<std::string>() + ">";
+  }
+  if (t == "object") {
+    if (!s.contains("properties") || !s["properties"].is_object() || s["properties"].empty()) {
+      return "Record";
+    }
+    std::set<std::string> required;
+    if (s.contains("required") && s["required"].is_array()) {
+      for (const auto& r : s["required"]) {
+        if (r.is_string()) required.insert(r.get<std::string>());
+      }
+    }
+    OJson rec = OJson::object();
+    for (const auto& [name, prop] : s["properties"].items()) {
+      if (name.empty() || name.back() == '?') {
+        warn->push_back(where + "." + name + ": property name cannot be expressed; skipped");
+        continue;
+      }
+      bool null = false;
+      OJson pt = ImportType(prop, where + "." + name, depth + 1, &null, warn);
+      rec[required.count(name) && !null ? name : name + "?"] = pt;
+    }
+    return rec;
+  }
+  return degrade("unknown type `" + t + "`", "Any");
+}
+
+void EmitYaml(YAML::Emitter& out, const OJson& v) {
+  if (v.is_object()) {
+    out << YAML::BeginMap;
+    for (const auto& [k, x] : v.items()) {
+      out << YAML::Key << k << YAML::Value;
+      EmitYaml(out, x);
+    }
+    out << YAML::EndMap;
+  } else {
+    out << (v.is_string() ? v.get<std::string>() : v.dump());
+  }
+}
+
+}  // namespace
+
+ToolsImport ImportToolsList(const std::string& json_text, const std::string& server,
+                            bool as_json) {
+  ToolsImport r;
+  OJson doc = OJson::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) {
+    r.error = "input is not valid JSON";
+    return r;
+  }
+  const OJson* list = nullptr;
+  if (doc.is_object() && doc.contains("tools")) list = &doc["tools"];
+  if (doc.is_object() && doc.contains("result") && doc["result"].is_object() &&
+      doc["result"].contains("tools")) {
+    list = &doc["result"]["tools"];
+  }
+  if (list == nullptr || !list->is_array()) {
+    r.error = "expected `{\"tools\": [...]}` or a JSON-RPC response `{\"result\": {\"tools\": [...]}}`";
+    return r;
+  }
+  OJson tools = OJson::object();
+  for (const auto& t : *list) {
+    if (!t.is_object() || !t.contains("name") || !t["name"].is_string()) {
+      r.warnings.push_back("a tool without a string `name` was skipped");
+      continue;
+    }
+    std::string name = server + "__" + t["name"].get<std::string>();
+    OJson args = OJson::object();
+    if (t.contains("inputSchema")) {
+      bool ignored = false;
+      OJson a = ImportType(t["inputSchema"], name, 0, &ignored, &r.warnings);
+      if (a.is_object()) {
+        args = a;
+      } else if (a != "Record") {
+        r.warnings.push_back(name + ": inputSchema is not an object schema; args left empty");
+      }
+    }
+    OJson entry = OJson::object();
+    entry["server"] = server;
+    entry["args"] = args;
+    tools[name] = entry;
+    ++r.tools;
+  }
+  OJson frag = OJson::object();
+  frag["tools"] = tools;
+  if (as_json) {
+    r.text = frag.dump(2) + "\n";
+  } else {
+    YAML::Emitter out;
+    out << YAML::Comment("imported by `writ schema import --server " + server + "`");
+    out << YAML::Newline;
+    EmitYaml(out, frag);
+    r.text = std::string(out.c_str()) + "\n";
+  }
+  return r;
+}
+
+}  // namespace writ

@@ -65,3 +65,21 @@ types::TypePtr ParseTypeName(const std::string& text, const std::vector<std::str
                              std::string* unknown);
 
 }  // namespace writ
+
+namespace writ {
+
+// The result of converting a captured MCP `tools/list` result into a schema fragment.
+struct ToolsImport {
+  std::string text;                   // the fragment (YAML or JSON); empty on error
+  std::vector<std::string> warnings;  // JSON-Schema constructs that were degraded
+  std::string error;                  // set when the input is not a tools/list result
+  size_t tools = 0;
+};
+
+// `json_text` is `{"tools": [...]}` or a JSON-RPC response `{"result": {"tools": [...]}}`.
+// Each tool becomes `tools: { SERVER__name: { server: SERVER, args: {...} } }`; the mapping of
+// JSON Schema to Writ types is documented in docs/schema.md. Never throws.
+ToolsImport ImportToolsList(const std::string& json_text, const std::string& server,
+                            bool as_json);
+
+}  // namespace writ

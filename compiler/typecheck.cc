@@ -135,6 +135,10 @@ Facts TrueFacts(const Expr& e) {
       std::string p = PathOf(*e.kids[0]);
       return p.empty() ? Facts{} : Facts{p + "." + e.str};
     }
+    case ExprKind::kIs: {  // narrows the entity type: "principal is User"
+      std::string p = PathOf(*e.kids[0]);
+      return p.empty() ? Facts{} : Facts{p + " is " + e.type};
+    }
     case ExprKind::kNot: return FalseFacts(*e.kids[0]);
     case ExprKind::kAnd: {
       Facts f;
@@ -364,6 +368,7 @@ TypePtr Checker::VarType(const std::string& name) {
 
 bool Checker::CheckStatement(const ast::Statement& s) {
   bool never = false;
+  size_t before = diags_->items().size();
   principal_ = resource_ = types::Entity({});
   tools_.clear();
   if (schema_ != nullptr) {
@@ -373,6 +378,8 @@ bool Checker::CheckStatement(const ast::Statement& s) {
   }
   for (const auto& uid : s.action.entities) CheckAction(uid);
   args_ = ArgsOf(tools_);
+  // A statement whose scope is already wrong is not also reported as shadowed.
+  if (diags_->items().size() != before) never = true;
 
   Facts facts;
   for (const auto& c : s.conditions) {
@@ -424,16 +431,23 @@ TypePtr Checker::Access(const Expr& e, const TypePtr& base, const Facts& facts, 
   bool have = false, partial = false;
   std::vector<std::string> names;
   bool is_args = path == "args";
+  std::vector<std::string> lacking;  // entity types (of a union) without the attribute
   if (Is(base, Kind::kAny)) return types::Any();
   if (Is(base, Kind::kEntity)) {
     if (schema_ == nullptr || base->entity_types.empty()) return types::Any();
+    std::vector<std::string> narrowed;
     for (const auto& tn : base->entity_types) {
+      if (!path.empty() && facts.count(path + " is " + tn)) narrowed.push_back(tn);
+    }
+    const std::vector<std::string>& cands = narrowed.empty() ? base->entity_types : narrowed;
+    for (const auto& tn : cands) {
       const EntityTypeDecl* d = schema_->FindEntity(tn);
       if (d == nullptr) return types::Any();
       auto it = d->attrs->attrs.find(attr);
       for (const auto& [n, a] : d->attrs->attrs) names.push_back(n);
       if (it == d->attrs->attrs.end()) {
         partial = true;
+        lacking.push_back(tn);
         continue;
       }
       if (have && types::ToString(*found.type) != types::ToString(*it->second.type)) {
@@ -483,7 +497,19 @@ TypePtr Checker::Access(const Expr& e, const TypePtr& base, const Facts& facts, 
     }
     return types::Any();
   }
-  if (!is_has && found.optional && !path.empty() && !facts.count(path + "." + attr)) {
+  if (!is_has && partial && !path.empty() && !facts.count(path + "." + attr)) {
+    std::string types_with;
+    for (const auto& tn : base->entity_types) {
+      if (std::find(lacking.begin(), lacking.end(), tn) == lacking.end()) {
+        types_with += (types_with.empty() ? "" : " | ") + tn;
+      }
+    }
+    diags_->Error("E0202", e.span,
+                  "`" + path + "` may be " + Join(lacking) + ", which has no attribute `" + attr +
+                      "`",
+                  "narrow it first: `" + path + " is " + types_with + " && " + path + "." +
+                      attr + " ...`, or guard with `" + path + " has " + attr + "`");
+  } else if (!is_has && found.optional && !path.empty() && !facts.count(path + "." + attr)) {
     diags_->Error("E0202", e.span, "attribute `" + attr + "` of " + what + " may be missing",
                   "guard it: `" + path + " has " + attr + " && " + path + "." + attr +
                       " ...` (an unguarded missing attribute is an error at run time)");
