@@ -226,10 +226,10 @@ class Loader {
     static const std::vector<std::string> kTop{"entities", "principals", "resources", "context",
                                                "call",     "tools",      "actions"};
     entity_names_ = {"Action", "Server", "Tool"};
-    YAML::Node ents;
+    // Copy-construct (never assign) nodes: assigning a missing (zombie) node throws.
+    YAML::Node ents = root_ok_ ? YAML::Node(root["entities"]) : YAML::Node();
     if (root_ok_) {
       CheckKeys(root, kTop, "the schema");
-      ents = root["entities"];
       if (ents && ExpectMap(ents, "entities")) {
         for (auto it = ents.begin(); it != ents.end(); ++it) {
           std::string name = KeyOf(it->first);
