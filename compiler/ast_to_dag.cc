@@ -616,7 +616,6 @@ class DagBuilder {
     }
   }
 
-  std::string RefText(uint32_t r) { return (r & kLeafBit) ? "leaf " + std::to_string(r & ~kLeafBit) : "tmp" + std::to_string(r); }
 
   uint32_t Build(const std::vector<uint32_t>& residual) {
     std::string key(reinterpret_cast<const char*>(residual.data()), residual.size() * 4);
