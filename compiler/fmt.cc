@@ -448,17 +448,17 @@ class Printer {
         it->before.push_back(gi);
       }
     }
-    // A `//` comment ends its line: if another comment would follow it there, put the line's
-    // end-of-line comments on their own lines before it instead.
-    for (auto& l : lines_) {
-      for (size_t i = 0; i + 1 < l.after.size(); ++i) {
-        if (groups_[l.after[i]].line_comment_last) {
-          l.before.insert(l.before.end(), l.after.begin(), l.after.end());
-          std::stable_sort(l.before.begin(), l.before.end());
-          l.after.clear();
-          break;
-        }
-      }
+    // A `//` comment ends its line: comments that would follow it there go on their own
+    // lines before the next line instead (exactly where a second run would put them).
+    for (size_t i = lines_.size(); i-- > 0;) {
+      std::vector<size_t>& after = lines_[i].after;
+      auto cut = std::find_if(after.begin(), after.end(),
+                              [&](size_t g) { return groups_[g].line_comment_last; });
+      if (cut == after.end() || cut + 1 == after.end()) continue;
+      std::vector<size_t> moved(cut + 1, after.end());
+      after.erase(cut + 1, after.end());
+      std::vector<size_t>& dest = i + 1 < lines_.size() ? lines_[i + 1].before : eof_;
+      dest.insert(dest.begin(), moved.begin(), moved.end());
     }
   }
 

@@ -209,6 +209,14 @@ TEST_CASE("comments are kept in place") {
   // A `//` comment never swallows a comment placed after it on the same printed line.
   std::string out = Fmt("permit(principal,action,resource) then reason(\"x\" // a\n /* b */);");
   CHECK(SortedComments("t.writ", out) == std::vector<std::string>{"/* b */", "// a"});
+  CHECK(Fmt(out) == out);
+  // Found by fuzzing: a `//` comment and an own-line comment inside the first operand.
+  out = Fmt("permit(principal,action,resource) unless { (if // c2\n args.a then 1 else 2)\n"
+            "// c1\n + 3 == 4 && args.b && args.c };");
+  CHECK(out ==
+        "permit (principal, action, resource)\nunless {\n    (if args.a then 1 else 2) + 3 == 4 "
+        "// c2\n    // c1\n    && args.b\n    && args.c\n};\n");
+  CHECK(Fmt(out) == out);
 }
 
 TEST_CASE("files with syntax errors are not formatted") {
