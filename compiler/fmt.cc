@@ -328,7 +328,10 @@ class Printer {
       uint32_t if_pos = NextToken(s.effect_span.end);
       uint32_t then_pos = FindThen(cond.span.end);
       std::string one = "rule if " + Flat(cond);
-      if (one.size() <= kWidth && !ForcedBreak(cond) && !HasComment(if_pos, then_pos)) {
+      // A comment anywhere between `rule` and `then` selects the block form, which keeps it
+      // there (a flat line would move it after the condition).
+      if (one.size() <= kWidth && !ForcedBreak(cond) &&
+          !HasComment(s.effect_span.end, then_pos)) {
         Add(0, one, s.effect_span.begin, cond.span.end);
       } else {
         Add(0, "rule if", s.effect_span.begin, if_pos + 2);
