@@ -308,7 +308,13 @@ class Printer {
       EmitExpr(*e.kids[i], inner, i ? (is_and ? "&& " : "|| ") : "",
                is_and ? kPrecRel : kPrecAnd, true, nested ? 0 : extra);
     }
-    if (nested) Add(indent, ")", e.span.end, e.span.end, inner);
+    if (nested) {
+      // Anchor `)` on the source's closing parenthesis when there is one, so a comment before
+      // it stays inside the parentheses on the next run too.
+      uint32_t close = NextToken(e.span.end);
+      bool paren = close < text_.size() && text_[close] == ')';
+      Add(indent, ")", paren ? close : e.span.end, paren ? close + 1 : e.span.end, inner);
+    }
   }
 
   bool ExprNeedsBlock(const Expr& e, size_t extra) const {

@@ -171,9 +171,11 @@ TEST_CASE("attribute names, keys and strings") {
   CHECK(Cond("args[\"if\"] == 1") == "when { args[\"if\"] == 1 };\n");
   CHECK(Cond("args.if == 1") == "when { args[\"if\"] == 1 };\n");
   CHECK(Cond("args[\"a-b\"] == 1") == "when { args[\"a-b\"] == 1 };\n");
-  CHECK(Cond("args has \"x\" && args has \"then\"") == "when { args has x && args has \"then\" };\n");
+  CHECK(Cond("args has \"x\" && args has \"then\"") ==
+        "when { args has x && args has \"then\" };\n");
   CHECK(Cond("{\"a\": 1, if: 2} == args.r") == "when { {a: 1, \"if\": 2} == args.r };\n");
-  CHECK(Cond("args.s == \"zoë 日本 \\u{1F600}\"") == "when { args.s == \"zoë 日本 😀\" };\n");
+  CHECK(Cond("args.s == \"zoë 日本 \\u{1F600}\"") ==
+        "when { args.s == \"zoë 日本 😀\" };\n");
   CHECK(Cond("args.s == \"a\\\"b\\\\c\\td\\u{7}\"") ==
         "when { args.s == \"a\\\"b\\\\c\\td\\u{7}\" };\n");
   CHECK(Cond("args.s like \"*.pdf\\*x*\"") == "when { args.s like \"*.pdf\\*x*\" };\n");
@@ -216,6 +218,12 @@ TEST_CASE("comments are kept in place") {
   CHECK(out ==
         "permit (principal, action, resource)\nunless {\n    (if args.a then 1 else 2) + 3 == 4 "
         "// c2\n    // c1\n    && args.b\n    && args.c\n};\n");
+  CHECK(Fmt(out) == out);
+  // Found by fuzzing: a comment before the `)` of a broken nested chain stays inside it.
+  std::string b(40, 'b');
+  out = Fmt("permit(principal,action,resource) when { args.a && (args." + b + " || args." + b +
+            " // x\n /* y */ ) && args.c };");
+  CHECK(out.find("        /* y */\n    )\n") != std::string::npos);
   CHECK(Fmt(out) == out);
 }
 
