@@ -34,20 +34,27 @@ struct Elems {
 
 // One program run: the value stack, and the arena where VM-built sets and records keep their
 // elements (Value::j null, Value::i the arena offset, Value::n the count).
+// The arrays are raw storage (Value is trivially copyable): a frame is created for every atom
+// evaluated, and value-initializing ~400 Values each time would dominate decision latency.
 constexpr int kMaxLower = 16;
+constexpr uint32_t kArenaSize = kMaxStack * 2;
 struct Frame {
-  Value stack[kMaxStack];
-  Value arena[kMaxStack * 2];
+  alignas(Value) unsigned char stack_raw[sizeof(Value) * kMaxStack];
+  alignas(Value) unsigned char arena_raw[sizeof(Value) * kArenaSize];
+  Value* stack() { return reinterpret_cast<Value*>(stack_raw); }
+  Value* arena_ptr() { return reinterpret_cast<Value*>(arena_raw); }
+  const Value* arena() const { return reinterpret_cast<const Value*>(arena_raw); }
   uint32_t arena_used = 0;
   int lowers = 0;
 };
+static_assert(std::is_trivially_copyable_v<Value>);
 
 Elems ElemsOf(const Value& v, const Frame& f) {
   Elems e;
   if (v.j != nullptr) {
     e.j = v.j;
   } else {
-    e.v = f.arena + v.i;
+    e.v = f.arena() + v.i;
     e.n = v.n;
   }
   return e;
@@ -75,7 +82,7 @@ bool RecordGet(const Bundle& b, const Frame& f, const Value& r, std::string_view
   // VM-built record: the arena holds n field values, then one value whose `i` is the base of
   // the field names in record_keys_.
   uint32_t n = r.n;
-  const Value* fields = f.arena + r.i;
+  const Value* fields = f.arena() + r.i;
   uint32_t key_base = static_cast<uint32_t>(fields[n].i);
   for (uint32_t k = 0; k < n; ++k) {
     if (b.str(b.record_keys_[key_base + k]) == key) {
@@ -189,7 +196,7 @@ bool Equal(const Bundle& b, const PreparedRequest& req, const Frame& f, const Va
         }
         return true;
       }
-      const Value* fields = f.arena + x.i;
+      const Value* fields = f.arena() + x.i;
       uint32_t n = x.n;
       uint32_t key_base = static_cast<uint32_t>(fields[n].i);
       for (uint32_t k = 0; k < n; ++k) {
@@ -260,7 +267,7 @@ Value Compare(Op op, const Value& x, const Value& y) {
 
 Value Run(const Bundle& b, const PreparedRequest& req, const Program& p) {
   Frame f;
-  Value* st = f.stack;
+  Value* st = f.stack();
   int sp = 0;
   for (uint32_t k = p.begin; k < p.begin + p.count; ++k) {
     const Insn& in = b.insns_[k];
@@ -572,14 +579,14 @@ Value Run(const Bundle& b, const PreparedRequest& req, const Program& p) {
         Value v;
         if (unknown) {
           v.type = VType::kUnknown;
-        } else if (error || f.arena_used + n + 1 > std::size(f.arena)) {
+        } else if (error || f.arena_used + n + 1 > kArenaSize) {
           v = Err();
         } else {
           v.type = in.op == Op::kMakeSet ? VType::kSet : VType::kRecord;
           v.i = f.arena_used;
-          std::memcpy(static_cast<void*>(f.arena + f.arena_used), st + sp - n, n * sizeof(Value));
+          std::memcpy(static_cast<void*>(f.arena_ptr() + f.arena_used), st + sp - n, n * sizeof(Value));
           v.n = n;
-          f.arena[f.arena_used + n].i = in.b;  // record: key base
+          f.arena_ptr()[f.arena_used + n] = Long(in.b);  // record: key base
           f.arena_used += n + 1;
         }
         sp -= static_cast<int>(n);
