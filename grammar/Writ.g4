@@ -148,6 +148,8 @@ IDENT    : [a-zA-Z_] [a-zA-Z0-9_]* ;
 // Escapes are validated in cst_to_ast so that a bad one gets a precise diagnostic.
 STRING   : '"' ( '\\' ~[\r\n] | ~["\\\r\n] )* '"' ;
 UNTERMINATED_STRING : '"' ( '\\' ~[\r\n] | ~["\\\r\n] )* ;
+// 'text': never valid, lexed whole so that the diagnostic covers it (-> "use double quotes").
+SQ_STRING : '\'' ~['\r\n]* '\'' ;
 
 LINE_COMMENT  : '//' ~[\r\n]* -> channel(2) ;
 BLOCK_COMMENT : '/*' .*? '*/' -> channel(2) ;

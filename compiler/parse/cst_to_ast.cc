@@ -235,9 +235,11 @@ class Converter {
         return true;
       }
       if (x.kind == ExprKind::kString) {
+        const std::string type = var == "principal" ? "User" : var == "action" ? "Action" : "Tool";
+        const std::string fixed = ast::EntityUid{type, x.str, {}}.ToString();
         Error("E0109", x.span, "`" + var + "` is compared with a string, not an entity",
-              "write an entity reference: `" + var + " " +
-                  (sc->op == ast::ScopeOp::kEq ? "==" : "in") + " " + example + "`");
+              "write an entity reference such as `" + fixed + "`" +
+                  (var == "principal" ? " (or `Agent::...`, `Role::...`)" : ""));
       } else {
         Error("E0109", x.span, "a scope constraint must be an entity literal",
               "write `" + var + " == " + example + "`, or move this comparison into `when { ... }`");
@@ -311,7 +313,8 @@ class Converter {
                 (min == max ? std::to_string(min)
                             : max == SIZE_MAX ? "at least " + std::to_string(min)
                                               : std::to_string(min) + " to " + std::to_string(max)) +
-                " argument" + (max == 1 ? "" : "s") + ", found " + std::to_string(n),
+                " argument" + (min == 1 && (max == 1 || max == SIZE_MAX) ? "" : "s") +
+                ", found " + std::to_string(n),
             sig);
       }
     };
@@ -809,10 +812,18 @@ class Converter {
     if (!Unescape(body, like, &out, &bad_off, &bad_len)) {
       Span s = TermSpan(t);
       uint32_t b = s.begin + 1 + static_cast<uint32_t>(bad_off);
-      Error("E0110", Span{file_, b, b + static_cast<uint32_t>(bad_len)},
-            "invalid escape `" + body.substr(bad_off, bad_len) + "` in string",
-            like ? "escapes: \\\" \\\\ \\n \\r \\t \\0 \\' \\u{hex} and, in `like` patterns, \\*"
-                 : "escapes: \\\" \\\\ \\n \\r \\t \\0 \\' \\u{hex}");
+      const std::string bad = body.substr(bad_off, bad_len);
+      std::string msg = "invalid escape `" + bad + "` in string";
+      std::string help = like ? "escapes: \\\" \\\\ \\n \\r \\t \\0 \\' \\u{hex} and, in `like` patterns, \\*"
+                              : "escapes: \\\" \\\\ \\n \\r \\t \\0 \\' \\u{hex}";
+      if (bad.rfind("\\u", 0) == 0) {
+        msg = "invalid unicode escape `" + bad + "` in string";
+        help = "write `\\u{...}` with 1 to 6 hex digits naming a code point up to 10FFFF that is "
+               "not a surrogate (D800-DFFF), e.g. `\\u{e9}`";
+      } else if (bad == "\\*") {
+        help = "`\\*` is an escape only in `like` patterns; elsewhere write `*`";
+      }
+      Error("E0110", Span{file_, b, b + static_cast<uint32_t>(bad_len)}, msg, help);
     }
     return out;
   }
@@ -923,7 +934,18 @@ bool Unescape(std::string_view body, bool like_pattern, std::string* out, size_t
             continue;
           }
         }
-        break;
+        if (ok) {
+          // Underline the whole `\u{...}` when it is closed nearby, else just `\u`.
+          size_t len = 2;
+          if (i + 2 < body.size() && body[i + 2] == '{' && close != std::string_view::npos &&
+              close - i < 16) {
+            len = close - i + 1;
+          }
+          *bad_offset = i, *bad_len = len;
+        }
+        ok = false;
+        ++i;
+        continue;
       }
       default:
         break;

@@ -98,6 +98,13 @@ class ErrorStrategy : public antlr4::DefaultErrorStrategy {
       size_t ty = tokens_->get(i)->getType();
       suppress_through_ = static_cast<ssize_t>(i);
       if (ty == WritLexer::SEMI || ty == antlr4::Token::EOF) break;
+      // A statement keyword at the start of a line begins the next statement (the `;` was
+      // probably forgotten): report errors there again.
+      if (i > static_cast<size_t>(index) && IsStatementStart(ty) &&
+          tokens_->get(i)->getCharPositionInLine() == 0) {
+        suppress_through_ = static_cast<ssize_t>(i) - 1;
+        break;
+      }
     }
     Span at = offsets_.TokenSpan(file_, tok);
     error_offsets_->push_back(at.begin);
@@ -109,6 +116,14 @@ class ErrorStrategy : public antlr4::DefaultErrorStrategy {
       Span prev = PreviousTokenEnd(tok);
       diags_->Error("E0103", prev, "missing `;` after statement",
                     "end every statement with `;`");
+      return;
+    }
+    if (antlr4::Token* open = UnclosedBracket(tok)) {
+      const std::string o = open->getText();
+      const std::string c = o == "(" ? ")" : o == "[" ? "]" : "}";
+      diags_->Error("E0100", offsets_.TokenSpan(file_, open), "unclosed `" + o + "`",
+                    "add the matching `" + c + "` before " + DescribeToken(tok) + " on line " +
+                        std::to_string(tok->getLine()));
       return;
     }
     if (expected.contains(static_cast<size_t>(WritLexer::LBRACE)) && type == WritLexer::LPAREN) {
@@ -135,10 +150,60 @@ class ErrorStrategy : public antlr4::DefaultErrorStrategy {
         if (i > 0) help += i + 1 == names.size() ? " or " : ", ";
         help += names[i];
       }
+    } else if (expected.contains(static_cast<size_t>(WritLexer::INT)) &&
+               expected.contains(static_cast<size_t>(WritLexer::IDENT))) {
+      help = "expected an expression, such as `args.amount`, `10` or `\"text\"`";
     } else {
-      help = "this token cannot appear here; check the statement against docs/language.md";
+      // After a complete operand: name the closing brackets and keywords that could follow.
+      std::vector<std::string> closers;
+      for (size_t c : {WritLexer::RPAREN, WritLexer::RBRACK, WritLexer::RBRACE, WritLexer::THEN,
+                       WritLexer::ELSE, WritLexer::SEMI}) {
+        if (expected.contains(c)) closers.push_back(TokenName(vocab, c));
+      }
+      if (closers.empty()) {
+        help = "this token cannot appear here; check the statement against docs/language.md";
+      } else {
+        help = "expected an operator or ";
+        for (size_t i = 0; i < closers.size(); ++i) {
+          if (i > 0) help += i + 1 == closers.size() ? " or " : ", ";
+          help += closers[i];
+        }
+      }
     }
     diags_->Error("E0100", at, "unexpected " + DescribeToken(tok), help);
+  }
+
+  // If `tok` is a closing bracket that does not match the innermost open bracket of its
+  // statement, or a `;` / end of file while a bracket is open, returns that open bracket.
+  antlr4::Token* UnclosedBracket(antlr4::Token* tok) {
+    const size_t type = tok->getType();
+    const bool closer = type == WritLexer::RPAREN || type == WritLexer::RBRACK ||
+                        type == WritLexer::RBRACE;
+    if (!closer && type != WritLexer::SEMI && type != antlr4::Token::EOF) return nullptr;
+    size_t begin = tok->getTokenIndex();
+    while (begin > 0 && tokens_->get(begin - 1)->getType() != WritLexer::SEMI) --begin;
+    std::vector<antlr4::Token*> stack;
+    for (size_t i = begin; i < tok->getTokenIndex(); ++i) {
+      antlr4::Token* t = tokens_->get(i);
+      switch (t->getType()) {
+        case WritLexer::LPAREN: case WritLexer::LBRACK: case WritLexer::LBRACE:
+          stack.push_back(t);
+          break;
+        case WritLexer::RPAREN: case WritLexer::RBRACK: case WritLexer::RBRACE:
+          if (stack.empty()) return nullptr;  // some other problem; let the generic path speak
+          stack.pop_back();
+          break;
+        default:
+          break;
+      }
+    }
+    if (stack.empty()) return nullptr;
+    if (!closer) return stack.back();
+    const size_t open = stack.back()->getType();
+    const bool match = (open == WritLexer::LPAREN && type == WritLexer::RPAREN) ||
+                       (open == WritLexer::LBRACK && type == WritLexer::RBRACK) ||
+                       (open == WritLexer::LBRACE && type == WritLexer::RBRACE);
+    return match ? nullptr : stack.back();
   }
 
   Span PreviousTokenEnd(antlr4::Token* tok) {
@@ -175,6 +240,11 @@ bool PreScan(antlr4::CommonTokenStream& tokens, const TokenOffsets& offsets, uin
         break;
       case WritLexer::UNTERMINATED_STRING:
         diags->Error("E0101", s, "unterminated string", "add the closing `\"` on the same line");
+        ok = false;
+        break;
+      case WritLexer::SQ_STRING:
+        diags->Error("E0102", s, "strings use double quotes, not `'`",
+                     "write \"" + t->getText().substr(1, t->getText().size() - 2) + "\"");
         ok = false;
         break;
       case WritLexer::UNTERMINATED_COMMENT:

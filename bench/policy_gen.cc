@@ -1,0 +1,181 @@
+// policy_gen.cc -- see policy_gen.h.
+#include "bench/policy_gen.h"
+
+#include <array>
+#include <string_view>
+#include <vector>
+
+namespace writ::bench {
+namespace {
+
+// SplitMix64: tiny, fast, and fully specified, so output is stable everywhere.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : state_(seed) {}
+  uint64_t Next() {
+    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  // Uniform enough in [0, n) for n far below 2^32.
+  size_t Below(size_t n) { return static_cast<size_t>(Next() % n); }
+  template <typename T, size_t N>
+  const T& Pick(const std::array<T, N>& a) { return a[Below(N)]; }
+  bool Chance(int percent) { return Below(100) < static_cast<size_t>(percent); }
+
+ private:
+  uint64_t state_;
+};
+
+struct Tool {
+  std::string_view server;
+  std::string_view name;  // without the server prefix
+  std::string_view category;
+  std::string_view arg;   // a typical argument to constrain
+  bool numeric;           // arg is an integer
+};
+
+constexpr std::array<Tool, 24> kTools{{
+    {"github", "create_issue", "dev", "repo", false},
+    {"github", "merge_pull_request", "dev", "repo", false},
+    {"github", "delete_repository", "dev", "repo", false},
+    {"github", "push_files", "dev", "branch", false},
+    {"gitlab", "create_merge_request", "dev", "project", false},
+    {"jira", "search", "tickets", "jql", false},
+    {"jira", "transition_issue", "tickets", "issue_key", false},
+    {"slack", "post_message", "comms", "channel", false},
+    {"slack", "list_channels", "comms", "limit", true},
+    {"gmail", "send_email", "comms", "to", false},
+    {"stripe", "refund_create", "financial", "amount", true},
+    {"stripe", "charge_create", "financial", "amount", true},
+    {"stripe", "customer_delete", "financial", "customer_id", false},
+    {"quickbooks", "invoice_void", "financial", "invoice_id", false},
+    {"warehouse", "run_query", "data", "sql", false},
+    {"warehouse", "export_table", "data", "row_limit", true},
+    {"postgres", "execute", "data", "statement", false},
+    {"s3", "get_object", "storage", "key", false},
+    {"s3", "delete_object", "storage", "key", false},
+    {"fs", "write_file", "storage", "path", false},
+    {"fs", "read_file", "storage", "path", false},
+    {"shell", "exec", "compute", "command", false},
+    {"k8s", "scale_deployment", "compute", "replicas", true},
+    {"pagerduty", "create_incident", "ops", "severity", false},
+}};
+
+constexpr std::array<std::string_view, 10> kRoles{
+    "analyst", "engineer", "sre", "support", "finance", "admin",
+    "security", "sales", "contractor", "intern"};
+constexpr std::array<std::string_view, 6> kDepartments{"engineering", "finance", "support",
+                                                       "sales", "security", "data"};
+constexpr std::array<std::string_view, 5> kChannels{"#security-alerts", "#finance-ops",
+                                                    "#sre-pager", "#audit", "#data-gov"};
+constexpr std::array<std::string_view, 4> kApprovers{"finance-leads", "security-oncall",
+                                                     "eng-managers", "data-owners"};
+constexpr std::array<std::string_view, 5> kDurations{"5m", "15m", "30m", "1h", "1h30m"};
+constexpr std::array<std::string_view, 4> kPer{"1m", "1h", "1d", "10s"};
+constexpr std::array<std::string_view, 4> kDlp{"email", "credit_card", "ssn", "api_key"};
+constexpr std::array<std::string_view, 4> kIntents{"read", "write", "destructive",
+                                                   "exfiltrative"};
+
+std::string Q(std::string_view s) { return "\"" + std::string(s) + "\""; }
+std::string ToolId(const Tool& t) {
+  return std::string(t.server) + "__" + std::string(t.name);
+}
+
+// One condition on a tool's argument, realistic for its kind.
+std::string ArgCondition(Rng& r, const Tool& t) {
+  std::string a = "args." + std::string(t.arg);
+  if (t.numeric) {
+    static constexpr std::array<int, 6> kLimits{10, 100, 500, 1000, 50000, 100000};
+    return "args has " + std::string(t.arg) + " && " + a + " " + (r.Chance(50) ? "<=" : "<") +
+           " " + std::to_string(r.Pick(kLimits));
+  }
+  switch (r.Below(5)) {
+    case 0: return a + " like \"" + (r.Chance(50) ? "acme/*" : "/home/*") + "\"";
+    case 1: return a + ".lower() != \"main\"";
+    case 2: return "[\"prod\", \"staging\"].contains(" + a + ")";
+    case 3: return "!(" + a + " matches \"^(/etc|/root)\")";
+    default: return "args has " + std::string(t.arg);
+  }
+}
+
+std::string Permit(Rng& r, int id) {
+  const Tool& t = r.Pick(kTools);
+  std::string s = "@id(\"permit-" + std::to_string(id) + "\")\n";
+  s += "@description(\"" + std::string(r.Pick(kRoles)) + " may use " + ToolId(t) + "\")\n";
+  s += "permit (\n  principal in Role::" + Q(r.Pick(kRoles)) + ",\n";
+  s += r.Chance(80) ? "  action == Action::\"tools/call\",\n"
+                    : "  action in [Action::\"tools/call\", Action::\"resources/read\"],\n";
+  s += r.Chance(60) ? "  resource == Tool::" + Q(ToolId(t)) + "\n)"
+                    : "  resource in Server::" + Q(t.server) + "\n)";
+  s += "\nwhen { " + ArgCondition(r, t);
+  if (r.Chance(40)) s += " && principal.department == " + Q(r.Pick(kDepartments));
+  if (r.Chance(30)) s += " && principal.mfa";
+  s += " }";
+  if (r.Chance(30)) s += "\nunless { context.time.hour < 7 || context.time.hour > 19 }";
+  if (r.Chance(25)) {
+    s += "\nthen rate_limit(key: principal, limit: " + std::to_string(10 + r.Below(990)) +
+         ", per: " + std::string(r.Pick(kPer)) + ")";
+  }
+  return s + ";\n\n";
+}
+
+std::string Forbid(Rng& r, int id) {
+  const Tool& t = r.Pick(kTools);
+  std::string s = "@id(\"forbid-" + std::to_string(id) + "\")\n";
+  s += "forbid (principal, action == Action::\"tools/call\", resource == Tool::" + Q(ToolId(t)) +
+       ")\n";
+  switch (r.Below(4)) {
+    case 0: s += "when { call.intent == " + Q(r.Pick(kIntents)) + " && !principal.mfa }"; break;
+    case 1: s += "when { context.dlp.args.containsAny([\"credit_card\", \"ssn\"]) }"; break;
+    case 2: s += "unless { principal.roles.contains(" + Q(r.Pick(kRoles)) + ") }"; break;
+    default:
+      s += "when { " + std::string(t.numeric ? "args." + std::string(t.arg) + " > 100000"
+                                             : "args." + std::string(t.arg) + " like \"*prod*\"") +
+           " }";
+  }
+  s += "\nthen reason(\"" + ToolId(t) + " blocked by policy " + std::to_string(id) + "\")";
+  if (r.Chance(50)) s += ", notify(\"slack\", " + Q(r.Pick(kChannels)) + ")";
+  return s + ";\n\n";
+}
+
+std::string Rule(Rng& r, int id) {
+  const Tool& t = r.Pick(kTools);
+  std::string s = "@id(\"rule-" + std::to_string(id) + "\")\n";
+  switch (r.Below(3)) {
+    case 0:
+      s += "rule if tool.category == " + Q(t.category) + " && call.intent == " +
+           Q(r.Pick(kIntents)) + "\nthen require_approval(approvers: " + Q(r.Pick(kApprovers)) +
+           ", timeout: " + std::string(r.Pick(kDurations)) + "), log(critical)";
+      break;
+    case 1:
+      s += "rule if resource == Tool::" + Q(ToolId(t)) + " && principal.tenant != \"internal\"" +
+           "\nthen rate_limit(key: [principal, tool], limit: " + std::to_string(1 + r.Below(100)) +
+           ", per: " + std::string(r.Pick(kPer)) + "), tag(" + Q(t.category) + ")";
+      break;
+    default:
+      s += "rule if context.dlp.args.contains(" + Q(r.Pick(kDlp)) + ")" +
+           "\nthen redact(" + Q(r.Pick(kDlp)) + "), notify(\"slack\", " + Q(r.Pick(kChannels)) +
+           "), log(warning)";
+  }
+  return s + ";\n\n";
+}
+
+}  // namespace
+
+std::string GeneratePolicySet(const PolicyGenOptions& options) {
+  Rng r(options.seed);
+  std::string out = "// Generated by bench/policy_gen.cc: " +
+                    std::to_string(options.statements) + " statements, seed " +
+                    std::to_string(options.seed) + ".\n\n";
+  out.reserve(static_cast<size_t>(options.statements) * 300);
+  for (int i = 0; i < options.statements; ++i) {
+    // Mix: 60% permits, 20% forbids, 20% rules.
+    size_t k = r.Below(10);
+    out += k < 6 ? Permit(r, i) : k < 8 ? Forbid(r, i) : Rule(r, i);
+  }
+  return out;
+}
+
+}  // namespace writ::bench
