@@ -1143,7 +1143,15 @@ VisibilityDetail ReferenceVisibilityDetail(const ast::PolicySet& policies, const
 }
 
 std::string ReferenceVisibility(const ast::PolicySet& policies, const json& request) {
-  return ReferenceVisibilityDetail(policies, request).result;
+  Req req;
+  std::string error;
+  if (!ParseRequest(request, &req, &error)) return "error: " + error;
+  Req unknown = req;
+  unknown.args = Unk();
+  std::string abstract = AbstractVisibility(policies, unknown);
+  if (abstract != "depends-on-args") return abstract;  // sound: no need to sample
+  int samples = 0;
+  return SampledVisibility(policies, req, request, 32, &samples);
 }
 
 }  // namespace writ::reference
