@@ -453,7 +453,7 @@ class DagBuilder {
         case ExprKind::kBool: *out = e.b; return true;
         case ExprKind::kLong: *out = e.i; return true;
         case ExprKind::kString: *out = e.str; return true;
-        case ExprKind::kDuration: *out = {{"__duration", e.i}}; return true;
+        case ExprKind::kDuration: return false;  // JSON has no durations: built by MakeSet
         case ExprKind::kEntity: *out = {{"__entity", ast::EntityUid{e.type, e.str, {}}.ToString()}}; return true;
         case ExprKind::kSet: {
           *out = nlohmann::json::array();
@@ -471,10 +471,8 @@ class DagBuilder {
             if (!Constant(*e.kids[i], &c)) return false;
             (*out)[e.keys[i]] = std::move(c);
           }
-          // A record that looks like an encoded entity/duration/ip would be misread.
-          if (out->size() == 1 && (out->contains("__entity") || out->contains("__duration") || out->contains("__ip"))) {
-            return false;
-          }
+          // A record with an "__entity" key would be read back as an entity reference.
+          if (out->contains("__entity")) return false;
           return true;
         }
         default: return false;

@@ -622,9 +622,14 @@ TypePtr Checker::Method(const Expr& e, const Facts& facts) {
     return types::String();
   }
   if (m == "isInRange") {
-    need(Kind::kIpAddr, "an IpAddr", "write `context.ip.isInRange(ip(\"10.0.0.0/8\"))`");
-    if (!args.empty() && Known(args[0]) && !Is(args[0], Kind::kIpAddr)) {
-      Mismatch(e.kids[1]->span, "`.isInRange` needs an IpAddr argument, found " +
+    // Strings are parsed as addresses at run time (docs/semantics.md), so both are accepted.
+    auto ip_like = [&](const TypePtr& t) { return !Known(t) || Is(t, Kind::kIpAddr) || Is(t, Kind::kString); };
+    if (!ip_like(base)) {
+      Mismatch(e.kids[0]->span, "`.isInRange` needs an IpAddr or String, found " + types::ToString(*base),
+               "write `context.ip.isInRange(ip(\"10.0.0.0/8\"))`");
+    }
+    if (!args.empty() && !ip_like(args[0])) {
+      Mismatch(e.kids[1]->span, "`.isInRange` needs an IpAddr or String argument, found " +
                                     types::ToString(*args[0]),
                "write `ip(\"10.0.0.0/8\")`");
     }

@@ -2,6 +2,8 @@
 // docs/bytecode.md). Load() trusts nothing: every size, index and edge is checked.
 #include "runtime/bundle.h"
 
+#include "base/utf8.h"
+
 #include <re2/re2.h>
 
 #include <cstring>
@@ -238,7 +240,12 @@ bool Bundle::Verify(std::string* error) {
   }
   const uint32_t nstr = string_count();
   auto str_ok = [&](uint32_t id) { return id < nstr; };
-  for (uint32_t i = 0; i < nstr; ++i) index_.emplace(str(i), i);
+  for (uint32_t i = 0; i < nstr; ++i) {
+    if (FindInvalidUtf8(str(i)) != std::string_view::npos) {
+      return fail("string " + std::to_string(i) + " is not valid UTF-8");
+    }
+    index_.emplace(str(i), i);
+  }
   // Constants.
   for (uint32_t id : constants_) {
     if (!str_ok(id)) return fail("constant refers to string " + std::to_string(id) + " out of range");

@@ -143,14 +143,15 @@ nlohmann::json DecisionToJson(const Bundle& b, const PreparedRequest& req, const
     for (const auto& ob : b.statement_obligations_[s]) {
       std::string kind = ob.value("kind", "");
       if (kind == "require_approval") {
+        // A statement without approvers contributes "default"; without a timeout, 15m.
         any_approval = true;
         if (ob.contains("approvers")) {
           for (const auto& a : ob["approvers"]) approvers.insert(a.get<std::string>());
+        } else {
+          approvers.insert("default");
         }
-        if (ob.contains("timeout_ms")) {
-          int64_t t = ob["timeout_ms"].get<int64_t>();
-          if (timeout < 0 || t < timeout) timeout = t;
-        }
+        int64_t t = ob.contains("timeout_ms") ? ob["timeout_ms"].get<int64_t>() : int64_t{900000};
+        if (timeout < 0 || t < timeout) timeout = t;
       } else if (kind == "log") {
         std::string lv = ob.value("level", "info");
         if (LogRank(lv) > LogRank(log_level)) log_level = lv;
@@ -158,8 +159,7 @@ nlohmann::json DecisionToJson(const Bundle& b, const PreparedRequest& req, const
         std::string key = "<error>";
         if (rate_index < m.rate_key_count) {
           uint32_t prog = b.program_pool_[m.rate_key_begin + rate_index];
-          Value v = Run(b, req, b.programs_[prog]);
-          if (v.type != VType::kError) key = ValueToText(b, req, v);
+          key = KeyText(b, req, b.programs_[prog]);
         }
         ++rate_index;
         int64_t limit = ob.value("limit", int64_t{1});

@@ -76,6 +76,32 @@ bool PrepareEntity(const Bundle& b, const nlohmann::json* j, const char* what, R
 
 }  // namespace
 
+bool JsonDeepError(const nlohmann::json& j) {
+  switch (j.type()) {
+    case nlohmann::json::value_t::boolean:
+    case nlohmann::json::value_t::number_integer:
+    case nlohmann::json::value_t::string: return false;
+    case nlohmann::json::value_t::number_unsigned:
+      return j.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX);
+    case nlohmann::json::value_t::array:
+      for (const auto& e : j) {
+        if (JsonDeepError(e)) return true;
+      }
+      return false;
+    case nlohmann::json::value_t::object: {
+      auto it = j.find("__entity");
+      if (it != j.end()) {
+        return !(j.size() == 1 && it->is_string() && IsCanonicalUid(it->get_ref<const std::string&>()));
+      }
+      for (const auto& e : j) {
+        if (JsonDeepError(e)) return true;
+      }
+      return false;
+    }
+    default: return true;  // null, fractions
+  }
+}
+
 bool ParseEntityUid(std::string_view text, std::string* canonical, size_t* type_len) {
   size_t sep = text.find("::\"");
   if (sep == std::string_view::npos || sep == 0 || text.size() < sep + 4 || text.back() != '"') {
@@ -145,36 +171,20 @@ Value FromJson(const nlohmann::json& j) {
       v.s = j.get_ref<const std::string&>();
       break;
     case nlohmann::json::value_t::array:
-      v.type = VType::kSet;
-      v.j = &j;
+      if (!JsonDeepError(j)) {
+        v.type = VType::kSet;
+        v.j = &j;
+      }
       break;
     case nlohmann::json::value_t::object: {
-      if (j.size() == 1) {
-        auto it = j.find("__entity");
-        if (it != j.end()) {
-          if (it->is_string() && IsCanonicalUid(it->get_ref<const std::string&>())) {
-            v.type = VType::kEntity;
-            v.i = -1;
-            v.s = it->get_ref<const std::string&>();
-          }
-          return v;  // error unless canonical
+      auto it = j.find("__entity");
+      if (it != j.end()) {  // an entity reference: the only key, a canonical uid
+        if (j.size() == 1 && it->is_string() && IsCanonicalUid(it->get_ref<const std::string&>())) {
+          v.type = VType::kEntity;
+          v.i = -1;
+          v.s = it->get_ref<const std::string&>();
         }
-        it = j.find("__duration");
-        if (it != j.end()) {
-          if (it->is_number_integer()) {
-            v.type = VType::kDuration;
-            v.i = it->get<int64_t>();
-          }
-          return v;
-        }
-        it = j.find("__ip");
-        if (it != j.end()) {
-          if (it->is_string()) {
-            v.type = VType::kIp;
-            v.j = &*it;
-          }
-          return v;
-        }
+        return v;
       }
       v.type = VType::kRecord;
       v.j = &j;
@@ -235,8 +245,7 @@ bool PrepareRequest(const Bundle& b, const nlohmann::json& doc, PreparedRequest*
     bool ok = true;
     for (uint32_t k = 0; k < s.depth && ok; ++k) {
       std::string_view name = b.str(b.path_pool_[s.path + k]);
-      if (!j->is_object() || (j->size() == 1 && (j->contains("__entity") || j->contains("__ip") ||
-                                                   j->contains("__duration")))) {
+      if (!j->is_object() || j->contains("__entity")) {
         ok = false;
         break;
       }

@@ -53,7 +53,13 @@ bool PrepareRequest(const Bundle& bundle, const nlohmann::json& doc, PreparedReq
 // Parses `Type::"id"` (with \" and \\ escapes) into canonical form. False if malformed.
 bool ParseEntityUid(std::string_view text, std::string* canonical, size_t* type_len);
 
-// Converts a JSON value into a runtime Value (error for null, fractions, bad entities).
+// Converts a JSON value into a runtime Value: error for null, fractions, numbers beyond int64,
+// malformed `{"__entity": ...}` objects, and arrays holding such an error at any depth.
+// A JSON object is a Record even if some fields are errors (see JsonDeepError).
 Value FromJson(const nlohmann::json& j);
+
+// True if `j` holds, at any depth, a value that converts to an error. A record for which this
+// is true is an error wherever it is used as a whole (==, in, set operations, literals).
+bool JsonDeepError(const nlohmann::json& j);
 
 }  // namespace writ::runtime

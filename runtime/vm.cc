@@ -5,6 +5,9 @@
 #include <re2/re2.h>
 
 #include <cstring>
+#include <map>
+#include <set>
+#include <string>
 
 namespace writ::runtime {
 namespace {
@@ -63,6 +66,18 @@ Elems ElemsOf(const Value& v, const Frame& f) {
 bool Equal(const Bundle& b, const PreparedRequest& req, const Frame& f, const Value& x,
            const Value& y);
 
+// An error, or a record holding an error at any depth: an error wherever used as a whole.
+// (Sets never hold errors: FromJson and MakeSet turn such a set into an error.)
+bool Poisoned(const Frame& f, const Value& v) {
+  if (v.type == VType::kError) return true;
+  if (v.type != VType::kRecord) return false;
+  if (v.j != nullptr) return JsonDeepError(*v.j);
+  for (uint32_t k = 0; k < v.n; ++k) {
+    if (Poisoned(f, f.arena()[v.i + k])) return true;
+  }
+  return false;
+}
+
 bool SetHas(const Bundle& b, const PreparedRequest& req, const Frame& f, const Elems& s,
             const Value& x) {
   for (uint32_t i = 0; i < s.size(); ++i) {
@@ -115,6 +130,7 @@ bool ParseIp(std::string_view text, IpRange* out) {
     const char* p = slash + 1;
     if (*p == 0) return false;
     prefix = 0;
+    if (p[0] == '0' && p[1] != 0) return false;  // no leading zeros
     for (; *p; ++p) {
       if (*p < '0' || *p > '9' || prefix > 128) return false;
       prefix = prefix * 10 + (*p - '0');
@@ -173,7 +189,7 @@ bool Equal(const Bundle& b, const PreparedRequest& req, const Frame& f, const Va
     case VType::kIp: {
       IpRange p, q;
       return IpOf(x, &p) && IpOf(y, &q) && p.v6 == q.v6 && p.prefix == q.prefix &&
-             PrefixEqual(p.addr, q.addr, p.prefix);
+             std::memcmp(p.addr, q.addr, 16) == 0;
     }
     case VType::kSet: {
       Elems a = ElemsOf(x, f), c = ElemsOf(y, f);
@@ -265,8 +281,8 @@ Value Compare(Op op, const Value& x, const Value& y) {
 
 }  // namespace
 
-Value Run(const Bundle& b, const PreparedRequest& req, const Program& p) {
-  Frame f;
+static Value RunIn(const Bundle& b, const PreparedRequest& req, const Program& p, Frame* fp) {
+  Frame& f = *fp;
   Value* st = f.stack();
   int sp = 0;
   for (uint32_t k = p.begin; k < p.begin + p.count; ++k) {
@@ -350,10 +366,10 @@ Value Run(const Bundle& b, const PreparedRequest& req, const Program& p) {
         Value& x = st[sp - 2];
         const Value& y = st[sp - 1];
         --sp;
-        if (x.type == VType::kUnknown || y.type == VType::kUnknown) {
-          x.type = VType::kUnknown;
-        } else if (x.type == VType::kError || y.type == VType::kError) {
+        if (Poisoned(f, x) || Poisoned(f, y)) {
           x = Err();
+        } else if (x.type == VType::kUnknown || y.type == VType::kUnknown) {
+          x.type = VType::kUnknown;
         } else {
           bool eq = Equal(b, req, f, x, y);
           x = Bool(in.op == Op::kEq ? eq : !eq);
@@ -370,6 +386,10 @@ Value Run(const Bundle& b, const PreparedRequest& req, const Program& p) {
         Value& x = st[sp - 2];
         const Value& y = st[sp - 1];
         --sp;
+        if (Poisoned(f, x) || Poisoned(f, y)) {
+          x = Err();
+          break;
+        }
         if (x.type == VType::kUnknown || y.type == VType::kUnknown) {
           x.type = VType::kUnknown;
           break;
@@ -441,10 +461,10 @@ Value Run(const Bundle& b, const PreparedRequest& req, const Program& p) {
         Value& x = st[sp - 2];
         const Value& y = st[sp - 1];
         --sp;
-        if (x.type == VType::kUnknown || y.type == VType::kUnknown) {
-          x.type = VType::kUnknown;
-        } else if (x.type == VType::kError || y.type == VType::kError) {
+        if (Poisoned(f, x) || Poisoned(f, y)) {
           x = Err();
+        } else if (x.type == VType::kUnknown || y.type == VType::kUnknown) {
+          x.type = VType::kUnknown;
         } else if (y.type == VType::kEntity) {
           x = x.type == VType::kEntity ? Bool(EntityIn(req, x, y)) : Err();
         } else if (y.type == VType::kSet) {
@@ -513,12 +533,15 @@ Value Run(const Bundle& b, const PreparedRequest& req, const Program& p) {
         Value& x = st[sp - 2];
         const Value& y = st[sp - 1];
         --sp;
+        if (Poisoned(f, x) || Poisoned(f, y)) {
+          x = Err();
+          break;
+        }
         if (x.type == VType::kUnknown || y.type == VType::kUnknown) {
           x.type = VType::kUnknown;
           break;
         }
-        if (x.type != VType::kSet || (in.op != Op::kContains && y.type != VType::kSet) ||
-            y.type == VType::kError) {
+        if (x.type != VType::kSet || (in.op != Op::kContains && y.type != VType::kSet)) {
           x = Err();
           break;
         }
@@ -559,6 +582,10 @@ Value Run(const Bundle& b, const PreparedRequest& req, const Program& p) {
         Value& x = st[sp - 2];
         const Value& y = st[sp - 1];
         --sp;
+        if (Poisoned(f, x) || Poisoned(f, y)) {
+          x = Err();
+          break;
+        }
         if (x.type == VType::kUnknown || y.type == VType::kUnknown) {
           x.type = VType::kUnknown;
           break;
@@ -574,13 +601,13 @@ Value Run(const Bundle& b, const PreparedRequest& req, const Program& p) {
         for (uint32_t i = 0; i < n; ++i) {
           const Value& e = st[sp - n + i];
           unknown |= e.type == VType::kUnknown;
-          error |= e.type == VType::kError;
+          error |= Poisoned(f, e);
         }
         Value v;
-        if (unknown) {
-          v.type = VType::kUnknown;
-        } else if (error || f.arena_used + n + 1 > kArenaSize) {
+        if (error || f.arena_used + n + 1 > kArenaSize) {
           v = Err();
+        } else if (unknown) {
+          v.type = VType::kUnknown;
         } else {
           v.type = in.op == Op::kMakeSet ? VType::kSet : VType::kRecord;
           v.i = f.arena_used;
@@ -599,6 +626,11 @@ Value Run(const Bundle& b, const PreparedRequest& req, const Program& p) {
   return st[0];
 }
 
+Value Run(const Bundle& b, const PreparedRequest& req, const Program& p) {
+  Frame f;
+  return RunIn(b, req, p, &f);
+}
+
 Tri RunAtom(const Bundle& b, const PreparedRequest& req, uint32_t program) {
   const Program& p = b.programs_[program];
   if (req.args_unknown && p.reads_args) return Tri::kUnknown;
@@ -608,22 +640,86 @@ Tri RunAtom(const Bundle& b, const PreparedRequest& req, uint32_t program) {
   return Tri::kError;
 }
 
-std::string ValueToText(const Bundle& b, const PreparedRequest& req, const Value& v) {
+namespace {
+
+std::string Quote(std::string_view text) {
+  std::string out = "\"";
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\0': out += "\\0"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char buf[16];
+          std::snprintf(buf, sizeof buf, "\\u{%x}", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+// Writ syntax, canonical: sets sorted and deduplicated by rendering, record keys sorted.
+std::string WritText(const Bundle& b, const Frame* f, const Value& v) {
   switch (v.type) {
-    case VType::kError: return "<error>";
-    case VType::kUnknown: return "<unknown>";
     case VType::kBool: return v.b ? "true" : "false";
     case VType::kLong: return std::to_string(v.i);
     case VType::kDuration: return std::to_string(v.i) + "ms";
-    case VType::kString: return std::string(v.s);
+    case VType::kString: return Quote(v.s);
     case VType::kEntity: return std::string(v.s);
-    case VType::kIp: return v.j ? v.j->get<std::string>() : std::string(v.s);
-    case VType::kSet:
-    case VType::kRecord:
-      if (v.j != nullptr) return v.j->dump();
-      return v.type == VType::kSet ? "<set>" : "<record>";
+    case VType::kIp: {
+      IpRange r;
+      if (!IpOf(v, &r)) return "<error>";
+      char buf[64];
+      inet_ntop(r.v6 ? AF_INET6 : AF_INET, r.addr, buf, sizeof buf);
+      return "ip(" + Quote(std::string(buf) + "/" + std::to_string(r.prefix)) + ")";
+    }
+    case VType::kSet: {
+      std::set<std::string> parts;
+      if (v.j != nullptr) {
+        for (const auto& e : *v.j) parts.insert(WritText(b, f, FromJson(e)));
+      } else if (f != nullptr) {
+        for (uint32_t k = 0; k < v.n; ++k) parts.insert(WritText(b, f, f->arena()[v.i + k]));
+      }
+      std::string out = "[";
+      for (const auto& p : parts) out += (out.size() > 1 ? ", " : "") + p;
+      return out + "]";
+    }
+    case VType::kRecord: {
+      std::map<std::string, std::string> fields;
+      if (v.j != nullptr) {
+        for (auto it = v.j->begin(); it != v.j->end(); ++it) {
+          fields[it.key()] = WritText(b, f, FromJson(it.value()));
+        }
+      } else if (f != nullptr) {
+        const Value* vals = f->arena() + v.i;
+        uint32_t key_base = static_cast<uint32_t>(vals[v.n].i);
+        for (uint32_t k = 0; k < v.n; ++k) {
+          fields[std::string(b.str(b.record_keys_[key_base + k]))] = WritText(b, f, vals[k]);
+        }
+      }
+      std::string out = "{";
+      for (const auto& [k, x] : fields) out += (out.size() > 1 ? ", " : "") + Quote(k) + ": " + x;
+      return out + "}";
+    }
+    default: return "<error>";
   }
-  return "?";
+}
+
+}  // namespace
+
+std::string KeyText(const Bundle& b, const PreparedRequest& req, const Program& p) {
+  Frame f;
+  Value v = RunIn(b, req, p, &f);
+  if (Poisoned(f, v) || v.type == VType::kUnknown) return "<error>";
+  if (v.type == VType::kString) return std::string(v.s);
+  return WritText(b, &f, v);
 }
 
 }  // namespace writ::runtime

@@ -19,7 +19,8 @@ Value Run(const Bundle& b, const PreparedRequest& req, const Program& p);
 // With req.args_unknown, an atom that reads args is kUnknown.
 Tri RunAtom(const Bundle& b, const PreparedRequest& req, uint32_t program);
 
-// Renders a value the way rate-limit keys and explain output show it.
-std::string ValueToText(const Bundle& b, const PreparedRequest& req, const Value& v);
+// Runs a rate-limit key program and renders its value: a String as itself, anything else in
+// canonical Writ syntax; "<error>" if the value holds an error anywhere.
+std::string KeyText(const Bundle& b, const PreparedRequest& req, const Program& p);
 
 }  // namespace writ::runtime

@@ -8,6 +8,7 @@
 #include "WritLexer.h"
 #include "WritParser.h"
 #include "antlr4-runtime.h"
+#include "base/utf8.h"
 #include "compiler/parse/cst_to_ast.h"
 #include "compiler/parse/token_offsets.h"
 
@@ -16,22 +17,6 @@ namespace {
 
 using writgen::WritLexer;
 using writgen::WritParser;
-
-// Returns the byte offset of the first invalid UTF-8 sequence, or npos.
-size_t FindInvalidUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = s[i];
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return i;
-    for (size_t k = 1; k < n; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return i;
-    }
-    if (n == 2 && c < 0xC2) return i;  // overlong
-    i += n;
-  }
-  return std::string_view::npos;
-}
 
 // A friendly name for a token type in "expected ..." lists.
 std::string TokenName(const antlr4::dfa::Vocabulary& vocab, size_t type) {
