@@ -32,6 +32,14 @@ FrontEnd RunFrontEnd(const std::vector<std::string>& paths, const std::string& s
   return fe;
 }
 
+FrontEnd ParseText(const std::string& name, const std::string& text) {
+  FrontEnd fe;
+  fe.sources.Add(name, text);
+  fe.policies = ParseAll(fe.sources, &fe.diags);
+  fe.diags.Sort();
+  return fe;
+}
+
 FrontEnd RunFrontEndOnText(const std::string& name, const std::string& text,
                            const Schema* schema) {
   FrontEnd fe;

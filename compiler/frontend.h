@@ -29,6 +29,10 @@ struct FrontEnd {
 // `schema_path` may be empty. Parse errors and type errors land in result.diags (sorted).
 FrontEnd RunFrontEnd(const std::vector<std::string>& paths, const std::string& schema_path);
 
+// Parses policy text held in memory without type checking: for the formatter and for tests of
+// run-time semantics, which must also cover expressions a type checker would reject.
+FrontEnd ParseText(const std::string& name, const std::string& text);
+
 // Parses and checks policy text held in memory (tests, fuzzing, docs examples).
 FrontEnd RunFrontEndOnText(const std::string& name, const std::string& text,
                            const Schema* schema = nullptr);

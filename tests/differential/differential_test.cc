@@ -22,7 +22,6 @@
 #include "base/diagnostic.h"
 #include "compiler/compile.h"
 #include "compiler/frontend.h"
-#include "compiler/parse/parser.h"
 #include "runtime/evaluator.h"
 #include "tests/reference/random_gen.h"
 #include "tests/reference/reference_eval.h"
@@ -43,12 +42,7 @@ uint64_t EnvOr(const char* name, uint64_t fallback) {
 // The differential test is about run-time semantics, including of ill-typed expressions (args
 // are untrusted and dynamically typed; that is where fail-closed matters), so both sides take
 // the parsed policies without the type checker's verdict.
-FrontEnd ParseOnly(const std::string& text) {
-  FrontEnd fe;
-  fe.sources.Add("gen.writ", text);
-  fe.policies = ParseAll(fe.sources, &fe.diags);
-  return fe;
-}
+FrontEnd ParseOnly(const std::string& text) { return ParseText("gen.writ", text); }
 
 bool CompileUnchecked(const std::string& text, std::string* bytes, std::string* error) {
   FrontEnd fe = ParseOnly(text);

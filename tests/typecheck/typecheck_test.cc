@@ -111,8 +111,8 @@ TEST_CASE("E0201 operand type errors") {
   CHECK(d.help == "write `User::\"alice\"`");
   CHECK(d.underlined == "principal == \"alice\"");
 
-  d = One(CheckText("permit (principal, action, resource) when { context.ip.isInRange(\"10/8\") };"));
-  CHECK(d.message == "`.isInRange` needs an IpAddr argument, found String");
+  d = One(CheckText("permit (principal, action, resource) when { context.ip.isInRange(10) };"));
+  CHECK(d.message == "`.isInRange` needs an IpAddr or String argument, found Long");
 
   d = One(CheckText("permit (principal, action, resource) when { context.time.hour };"));
   CHECK(d.message == "a `when` condition must be a Bool, found Long");
