@@ -494,22 +494,28 @@ class Converter {
     if (auto* l = dynamic_cast<G::LikeRelContext*>(r)) {
       auto x = Make(ExprKind::kLike, span);
       x->kids.push_back(AddExpr(l->add()));
-      std::string raw = StringLiteral(l->STRING(), true);
-      // Split on unescaped `*`; `\*` is a literal star.
+      // Split the literal's body on unescaped `*` first, then unescape each chunk, so that
+      // `\*` (a literal star) and `\\*` (a backslash, then a wildcard) stay distinct.
+      std::string text = Text(l->STRING());
+      std::string_view body = std::string_view(text).substr(1, text.size() - 2);
       ast::LikePattern pat;
-      pat.chunks.emplace_back();
-      for (size_t i = 0; i < raw.size(); ++i) {
-        if (raw[i] == '\\' && i + 1 < raw.size() && raw[i + 1] == '*') {
-          pat.chunks.back() += '*';
+      size_t start = 0;
+      for (size_t i = 0; i <= body.size(); ++i) {
+        if (i < body.size() && body[i] == '\\') {
           ++i;
-        } else if (raw[i] == '*') {
-          pat.chunks.emplace_back();
-        } else {
-          pat.chunks.back() += raw[i];
+          continue;
         }
+        if (i < body.size() && body[i] != '*') continue;
+        std::string chunk;
+        size_t bad_off = 0, bad_len = 0;
+        if (!Unescape(body.substr(start, i - start), true, &chunk, &bad_off, &bad_len)) {
+          ReportBadEscape(l->STRING(), body, start + bad_off, bad_len, true);
+        }
+        pat.chunks.push_back(std::move(chunk));
+        start = i + 1;
       }
+      x->str = std::string(body);
       x->pattern = std::move(pat);
-      x->str = raw;
       return x;
     }
     if (auto* m = dynamic_cast<G::MatchesRelContext*>(r)) {
@@ -809,23 +815,27 @@ class Converter {
     std::string body = text.size() >= 2 ? text.substr(1, text.size() - 2) : std::string();
     std::string out;
     size_t bad_off = 0, bad_len = 0;
-    if (!Unescape(body, like, &out, &bad_off, &bad_len)) {
-      Span s = TermSpan(t);
-      uint32_t b = s.begin + 1 + static_cast<uint32_t>(bad_off);
-      const std::string bad = body.substr(bad_off, bad_len);
-      std::string msg = "invalid escape `" + bad + "` in string";
-      std::string help = like ? "escapes: \\\" \\\\ \\n \\r \\t \\0 \\' \\u{hex} and, in `like` patterns, \\*"
-                              : "escapes: \\\" \\\\ \\n \\r \\t \\0 \\' \\u{hex}";
-      if (bad.rfind("\\u", 0) == 0) {
-        msg = "invalid unicode escape `" + bad + "` in string";
-        help = "write `\\u{...}` with 1 to 6 hex digits naming a code point up to 10FFFF that is "
-               "not a surrogate (D800-DFFF), e.g. `\\u{e9}`";
-      } else if (bad == "\\*") {
-        help = "`\\*` is an escape only in `like` patterns; elsewhere write `*`";
-      }
-      Error("E0110", Span{file_, b, b + static_cast<uint32_t>(bad_len)}, msg, help);
-    }
+    if (!Unescape(body, like, &out, &bad_off, &bad_len)) ReportBadEscape(t, body, bad_off, bad_len, like);
     return out;
+  }
+
+  // `bad_off` is relative to the literal's body (after the opening quote).
+  void ReportBadEscape(antlr4::tree::TerminalNode* t, std::string_view body, size_t bad_off,
+                       size_t bad_len, bool like) {
+    Span s = TermSpan(t);
+    uint32_t b = s.begin + 1 + static_cast<uint32_t>(bad_off);
+    const std::string bad(body.substr(bad_off, bad_len));
+    std::string msg = "invalid escape `" + bad + "` in string";
+    std::string help = like ? "escapes: \\\" \\\\ \\n \\r \\t \\0 \\' \\u{hex} and, in `like` patterns, \\*"
+                            : "escapes: \\\" \\\\ \\n \\r \\t \\0 \\' \\u{hex}";
+    if (bad.rfind("\\u", 0) == 0) {
+      msg = "invalid unicode escape `" + bad + "` in string";
+      help = "write `\\u{...}` with 1 to 6 hex digits naming a code point up to 10FFFF that is "
+             "not a surrogate (D800-DFFF), e.g. `\\u{e9}`";
+    } else if (bad == "\\*") {
+      help = "`\\*` is an escape only in `like` patterns; elsewhere write `*`";
+    }
+    Error("E0110", Span{file_, b, b + static_cast<uint32_t>(bad_len)}, msg, help);
   }
 
   std::string PathText(G::PathContext* p) {
@@ -894,7 +904,7 @@ bool Unescape(std::string_view body, bool like_pattern, std::string* out, size_t
       case '\'': *out += '\''; ++i; continue;
       case '*':
         if (like_pattern) {
-          *out += "\\*";
+          *out += '*';
           ++i;
           continue;
         }

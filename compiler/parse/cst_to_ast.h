@@ -13,8 +13,8 @@ namespace writ::parse {
 void CstToAst(const SourceMap& sources, uint32_t file, writgen::WritParser::FileContext* cst,
               ast::PolicyFile* out, Diagnostics* diags);
 
-// Decodes the escapes of a string literal's body (without quotes). `like_pattern` keeps `\*`
-// as the two characters `\*` so the caller can split on unescaped stars. On a bad escape
+// Decodes the escapes of a string literal's body (without quotes). With `like_pattern`, `\*`
+// decodes to a literal `*` (the caller splits the body on unescaped `*` first). On a bad escape
 // returns false and sets *bad_offset (relative to body) and *bad_len.
 bool Unescape(std::string_view body, bool like_pattern, std::string* out, size_t* bad_offset,
               size_t* bad_len);
