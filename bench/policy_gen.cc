@@ -178,4 +178,33 @@ std::string GeneratePolicySet(const PolicyGenOptions& options) {
   return out;
 }
 
+std::string GenerateRequest(uint64_t seed) {
+  Rng mix(seed);
+  Rng r(mix.Next() ^ 0xA5A5A5A5A5A5A5A5ull);  // decorrelate neighbouring seeds
+  const Tool& t = r.Pick(kTools);
+  std::string parents = "\"Role::\\\"" + std::string(r.Pick(kRoles)) + "\\\"\"";
+  if (r.Chance(40)) parents += ", \"Role::\\\"" + std::string(r.Pick(kRoles)) + "\\\"\"";
+  std::string arg;
+  if (t.numeric) {
+    arg = std::to_string(r.Below(200000));
+  } else {
+    static constexpr std::array<std::string_view, 5> kValues{"acme/payments", "main", "prod",
+                                                              "/etc/passwd", "/home/dev/x"};
+    arg = Q(r.Pick(kValues));
+  }
+  std::string out = "{\"principal\": {\"uid\": \"User::\\\"u" + std::to_string(r.Below(1000)) +
+                    "\\\"\", \"attrs\": {\"department\": " + Q(r.Pick(kDepartments)) +
+                    ", \"mfa\": " + (r.Chance(70) ? "true" : "false") +
+                    ", \"tenant\": " + (r.Chance(80) ? "\"internal\"" : "\"partner\"") +
+                    ", \"roles\": [" + Q(r.Pick(kRoles)) + "]}, \"parents\": [" + parents + "]}, ";
+  out += "\"action\": \"tools/call\", ";
+  out += "\"resource\": {\"uid\": \"Tool::\\\"" + ToolId(t) + "\\\"\", \"attrs\": {\"category\": " +
+         Q(t.category) + "}, \"parents\": [\"Server::\\\"" + std::string(t.server) + "\\\"\"]}, ";
+  out += "\"args\": {" + Q(t.arg) + ": " + arg + "}, ";
+  out += "\"context\": {\"time\": {\"hour\": " + std::to_string(r.Below(24)) +
+         "}, \"dlp\": {\"args\": [" + (r.Chance(20) ? Q(r.Pick(kDlp)) : "") + "]}}, ";
+  out += "\"call\": {\"intent\": " + Q(r.Pick(kIntents)) + "}}";
+  return out;
+}
+
 }  // namespace writ::bench

@@ -29,4 +29,9 @@ inline std::string GeneratePolicySet(int statements, uint64_t seed = 1) {
   return GeneratePolicySet(PolicyGenOptions{statements, seed});
 }
 
+// A request (docs/semantics.md JSON) over the same catalog: a principal with one or two roles,
+// department, mfa, tenant; a tool call with a plausible argument; context hour and DLP
+// findings; the call's intent. Deterministic in `seed`.
+std::string GenerateRequest(uint64_t seed);
+
 }  // namespace writ::bench
