@@ -170,19 +170,38 @@ class DagBuilder {
         for (auto [res, in] : resources) parts[{a, res, in}].push_back(i);
       }
     }
-    stmt_formulas_ = formulas;
     stmts_ = stmts;
     std::ostringstream d;
     d << "atoms:\n";
     for (size_t a = 0; a < atom_text_.size(); ++a) {
       d << "  a" << a << (t_->programs[a].reads_args ? " [args]" : "") << ": " << atom_text_[a] << "\n";
     }
+    for (uint32_t i = 0; i < stmts.size(); ++i) {
+      t_->statements[i].formula = FormulaProgram(i, formulas[i], error);
+      if (!error->empty()) return false;
+    }
     for (auto& [key, members] : parts) {
       auto [action, res, in] = key;
       runtime::SwitchEntry e{action, res, in, {0, 0, 0}, static_cast<uint32_t>(t_->partition_pool.size()), 0};
       d << "partition action " << KeyText(action) << " resource " << (in ? "in " : "== ") << KeyText(res)
-        << ":\n";
-      BuildChunks(members, &d);
+        << ": statements [";
+      for (size_t k = 0; k < members.size(); ++k) d << (k ? " " : "") << t_->strings[t_->statements[members[k]].id];
+      d << "]\n";
+      std::vector<Item> items;
+      for (uint32_t m : members) {
+        if (RoleOf(m) != kNoEffect) items.push_back(Item{m, formulas[m]});
+      }
+      std::vector<uint32_t> roots = items.empty() ? std::vector<uint32_t>{Leaf(0)} : BuildChunks(items, &d);
+      // The first chunk lists every statement of the entry (for decision details).
+      for (size_t c = 0; c < roots.size(); ++c) {
+        runtime::Partition p{roots[c], static_cast<uint32_t>(t_->stmt_pool.size()), 0};
+        if (c == 0) {
+          t_->stmt_pool.insert(t_->stmt_pool.end(), members.begin(), members.end());
+          p.stmt_count = static_cast<uint32_t>(members.size());
+        }
+        t_->partitions.push_back(p);
+        t_->partition_pool.push_back(static_cast<uint32_t>(t_->partitions.size() - 1));
+      }
       e.partition_count = static_cast<uint32_t>(t_->partition_pool.size()) - e.partition_begin;
       t_->switch_entries.push_back(e);
     }
@@ -583,110 +602,184 @@ class DagBuilder {
   }
 
   // ---- DAG construction ----
+  //
+  // The DAG decides the effect only: its leaves are the 8 combinations of (some forbid
+  // matched, some permit matched, some approval statement matched). A statement whose residual
+  // formula becomes constant is folded into those flags and dropped; a statement that can no
+  // longer change the flags is pruned (a plain permit once a permit matched, anything once a
+  // forbid matched, rules without require_approval always). Which statements matched and
+  // their obligations are computed after the decision from per-statement formula programs
+  // (see DecisionToJson), over the selected partitions only.
+  enum Role : uint8_t { kNoEffect, kForbidRole, kPermitRole, kPermitApprovalRole, kApprovalRole };
+  static constexpr uint8_t kF = 1, kP = 2, kA = 4;
   struct Budget {};
+  struct Item {
+    uint32_t stmt;
+    uint32_t formula;
+  };
 
-  void BuildChunks(const std::vector<uint32_t>& members, std::ostringstream* d) {
+  Role RoleOf(uint32_t stmt) const {
+    const ast::Statement& st = *stmts_[stmt];
+    bool approval = st.HasObligation(ast::ObligationKind::kRequireApproval);
+    switch (st.effect) {
+      case ast::Effect::kForbid: return kForbidRole;
+      case ast::Effect::kPermit: return approval ? kPermitApprovalRole : kPermitRole;
+      case ast::Effect::kRule: return approval ? kApprovalRole : kNoEffect;
+    }
+    return kNoEffect;
+  }
+  static uint8_t FlagsOf(Role r) {
+    switch (r) {
+      case kForbidRole: return kF;
+      case kPermitRole: return kP;
+      case kPermitApprovalRole: return kP | kA;
+      case kApprovalRole: return kA;
+      default: return 0;
+    }
+  }
+  // Can this statement still change the effect, given the flags so far?
+  static bool Relevant(Role r, uint8_t flags) {
+    uint8_t f = FlagsOf(r);
+    return f != 0 && (flags & kF) == 0 && (f & ~flags) != 0;
+  }
+
+  // Builds the chunks of one switch entry; returns their root references.
+  std::vector<uint32_t> BuildChunks(const std::vector<Item>& items, std::ostringstream* d) {
     size_t nodes_before = pending_nodes_.size();
-    size_t outcomes_before = t_->outcomes.size();
-    size_t pool_before = t_->stmt_pool.size();
     node_memo_.clear();
     node_intern_.clear();  // subgraphs are shared within a chunk
-    outcome_memo_.clear();
     built_in_attempt_ = 0;
-    members_ = members;
-    std::vector<uint32_t> residual;
-    for (uint32_t m : members) residual.push_back(stmt_formulas_[m]);
+    chunk_size_ = items.size();
     try {
-      uint32_t root = Build(residual);
-      t_->partitions.push_back(runtime::Partition{root});
-      t_->partition_pool.push_back(static_cast<uint32_t>(t_->partitions.size() - 1));
-      *d << "  chunk p" << t_->partitions.size() - 1 << " statements [";
-      for (size_t i = 0; i < members.size(); ++i) *d << (i ? " " : "") << t_->strings[t_->statements[members[i]].id];
-      *d << "]\n";
+      uint32_t root = Build(0, items);
+      *d << "  chunk of " << items.size() << " effect statements: " << (pending_nodes_.size() - nodes_before)
+         << " nodes\n";
+      return {root};
     } catch (const Budget&) {
       pending_nodes_.resize(nodes_before);
-      t_->outcomes.resize(outcomes_before);
-      t_->stmt_pool.resize(pool_before);
-      std::vector<uint32_t> a(members.begin(), members.begin() + members.size() / 2);
-      std::vector<uint32_t> b(members.begin() + members.size() / 2, members.end());
-      BuildChunks(a, d);
-      BuildChunks(b, d);
+      std::vector<Item> a(items.begin(), items.begin() + items.size() / 2);
+      std::vector<Item> b(items.begin() + items.size() / 2, items.end());
+      std::vector<uint32_t> roots = BuildChunks(a, d);
+      for (uint32_t r : BuildChunks(b, d)) roots.push_back(r);
+      return roots;
     }
   }
 
-
-  uint32_t Build(const std::vector<uint32_t>& residual) {
-    std::string key(reinterpret_cast<const char*>(residual.data()), residual.size() * 4);
-    auto it = node_memo_.find(key);
-    if (it != node_memo_.end()) return it->second;
-    uint32_t rank = UINT32_MAX;
-    for (uint32_t f : residual) rank = std::min(rank, formulas_.at(f).min_atom);
-    uint32_t ref;
-    if (rank == UINT32_MAX) {
-      ref = Leaf(residual);
-    } else {
-      if (++built_in_attempt_ > opts_.max_nodes_per_partition && members_.size() > 1) throw Budget{};
-      uint32_t next[3];
-      const bool may_error = t_->programs[rank].may_error != 0;
-      for (int v = 0; v < 3; ++v) {
-        if (v == 2 && !may_error) {
-          next[2] = next[1];
-          continue;
-        }
-        std::unordered_map<uint32_t, uint32_t> memo;
-        std::vector<uint32_t> sub;
-        for (uint32_t f : residual) sub.push_back(formulas_.Substitute(f, rank, static_cast<Tri>(v), &memo));
-        next[v] = Build(sub);
+  uint32_t Build(uint8_t flags, const std::vector<Item>& items) {
+    // Fold resolved statements into the flags; prune those that cannot matter any more.
+    std::vector<Item> live;
+    for (const Item& it : items) {
+      Role role = RoleOf(it.stmt);
+      if (!Relevant(role, flags)) continue;
+      const Formula& x = formulas_.at(it.formula);
+      if (x.kind == Formula::kConst) {
+        bool matched = role == kPermitRole || role == kPermitApprovalRole ? x.value == Tri::kTrue
+                                                                          : x.value != Tri::kFalse;
+        if (matched) flags |= FlagsOf(role);
+        continue;
       }
-      if (next[0] == next[1] && next[1] == next[2]) {
-        ref = next[0];
+      live.push_back(it);
+    }
+    std::vector<Item> kept;
+    for (const Item& it : live) {
+      if (Relevant(RoleOf(it.stmt), flags)) kept.push_back(it);
+    }
+    if (kept.empty() || (flags & kF)) return Leaf(flags);
+    std::string key(1, static_cast<char>(flags));
+    key.append(reinterpret_cast<const char*>(kept.data()), kept.size() * sizeof(Item));
+    auto found = node_memo_.find(key);
+    if (found != node_memo_.end()) return found->second;
+    uint32_t rank = UINT32_MAX;
+    for (const Item& it : kept) rank = std::min(rank, formulas_.at(it.formula).min_atom);
+    if (++built_in_attempt_ > opts_.max_nodes_per_partition && chunk_size_ > 1) throw Budget{};
+    uint32_t next[3];
+    const bool may_error = t_->programs[rank].may_error != 0;
+    for (int v = 0; v < 3; ++v) {
+      if (v == 2 && !may_error) {
+        next[2] = next[1];
+        continue;
+      }
+      std::unordered_map<uint32_t, uint32_t> memo;
+      std::vector<Item> sub;
+      sub.reserve(kept.size());
+      for (const Item& it : kept) {
+        sub.push_back(Item{it.stmt, formulas_.Substitute(it.formula, rank, static_cast<Tri>(v), &memo)});
+      }
+      next[v] = Build(flags, sub);
+    }
+    uint32_t ref;
+    if (next[0] == next[1] && next[1] == next[2]) {
+      ref = next[0];
+    } else {
+      runtime::Node n{rank, {next[0], next[1], next[2]}};
+      std::string nk(reinterpret_cast<const char*>(&n), sizeof n);
+      auto nit = node_intern_.find(nk);
+      if (nit != node_intern_.end()) {
+        ref = nit->second;
       } else {
-        runtime::Node n{rank, {next[0], next[1], next[2]}};
-        std::string nk(reinterpret_cast<const char*>(&n), sizeof n);
-        auto nit = node_intern_.find(nk);
-        if (nit != node_intern_.end()) {
-          ref = nit->second;
-        } else {
-          pending_nodes_.push_back(n);
-          ref = static_cast<uint32_t>(pending_nodes_.size() - 1);
-          node_intern_[nk] = ref;
-        }
+        pending_nodes_.push_back(n);
+        ref = static_cast<uint32_t>(pending_nodes_.size() - 1);
+        node_intern_[nk] = ref;
       }
     }
     node_memo_.emplace(std::move(key), ref);
     return ref;
   }
 
-  uint32_t Leaf(const std::vector<uint32_t>& residual) {
-    std::vector<uint32_t> matched, errored;
+  // One outcome per flag combination, shared by every DAG.
+  uint32_t Leaf(uint8_t flags) {
+    if (flags & kF) flags = kF;  // a forbid decides; nothing else matters
+    auto it = leaves_.find(flags);
+    if (it != leaves_.end()) return it->second;
     runtime::Outcome o{};
-    for (size_t i = 0; i < residual.size(); ++i) {
-      Tri v = formulas_.at(residual[i]).value;
-      uint32_t s = members_[i];
-      const ast::Statement& st = *stmts_[s];
-      bool m = st.effect == ast::Effect::kPermit ? v == Tri::kTrue : v != Tri::kFalse;
-      if (v == Tri::kError) errored.push_back(s);
-      if (!m) continue;
-      matched.push_back(s);
-      if (st.effect == ast::Effect::kForbid) o.forbid = 1;
-      if (st.effect == ast::Effect::kPermit) o.permit = 1;
-      if (st.HasObligation(ast::ObligationKind::kRequireApproval)) o.approval = 1;
-    }
-    std::string key(reinterpret_cast<const char*>(matched.data()), matched.size() * 4);
-    key += '|';
-    key.append(reinterpret_cast<const char*>(errored.data()), errored.size() * 4);
-    auto it = outcome_memo_.find(key);
-    if (it != outcome_memo_.end()) return it->second;
-    o.matched_begin = static_cast<uint32_t>(t_->stmt_pool.size());
-    o.matched_count = static_cast<uint32_t>(matched.size());
-    t_->stmt_pool.insert(t_->stmt_pool.end(), matched.begin(), matched.end());
-    o.errored_begin = static_cast<uint32_t>(t_->stmt_pool.size());
-    o.errored_count = static_cast<uint32_t>(errored.size());
-    t_->stmt_pool.insert(t_->stmt_pool.end(), errored.begin(), errored.end());
+    o.forbid = (flags & kF) ? 1 : 0;
+    o.permit = (flags & kP) ? 1 : 0;
+    o.approval = (flags & kA) ? 1 : 0;
+    o.matched_begin = o.errored_begin = static_cast<uint32_t>(t_->stmt_pool.size());
     t_->outcomes.push_back(o);
     uint32_t ref = static_cast<uint32_t>(t_->outcomes.size() - 1) | kLeafBit;
-    outcome_memo_.emplace(std::move(key), ref);
+    leaves_.emplace(flags, ref);
     return ref;
+  }
+
+  // The whole formula of a statement as one program (atoms inlined, Kleene connectives), for
+  // computing which statements matched after the effect is decided.
+  uint32_t FormulaProgram(uint32_t stmt, uint32_t f, std::string* error) {
+    ProgramBuilder pb(this);
+    EmitFormula(f, &pb);
+    return pb.Finish("formula of " + t_->strings[t_->statements[stmt].id], error);
+  }
+  void EmitFormula(uint32_t f, ProgramBuilder* pb) {
+    const Formula& x = formulas_.at(f);
+    switch (x.kind) {
+      case Formula::kConst:
+        if (x.value == Tri::kError) {
+          pb->Push(Insn{Op::kPushError, 0, 0, 0});
+        } else {
+          pb->Push(Insn{Op::kPushBool, static_cast<uint8_t>(x.value == Tri::kTrue), 0, 0});
+        }
+        return;
+      case Formula::kAtom: {
+        const runtime::Program& p = t_->programs[x.atom];
+        for (uint32_t k = p.begin; k < p.begin + p.count; ++k) pb->Push(t_->insns[k]);
+        return;
+      }
+      case Formula::kNot:
+        EmitFormula(x.kids[0], pb);
+        pb->Push(Insn{Op::kNot, 0, 0, 0});
+        return;
+      case Formula::kAnd:
+      case Formula::kOr: {
+        std::vector<uint32_t> kids = x.kids;
+        Formula::Kind kind = x.kind;
+        EmitFormula(kids[0], pb);
+        for (size_t i = 1; i < kids.size(); ++i) {
+          EmitFormula(kids[i], pb);
+          pb->Push(Insn{kind == Formula::kAnd ? Op::kAnd : Op::kOr, 0, 0, 0});
+        }
+        return;
+      }
+    }
   }
 
   // Nodes were created children-first; reverse so every edge points forward (the verifier
@@ -728,11 +821,12 @@ class DagBuilder {
   const CompileOptions& opts_;
   BundleTables* t_;
   Formulas formulas_;
-  std::unordered_map<std::string, uint32_t> strings_, programs_, slots_, node_memo_, outcome_memo_, node_intern_;
+  std::unordered_map<std::string, uint32_t> strings_, programs_, slots_, node_memo_, node_intern_;
+  std::unordered_map<uint8_t, uint32_t> leaves_;
   std::unordered_map<int64_t, uint32_t> longs_;
   std::unordered_map<uint32_t, uint32_t> likes_, regexes_, constants_;
   std::vector<std::string> atom_text_;
-  std::vector<uint32_t> stmt_formulas_, members_;
+  size_t chunk_size_ = 0;
   std::vector<const ast::Statement*> stmts_;
   std::vector<runtime::Node> pending_nodes_;
   uint32_t built_in_attempt_ = 0;

@@ -330,6 +330,7 @@ bool Bundle::Verify(std::string* error) {
     if (!str_ok(s.id) || !str_ok(s.file) || !str_ok(s.obligations) || s.effect > 2) {
       return fail("statement " + std::to_string(i) + " metadata out of range");
     }
+    if (s.formula >= programs_.size()) return fail("statement " + std::to_string(i) + " formula out of range");
     if (static_cast<uint64_t>(s.rate_key_begin) + s.rate_key_count > program_pool_.size()) {
       return fail("statement " + std::to_string(i) + " rate-limit keys out of range");
     }
@@ -368,6 +369,9 @@ bool Bundle::Verify(std::string* error) {
     uint32_t r = partitions_[i].root;
     bool ok = (r & kLeafBit) ? (r & ~kLeafBit) < outcomes_.size() : r < nodes_.size();
     if (!ok) return fail("partition " + std::to_string(i) + " root out of range");
+    if (static_cast<uint64_t>(partitions_[i].stmt_begin) + partitions_[i].stmt_count > stmt_pool_.size()) {
+      return fail("partition " + std::to_string(i) + " statements out of range");
+    }
   }
   for (uint32_t p : partition_pool_) {
     if (p >= partitions_.size()) return fail("partition pool entry out of range");
@@ -409,7 +413,8 @@ std::string Disassemble(const Bundle& b) {
     const auto& s = b.statements_[i];
     static const char* kEff[] = {"permit", "forbid", "rule"};
     o << "  s" << i << " " << kEff[s.effect] << " " << b.str(s.id) << " at " << b.str(s.file)
-      << ":" << s.line << ":" << s.col << " obligations " << b.str(s.obligations) << "\n";
+      << ":" << s.line << ":" << s.col << " formula a" << s.formula << " obligations "
+      << b.str(s.obligations) << "\n";
   }
   o << "\nslots:\n";
   static const char* kRoots[] = {"principal", "resource", "args", "context", "call"};
@@ -428,7 +433,10 @@ std::string Disassemble(const Bundle& b) {
   }
   o << "\npartitions:\n";
   for (size_t i = 0; i < b.partitions_.size(); ++i) {
-    o << "  p" << i << " root " << Ref(b.partitions_[i].root) << "\n";
+    const Partition& p = b.partitions_[i];
+    o << "  p" << i << " root " << Ref(p.root) << " statements [";
+    for (uint32_t k = 0; k < p.stmt_count; ++k) o << (k ? " " : "") << "s" << b.stmt_pool_[p.stmt_begin + k];
+    o << "]\n";
   }
   o << "\nnodes:\n";
   for (size_t i = 0; i < b.nodes_.size(); ++i) {

@@ -32,7 +32,7 @@ class RE2;
 namespace writ::runtime {
 
 inline constexpr char kMagic[8] = {'W', 'R', 'I', 'T', 'B', 'N', 'D', 'L'};
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kFormatVersion = 2;
 inline constexpr uint32_t kHeaderSize = 8 + 4 + 4 + 8 + 8 + 32;
 inline constexpr uint32_t kMaxStack = 128;  // per program; verified
 inline constexpr uint32_t kLeafBit = 0x80000000u;  // a node reference with this bit is a leaf
@@ -41,6 +41,7 @@ inline constexpr uint32_t kLeafBit = 0x80000000u;  // a node reference with this
 // X(name, pops, pushes, operand meaning)
 #define WRIT_OPCODES(X)                                                                   \
   X(kPushBool, 0, 1, "a = 0|1")                                                           \
+  X(kPushError, 0, 1, "an error value (a folded constant error)")                         \
   X(kPushLong, 0, 1, "c = index into longs")                                              \
   X(kPushString, 0, 1, "c = string id")                                                   \
   X(kPushDuration, 0, 1, "c = index into longs (milliseconds)")                           \
@@ -126,7 +127,8 @@ struct Node {
 };
 static_assert(std::is_trivially_copyable_v<Node>);
 
-// A precombined outcome: which statements matched / errored at this leaf.
+// A leaf of an effect DAG: which kinds of statement matched on the path to it. (The
+// matched/errored ranges are reserved for richer leaves and are empty in version 1 bundles.)
 struct Outcome {
   uint8_t forbid;    // some matching forbid
   uint8_t permit;    // some matching permit
@@ -137,10 +139,13 @@ struct Outcome {
 };
 static_assert(std::is_trivially_copyable_v<Outcome>);
 
-// A partition: the statements sharing one (action key, resource key); `root` is a node ref.
+// A partition chunk: `root` is the node reference of its effect DAG; the first chunk of a switch
+// entry also lists every statement of the entry (stmt_pool range), for decision details.
 struct Partition {
   uint32_t root;
+  uint32_t stmt_begin, stmt_count;
 };
+static_assert(std::is_trivially_copyable_v<Partition>);
 
 // Switch tables. Action keys and resource keys are string ids of canonical uids;
 // kAnyKey means unconstrained.
@@ -163,6 +168,7 @@ struct StatementMeta {
   uint32_t begin, end;   // byte span in that file
   uint32_t obligations;  // string id of the statement's obligations as JSON (see below)
   uint32_t rate_key_begin, rate_key_count;  // programs computing rate_limit keys, in order
+  uint32_t formula;      // program: the statement's whole formula (scope tests + conditions)
 };
 static_assert(std::is_trivially_copyable_v<StatementMeta>);
 

@@ -108,14 +108,38 @@ int LogRank(const std::string& level) {
 
 }  // namespace
 
-nlohmann::json DecisionToJson(const Bundle& b, const PreparedRequest& req, const Decision& d) {
+// Which statements of the selected partitions matched and which errored: each statement's
+// formula program, run once (a statement listed twice is run once).
+void MatchStatements(const Bundle& b, const PreparedRequest& req, std::set<uint32_t>* matched,
+                     std::set<uint32_t>* errored) {
+  std::set<uint32_t> seen;
+  ForEachPartition(b, req, [&](uint32_t p) {
+    const Partition& part = b.partitions_[p];
+    for (uint32_t k = 0; k < part.stmt_count; ++k) {
+      uint32_t s = b.stmt_pool_[part.stmt_begin + k];
+      if (!seen.insert(s).second) continue;
+      Tri t = RunAtom(b, req, b.statements_[s].formula);
+      bool permit = b.statements_[s].effect == 0;
+      if (permit ? t == Tri::kTrue : t != Tri::kFalse) matched->insert(s);
+      if (t == Tri::kError) errored->insert(s);
+    }
+  });
+}
+
+nlohmann::json DecisionToJson(const Bundle& b, const PreparedRequest& req, const Decision& d_in) {
   using nlohmann::json;
   std::set<uint32_t> matched, errored;
-  for (int i = 0; i < d.part_count; ++i) {
-    const Outcome& o = b.outcomes_[d.parts[i]];
-    for (uint32_t k = 0; k < o.matched_count; ++k) matched.insert(b.stmt_pool_[o.matched_begin + k]);
-    for (uint32_t k = 0; k < o.errored_count; ++k) errored.insert(b.stmt_pool_[o.errored_begin + k]);
+  MatchStatements(b, req, &matched, &errored);
+  // The details must agree with the DAG's effect; if they ever did not, deny (fail closed).
+  Decision d = d_in;
+  bool f = false, p = false, a = false;
+  for (uint32_t s : matched) {
+    f |= b.statements_[s].effect == 1;
+    p |= b.statements_[s].effect == 0;
+    for (const auto& ob : b.statement_obligations_[s]) a |= ob.value("kind", "") == "require_approval";
   }
+  bool inconsistent = !d.overflow && Combine(f, p, a) != d.effect;
+  if (inconsistent) d.effect = Effect::kDeny;
   std::set<std::string> determining;
   for (uint32_t s : matched) {
     const StatementMeta& m = b.statements_[s];
@@ -206,6 +230,7 @@ nlohmann::json DecisionToJson(const Bundle& b, const PreparedRequest& req, const
            {"obligations", obligations},
            {"errors", json(errs)}};
   if (d.overflow) out["errors"].push_back("<too many partitions: denied>");
+  if (inconsistent) out["errors"].push_back("<internal: details disagree with the decision DAG: denied>");
   return out;
 }
 
@@ -228,18 +253,20 @@ std::string Explain(const Bundle& b, const PreparedRequest& req) {
       ref = node.next[static_cast<int>(t)];
     }
     const Outcome& out = b.outcomes_[ref & ~kLeafBit];
-    o << "  leaf " << (ref & ~kLeafBit) << "\n";
-    for (uint32_t k = 0; k < out.matched_count; ++k) {
-      const StatementMeta& m = b.statements_[b.stmt_pool_[out.matched_begin + k]];
-      o << "    matched " << kEff[m.effect] << " " << b.str(m.id) << " (" << b.str(m.file) << ":"
-        << m.line << ":" << m.col << ")\n";
-    }
-    for (uint32_t k = 0; k < out.errored_count; ++k) {
-      const StatementMeta& m = b.statements_[b.stmt_pool_[out.errored_begin + k]];
-      o << "    errored " << kEff[m.effect] << " " << b.str(m.id) << " (" << b.str(m.file) << ":"
-        << m.line << ":" << m.col << "): its condition evaluated to an error"
-        << (m.effect == 0 ? ", so it grants nothing" : ", so it counts as matched (fail closed)")
-        << "\n";
+    o << "  leaf " << (ref & ~kLeafBit) << ":" << (out.forbid ? " forbid" : "") << (out.permit ? " permit" : "")
+      << (out.approval ? " approval" : "") << (out.forbid || out.permit || out.approval ? "" : " nothing") << "\n";
+    const Partition& part = b.partitions_[p];
+    for (uint32_t k = 0; k < part.stmt_count; ++k) {
+      const StatementMeta& m = b.statements_[b.stmt_pool_[part.stmt_begin + k]];
+      Tri t = RunAtom(b, req, m.formula);
+      bool matched = m.effect == 0 ? t == Tri::kTrue : t != Tri::kFalse;
+      o << "    " << kEff[m.effect] << " " << b.str(m.id) << " (" << b.str(m.file) << ":" << m.line << ":"
+        << m.col << "): " << kTri[static_cast<int>(t)] << (matched ? ", matched" : "");
+      if (t == Tri::kError) {
+        o << (m.effect == 0 ? " -- its condition is an error, so it grants nothing"
+                            : " -- its condition is an error, so it counts as matched (fail closed)");
+      }
+      o << "\n";
     }
     ++n;
   });

@@ -289,6 +289,7 @@ static Value RunIn(const Bundle& b, const PreparedRequest& req, const Program& p
     const Insn& in = b.insns_[k];
     switch (in.op) {
       case Op::kPushBool: st[sp++] = Bool(in.a != 0); break;
+      case Op::kPushError: st[sp++] = Err(); break;
       case Op::kPushLong: st[sp++] = Long(b.longs_[in.c]); break;
       case Op::kPushDuration: {
         Value v;
