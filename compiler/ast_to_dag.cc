@@ -88,6 +88,33 @@ class Formulas {
     for (uint32_t k : flat) min_atom = std::min(min_atom, pool_[k].min_atom);
     return Intern(Formula{kind, Tri::kFalse, 0, std::move(flat), min_atom});
   }
+  // The same formula with every atom's rank taken from rank_of[atom program].
+  uint32_t Remap(uint32_t f, const std::vector<uint32_t>& rank_of, std::unordered_map<uint32_t, uint32_t>* memo) {
+    auto it = memo->find(f);
+    if (it != memo->end()) return it->second;
+    const Formula x = pool_[f];
+    uint32_t out = f;
+    switch (x.kind) {
+      case Formula::kConst: break;
+      case Formula::kAtom: out = Atom(x.atom, rank_of[x.atom]); break;
+      case Formula::kNot: out = Not(Remap(x.kids[0], rank_of, memo)); break;
+      case Formula::kAnd:
+      case Formula::kOr: {
+        std::vector<uint32_t> kids;
+        for (uint32_t k : x.kids) kids.push_back(Remap(k, rank_of, memo));
+        out = Junction(x.kind, std::move(kids));
+        break;
+      }
+    }
+    (*memo)[f] = out;
+    return out;
+  }
+  void CollectAtoms(uint32_t f, std::vector<uint32_t>* out) const {
+    const Formula& x = pool_[f];
+    if (x.kind == Formula::kAtom) out->push_back(x.atom);
+    for (uint32_t k : x.kids) CollectAtoms(k, out);
+  }
+
   // f with atom `rank` replaced by v.
   uint32_t Substitute(uint32_t f, uint32_t rank, Tri v, std::unordered_map<uint32_t, uint32_t>* memo) {
     const Formula& x = pool_[f];
@@ -118,6 +145,7 @@ class Formulas {
     key += static_cast<char>(f.kind);
     key += static_cast<char>(f.value);
     key.append(reinterpret_cast<const char*>(&f.atom), 4);
+    if (f.kind == Formula::kAtom) key.append(reinterpret_cast<const char*>(&f.min_atom), 4);  // its rank
     for (uint32_t k : f.kids) key.append(reinterpret_cast<const char*>(&k), 4);
     auto it = index_.find(key);
     if (it != index_.end()) return it->second;
@@ -171,6 +199,7 @@ class DagBuilder {
       }
     }
     stmts_ = stmts;
+    OrderAtomsByFrequency(&formulas);
     std::ostringstream d;
     d << "atoms:\n";
     for (size_t a = 0; a < atom_text_.size(); ++a) {
@@ -187,14 +216,26 @@ class DagBuilder {
         << ": statements [";
       for (size_t k = 0; k < members.size(); ++k) d << (k ? " " : "") << t_->strings[t_->statements[members[k]].id];
       d << "]\n";
-      std::vector<Item> items;
-      for (uint32_t m : members) {
-        if (RoleOf(m) != kNoEffect) items.push_back(Item{m, formulas[m]});
+      std::vector<uint32_t> roots[3];
+      size_t chunks = 1;
+      for (int k = 0; k < 3; ++k) {
+        auto kind = static_cast<runtime::DagKind>(k);
+        std::vector<Item> items;
+        for (uint32_t m : members) {
+          if (InDag(m, kind)) items.push_back(Item{m, formulas[m]});
+        }
+        kind_ = kind;
+        roots[k] = items.empty() ? std::vector<uint32_t>{Leaf(false)} : BuildChunks(kind, items, &d);
+        chunks = std::max(chunks, roots[k].size());
       }
-      std::vector<uint32_t> roots = items.empty() ? std::vector<uint32_t>{Leaf(0)} : BuildChunks(items, &d);
-      // The first chunk lists every statement of the entry (for decision details).
-      for (size_t c = 0; c < roots.size(); ++c) {
-        runtime::Partition p{roots[c], static_cast<uint32_t>(t_->stmt_pool.size()), 0};
+      // Chunk c holds the c-th DAG of each kind (a "no" leaf where a kind has fewer); the
+      // first chunk lists every statement of the entry (for decision details).
+      for (size_t c = 0; c < chunks; ++c) {
+        runtime::Partition p{{0, 0, 0}, static_cast<uint32_t>(t_->stmt_pool.size()), 0};
+        for (int k = 0; k < 3; ++k) {
+          kind_ = static_cast<runtime::DagKind>(k);
+          p.root[k] = c < roots[k].size() ? roots[k][c] : Leaf(false);
+        }
         if (c == 0) {
           t_->stmt_pool.insert(t_->stmt_pool.end(), members.begin(), members.end());
           p.stmt_count = static_cast<uint32_t>(members.size());
@@ -603,97 +644,97 @@ class DagBuilder {
 
   // ---- DAG construction ----
   //
-  // The DAG decides the effect only: its leaves are the 8 combinations of (some forbid
-  // matched, some permit matched, some approval statement matched). A statement whose residual
-  // formula becomes constant is folded into those flags and dropped; a statement that can no
-  // longer change the flags is pruned (a plain permit once a permit matched, anything once a
-  // forbid matched, rules without require_approval always). Which statements matched and
-  // their obligations are computed after the decision from per-statement formula programs
-  // (see DecisionToJson), over the selected partitions only.
-  enum Role : uint8_t { kNoEffect, kForbidRole, kPermitRole, kPermitApprovalRole, kApprovalRole };
-  static constexpr uint8_t kF = 1, kP = 2, kA = 4;
+  // Each partition chunk has three effect DAGs, each answering one yes/no question: does a
+  // forbid match; does a permit match; does a statement carrying require_approval match. A
+  // statement whose residual formula becomes constant either answers yes (a leaf) or drops
+  // out; so a DAG's states are the sets of still-open statements, and keeping the three
+  // questions apart avoids the product of their states. Which statements matched, and their
+  // obligations, are computed after the decision from per-statement formula programs (see
+  // DecisionToJson), over the selected partitions only.
   struct Budget {};
   struct Item {
     uint32_t stmt;
     uint32_t formula;
   };
 
-  Role RoleOf(uint32_t stmt) const {
+  // Is statement `stmt` part of the DAG answering `kind`?
+  bool InDag(uint32_t stmt, runtime::DagKind kind) const {
     const ast::Statement& st = *stmts_[stmt];
-    bool approval = st.HasObligation(ast::ObligationKind::kRequireApproval);
-    switch (st.effect) {
-      case ast::Effect::kForbid: return kForbidRole;
-      case ast::Effect::kPermit: return approval ? kPermitApprovalRole : kPermitRole;
-      case ast::Effect::kRule: return approval ? kApprovalRole : kNoEffect;
+    switch (kind) {
+      case runtime::kForbidDag: return st.effect == ast::Effect::kForbid;
+      case runtime::kPermitDag: return st.effect == ast::Effect::kPermit;
+      case runtime::kApprovalDag:
+        return st.effect != ast::Effect::kForbid && st.HasObligation(ast::ObligationKind::kRequireApproval);
     }
-    return kNoEffect;
-  }
-  static uint8_t FlagsOf(Role r) {
-    switch (r) {
-      case kForbidRole: return kF;
-      case kPermitRole: return kP;
-      case kPermitApprovalRole: return kP | kA;
-      case kApprovalRole: return kA;
-      default: return 0;
-    }
-  }
-  // Can this statement still change the effect, given the flags so far?
-  static bool Relevant(Role r, uint8_t flags) {
-    uint8_t f = FlagsOf(r);
-    return f != 0 && (flags & kF) == 0 && (f & ~flags) != 0;
+    return false;
   }
 
-  // Builds the chunks of one switch entry; returns their root references.
-  std::vector<uint32_t> BuildChunks(const std::vector<Item>& items, std::ostringstream* d) {
+  // Orders atoms so that those shared by the most statements are tested first: they resolve
+  // the most statements per test, which keeps DAGs small and paths short.
+  void OrderAtomsByFrequency(std::vector<uint32_t>* formulas) {
+    std::vector<uint32_t> count(t_->programs.size(), 0);
+    for (uint32_t f : *formulas) {
+      std::vector<uint32_t> atoms;
+      formulas_.CollectAtoms(f, &atoms);
+      std::sort(atoms.begin(), atoms.end());
+      atoms.erase(std::unique(atoms.begin(), atoms.end()), atoms.end());
+      for (uint32_t a : atoms) ++count[a];
+    }
+    std::vector<uint32_t> order(t_->programs.size());
+    for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](uint32_t x, uint32_t y) { return count[x] > count[y]; });
+    std::vector<uint32_t> rank_of(order.size());
+    for (uint32_t r = 0; r < order.size(); ++r) rank_of[order[r]] = r;
+    program_of_rank_ = order;
+    std::unordered_map<uint32_t, uint32_t> memo;
+    for (uint32_t& f : *formulas) f = formulas_.Remap(f, rank_of, &memo);
+  }
+
+  // Builds the chunks of one DAG kind for one switch entry; returns their roots.
+  std::vector<uint32_t> BuildChunks(runtime::DagKind kind, const std::vector<Item>& items, std::ostringstream* d) {
     size_t nodes_before = pending_nodes_.size();
     node_memo_.clear();
     node_intern_.clear();  // subgraphs are shared within a chunk
     built_in_attempt_ = 0;
     chunk_size_ = items.size();
+    kind_ = kind;
     try {
-      uint32_t root = Build(0, items);
-      *d << "  chunk of " << items.size() << " effect statements: " << (pending_nodes_.size() - nodes_before)
-         << " nodes\n";
+      uint32_t root = Build(items);
+      static const char* kNames[] = {"forbid", "permit", "approval"};
+      *d << "  " << kNames[kind] << " DAG over " << items.size() << " statements: "
+         << (pending_nodes_.size() - nodes_before) << " nodes\n";
       return {root};
     } catch (const Budget&) {
       pending_nodes_.resize(nodes_before);
       std::vector<Item> a(items.begin(), items.begin() + items.size() / 2);
       std::vector<Item> b(items.begin() + items.size() / 2, items.end());
-      std::vector<uint32_t> roots = BuildChunks(a, d);
-      for (uint32_t r : BuildChunks(b, d)) roots.push_back(r);
+      std::vector<uint32_t> roots = BuildChunks(kind, a, d);
+      for (uint32_t r : BuildChunks(kind, b, d)) roots.push_back(r);
       return roots;
     }
   }
 
-  uint32_t Build(uint8_t flags, const std::vector<Item>& items) {
-    // Fold resolved statements into the flags; prune those that cannot matter any more.
+  uint32_t Build(const std::vector<Item>& items) {
     std::vector<Item> live;
     for (const Item& it : items) {
-      Role role = RoleOf(it.stmt);
-      if (!Relevant(role, flags)) continue;
       const Formula& x = formulas_.at(it.formula);
-      if (x.kind == Formula::kConst) {
-        bool matched = role == kPermitRole || role == kPermitApprovalRole ? x.value == Tri::kTrue
-                                                                          : x.value != Tri::kFalse;
-        if (matched) flags |= FlagsOf(role);
+      if (x.kind != Formula::kConst) {
+        live.push_back(it);
         continue;
       }
-      live.push_back(it);
+      bool permit = stmts_[it.stmt]->effect == ast::Effect::kPermit;
+      if (permit ? x.value == Tri::kTrue : x.value != Tri::kFalse) return Leaf(true);
     }
-    std::vector<Item> kept;
-    for (const Item& it : live) {
-      if (Relevant(RoleOf(it.stmt), flags)) kept.push_back(it);
-    }
-    if (kept.empty() || (flags & kF)) return Leaf(flags);
-    std::string key(1, static_cast<char>(flags));
-    key.append(reinterpret_cast<const char*>(kept.data()), kept.size() * sizeof(Item));
+    if (live.empty()) return Leaf(false);
+    std::string key(reinterpret_cast<const char*>(live.data()), live.size() * sizeof(Item));
     auto found = node_memo_.find(key);
     if (found != node_memo_.end()) return found->second;
     uint32_t rank = UINT32_MAX;
-    for (const Item& it : kept) rank = std::min(rank, formulas_.at(it.formula).min_atom);
+    for (const Item& it : live) rank = std::min(rank, formulas_.at(it.formula).min_atom);
     if (++built_in_attempt_ > opts_.max_nodes_per_partition && chunk_size_ > 1) throw Budget{};
+    const uint32_t program = program_of_rank_[rank];
     uint32_t next[3];
-    const bool may_error = t_->programs[rank].may_error != 0;
+    const bool may_error = t_->programs[program].may_error != 0;
     for (int v = 0; v < 3; ++v) {
       if (v == 2 && !may_error) {
         next[2] = next[1];
@@ -701,17 +742,17 @@ class DagBuilder {
       }
       std::unordered_map<uint32_t, uint32_t> memo;
       std::vector<Item> sub;
-      sub.reserve(kept.size());
-      for (const Item& it : kept) {
+      sub.reserve(live.size());
+      for (const Item& it : live) {
         sub.push_back(Item{it.stmt, formulas_.Substitute(it.formula, rank, static_cast<Tri>(v), &memo)});
       }
-      next[v] = Build(flags, sub);
+      next[v] = Build(sub);
     }
     uint32_t ref;
     if (next[0] == next[1] && next[1] == next[2]) {
       ref = next[0];
     } else {
-      runtime::Node n{rank, {next[0], next[1], next[2]}};
+      runtime::Node n{program, {next[0], next[1], next[2]}};
       std::string nk(reinterpret_cast<const char*>(&n), sizeof n);
       auto nit = node_intern_.find(nk);
       if (nit != node_intern_.end()) {
@@ -726,20 +767,18 @@ class DagBuilder {
     return ref;
   }
 
-  // One outcome per flag combination, shared by every DAG.
-  uint32_t Leaf(uint8_t flags) {
-    if (flags & kF) flags = kF;  // a forbid decides; nothing else matters
-    auto it = leaves_.find(flags);
-    if (it != leaves_.end()) return it->second;
-    runtime::Outcome o{};
-    o.forbid = (flags & kF) ? 1 : 0;
-    o.permit = (flags & kP) ? 1 : 0;
-    o.approval = (flags & kA) ? 1 : 0;
-    o.matched_begin = o.errored_begin = static_cast<uint32_t>(t_->stmt_pool.size());
-    t_->outcomes.push_back(o);
-    uint32_t ref = static_cast<uint32_t>(t_->outcomes.size() - 1) | kLeafBit;
-    leaves_.emplace(flags, ref);
-    return ref;
+  // Four outcomes shared by every DAG: no, forbid, permit, approval.
+  uint32_t Leaf(bool yes) {
+    if (t_->outcomes.empty()) {
+      for (int k = 0; k < 4; ++k) {
+        runtime::Outcome o{};
+        o.forbid = k == 1;
+        o.permit = k == 2;
+        o.approval = k == 3;
+        t_->outcomes.push_back(o);
+      }
+    }
+    return (yes ? 1 + static_cast<uint32_t>(kind_) : 0) | kLeafBit;
   }
 
   // The whole formula of a statement as one program (atoms inlined, Kleene connectives), for
@@ -793,17 +832,23 @@ class DagBuilder {
       for (auto& r : x.next) r = map(r);
       t_->nodes[n - 1 - i] = x;
     }
-    for (auto& p : t_->partitions) p.root = map(p.root);
+    for (auto& p : t_->partitions) {
+      for (auto& r : p.root) r = map(r);
+    }
     *d << "nodes:\n";
     for (uint32_t i = 0; i < n; ++i) {
       const auto& x = t_->nodes[i];
       auto rt = [&](uint32_t r) { return (r & kLeafBit) ? "leaf " + std::to_string(r & ~kLeafBit) : "n" + std::to_string(r); };
       *d << "  n" << i << " a" << x.atom << " ? " << rt(x.next[0]) << " : " << rt(x.next[1]) << " ! " << rt(x.next[2]) << "\n";
     }
-    *d << "partition roots:";
+    *d << "partition roots (forbid, permit, approval):";
     for (size_t i = 0; i < t_->partitions.size(); ++i) {
-      uint32_t r = t_->partitions[i].root;
-      *d << " p" << i << "=" << ((r & kLeafBit) ? "leaf " + std::to_string(r & ~kLeafBit) : "n" + std::to_string(r));
+      *d << " p" << i << "=(";
+      for (int k = 0; k < 3; ++k) {
+        uint32_t r = t_->partitions[i].root[k];
+        *d << (k ? " " : "") << ((r & kLeafBit) ? "leaf " + std::to_string(r & ~kLeafBit) : "n" + std::to_string(r));
+      }
+      *d << ")";
     }
     *d << "\noutcomes:\n";
     for (size_t i = 0; i < t_->outcomes.size(); ++i) {
@@ -822,7 +867,8 @@ class DagBuilder {
   BundleTables* t_;
   Formulas formulas_;
   std::unordered_map<std::string, uint32_t> strings_, programs_, slots_, node_memo_, node_intern_;
-  std::unordered_map<uint8_t, uint32_t> leaves_;
+  std::vector<uint32_t> program_of_rank_;
+  runtime::DagKind kind_ = runtime::kForbidDag;
   std::unordered_map<int64_t, uint32_t> longs_;
   std::unordered_map<uint32_t, uint32_t> likes_, regexes_, constants_;
   std::vector<std::string> atom_text_;

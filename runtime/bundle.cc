@@ -366,9 +366,10 @@ bool Bundle::Verify(std::string* error) {
     }
   }
   for (size_t i = 0; i < partitions_.size(); ++i) {
-    uint32_t r = partitions_[i].root;
-    bool ok = (r & kLeafBit) ? (r & ~kLeafBit) < outcomes_.size() : r < nodes_.size();
-    if (!ok) return fail("partition " + std::to_string(i) + " root out of range");
+    for (uint32_t r : partitions_[i].root) {
+      bool ok = (r & kLeafBit) ? (r & ~kLeafBit) < outcomes_.size() : r < nodes_.size();
+      if (!ok) return fail("partition " + std::to_string(i) + " root out of range");
+    }
     if (static_cast<uint64_t>(partitions_[i].stmt_begin) + partitions_[i].stmt_count > stmt_pool_.size()) {
       return fail("partition " + std::to_string(i) + " statements out of range");
     }
@@ -434,7 +435,8 @@ std::string Disassemble(const Bundle& b) {
   o << "\npartitions:\n";
   for (size_t i = 0; i < b.partitions_.size(); ++i) {
     const Partition& p = b.partitions_[i];
-    o << "  p" << i << " root " << Ref(p.root) << " statements [";
+    o << "  p" << i << " forbid " << Ref(p.root[0]) << ", permit " << Ref(p.root[1]) << ", approval "
+      << Ref(p.root[2]) << " statements [";
     for (uint32_t k = 0; k < p.stmt_count; ++k) o << (k ? " " : "") << "s" << b.stmt_pool_[p.stmt_begin + k];
     o << "]\n";
   }

@@ -32,7 +32,7 @@ class RE2;
 namespace writ::runtime {
 
 inline constexpr char kMagic[8] = {'W', 'R', 'I', 'T', 'B', 'N', 'D', 'L'};
-inline constexpr uint32_t kFormatVersion = 2;
+inline constexpr uint32_t kFormatVersion = 3;
 inline constexpr uint32_t kHeaderSize = 8 + 4 + 4 + 8 + 8 + 32;
 inline constexpr uint32_t kMaxStack = 128;  // per program; verified
 inline constexpr uint32_t kLeafBit = 0x80000000u;  // a node reference with this bit is a leaf
@@ -139,10 +139,13 @@ struct Outcome {
 };
 static_assert(std::is_trivially_copyable_v<Outcome>);
 
-// A partition chunk: `root` is the node reference of its effect DAG; the first chunk of a switch
-// entry also lists every statement of the entry (stmt_pool range), for decision details.
+// A partition chunk: three effect DAGs -- root[kForbidDag] answers "does a forbid match",
+// root[kPermitDag] "does a permit match", root[kApprovalDag] "does a statement carrying
+// require_approval match". The first chunk of a switch entry also lists every statement of the
+// entry (stmt_pool range), for decision details.
+enum DagKind : uint32_t { kForbidDag = 0, kPermitDag = 1, kApprovalDag = 2 };
 struct Partition {
-  uint32_t root;
+  uint32_t root[3];
   uint32_t stmt_begin, stmt_count;
 };
 static_assert(std::is_trivially_copyable_v<Partition>);

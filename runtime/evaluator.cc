@@ -79,20 +79,30 @@ uint32_t Walk(const Bundle& b, const PreparedRequest& req, uint32_t ref) {
 
 Decision Evaluate(const Bundle& b, const PreparedRequest& req) {
   Decision d;
-  bool forbid = false, permit = false, approval = false;
   ForEachPartition(b, req, [&](uint32_t p) {
-    uint32_t leaf = Walk(b, req, b.partitions_[p].root);
-    const Outcome& o = b.outcomes_[leaf];
-    forbid |= o.forbid != 0;
-    permit |= o.permit != 0;
-    approval |= o.approval != 0;
     if (d.part_count < Decision::kMaxParts) {
-      d.parts[d.part_count++] = leaf;
+      d.parts[d.part_count++] = p;
     } else {
       d.overflow = true;
     }
   });
-  d.effect = d.overflow ? Effect::kDeny : Combine(forbid, permit, approval);
+  if (d.overflow) {
+    d.effect = Effect::kDeny;
+    return d;
+  }
+  // Forbids first: any match decides. Then permits; then approval. Each DAG answers one
+  // question, so a walk stops at the first chunk that says yes.
+  bool forbid = false, permit = false, approval = false;
+  for (int i = 0; i < d.part_count && !forbid; ++i) {
+    forbid = b.outcomes_[Walk(b, req, b.partitions_[d.parts[i]].root[kForbidDag])].forbid != 0;
+  }
+  for (int i = 0; i < d.part_count && !forbid && !permit; ++i) {
+    permit = b.outcomes_[Walk(b, req, b.partitions_[d.parts[i]].root[kPermitDag])].permit != 0;
+  }
+  for (int i = 0; i < d.part_count && !forbid && permit && !approval; ++i) {
+    approval = b.outcomes_[Walk(b, req, b.partitions_[d.parts[i]].root[kApprovalDag])].approval != 0;
+  }
+  d.effect = Combine(forbid, permit, approval);
   return d;
 }
 
@@ -244,17 +254,20 @@ std::string Explain(const Bundle& b, const PreparedRequest& req) {
   static const char* kEff[] = {"permit", "forbid", "rule"};
   int n = 0;
   ForEachPartition(b, req, [&](uint32_t p) {
-    o << "partition p" << p << ":\n";
-    uint32_t ref = b.partitions_[p].root;
-    while (!(ref & kLeafBit)) {
-      const Node& node = b.nodes_[ref];
-      Tri t = RunAtom(b, req, node.atom);
-      o << "  n" << ref << " a" << node.atom << " = " << kTri[static_cast<int>(t)] << "\n";
-      ref = node.next[static_cast<int>(t)];
+    o << "partition chunk p" << p << ":\n";
+    static const char* kDag[] = {"forbid", "permit", "approval"};
+    for (int kind = 0; kind < 3; ++kind) {
+      uint32_t ref = b.partitions_[p].root[kind];
+      o << "  " << kDag[kind] << " DAG:";
+      while (!(ref & kLeafBit)) {
+        const Node& node = b.nodes_[ref];
+        Tri t = RunAtom(b, req, node.atom);
+        o << " n" << ref << "(a" << node.atom << ")=" << kTri[static_cast<int>(t)];
+        ref = node.next[static_cast<int>(t)];
+      }
+      const Outcome& leaf = b.outcomes_[ref & ~kLeafBit];
+      o << " -> " << (leaf.forbid || leaf.permit || leaf.approval ? "yes" : "no") << "\n";
     }
-    const Outcome& out = b.outcomes_[ref & ~kLeafBit];
-    o << "  leaf " << (ref & ~kLeafBit) << ":" << (out.forbid ? " forbid" : "") << (out.permit ? " permit" : "")
-      << (out.approval ? " approval" : "") << (out.forbid || out.permit || out.approval ? "" : " nothing") << "\n";
     const Partition& part = b.partitions_[p];
     for (uint32_t k = 0; k < part.stmt_count; ++k) {
       const StatementMeta& m = b.statements_[b.stmt_pool_[part.stmt_begin + k]];
@@ -289,30 +302,35 @@ Visibility ListVisibility(const Bundle& b, const PreparedRequest& req_in) {
   bool definitely_forbidden = false, maybe_forbidden = false;
   bool maybe_permitted = false, definitely_permitted = false;
   ForEachPartition(b, req, [&](uint32_t p) {
-    // Every leaf reachable when unknown atoms may take any value.
-    bool all_forbid = true, any_forbid = false, any_permit = false, all_permit = true;
-    std::vector<uint32_t> stack{b.partitions_[p].root};
-    std::set<uint32_t> seen;
-    while (!stack.empty()) {
-      uint32_t ref = stack.back();
-      stack.pop_back();
-      if (!seen.insert(ref).second) continue;
-      if (ref & kLeafBit) {
-        const Outcome& o = b.outcomes_[ref & ~kLeafBit];
-        all_forbid &= o.forbid != 0;
-        any_forbid |= o.forbid != 0;
-        any_permit |= o.permit != 0;
-        all_permit &= o.permit != 0;
-        continue;
+    // The leaves of one DAG reachable when unknown atoms may take any value:
+    // (some leaf says yes, every leaf says yes).
+    auto reach = [&](DagKind kind) {
+      bool any_yes = false, all_yes = true;
+      std::vector<uint32_t> stack{b.partitions_[p].root[kind]};
+      std::set<uint32_t> seen;
+      while (!stack.empty()) {
+        uint32_t ref = stack.back();
+        stack.pop_back();
+        if (!seen.insert(ref).second) continue;
+        if (ref & kLeafBit) {
+          const Outcome& o = b.outcomes_[ref & ~kLeafBit];
+          bool yes = kind == kForbidDag ? o.forbid != 0 : o.permit != 0;
+          any_yes |= yes;
+          all_yes &= yes;
+          continue;
+        }
+        const Node& node = b.nodes_[ref];
+        Tri t = RunAtom(b, req, node.atom);
+        if (t == Tri::kUnknown) {
+          for (uint32_t r : node.next) stack.push_back(r);
+        } else {
+          stack.push_back(node.next[static_cast<int>(t)]);
+        }
       }
-      const Node& node = b.nodes_[ref];
-      Tri t = RunAtom(b, req, node.atom);
-      if (t == Tri::kUnknown) {
-        for (uint32_t r : node.next) stack.push_back(r);
-      } else {
-        stack.push_back(node.next[static_cast<int>(t)]);
-      }
-    }
+      return std::pair<bool, bool>{any_yes, all_yes};
+    };
+    auto [any_forbid, all_forbid] = reach(kForbidDag);
+    auto [any_permit, all_permit] = reach(kPermitDag);
     definitely_forbidden |= all_forbid;
     maybe_forbidden |= any_forbid;
     maybe_permitted |= any_permit;

@@ -27,13 +27,13 @@ namespace writ::runtime {
 enum class Effect : uint8_t { kAllow, kDeny, kRequireApproval };
 const char* EffectName(Effect e);  // "allow" "deny" "require_approval"
 
-// The outcome of one decision. Fixed size: refers to precombined outcomes in the bundle.
+// The outcome of one decision. Fixed size, no heap.
 struct Decision {
-  static constexpr int kMaxParts = 16;
+  static constexpr int kMaxParts = 64;
   Effect effect = Effect::kDeny;
   uint8_t part_count = 0;
-  bool overflow = false;  // more parts than kMaxParts: decided deny (fail closed)
-  // Outcome indices (into Bundle::outcomes()) of every evaluated partition's leaf.
+  bool overflow = false;  // more partition chunks than kMaxParts: decided deny (fail closed)
+  // The partition chunks (indices into Bundle::partitions_) the request selected.
   std::array<uint32_t, kMaxParts> parts{};
 };
 

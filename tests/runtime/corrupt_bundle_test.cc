@@ -494,12 +494,12 @@ TEST_CASE("hostile table contents") {
   for (size_t k = 0; k < partitions.size(); ++k) {
     with([&](RawBundle& b) {
       auto v = partitions;
-      v[k].root = static_cast<uint32_t>(nodes.size());
+      v[k].root[0] = static_cast<uint32_t>(nodes.size());
       b.Put(Section::kPartitions, v);
     }, "partition root out of range");
     with([&](RawBundle& b) {
       auto v = partitions;
-      v[k].root = kLeafBit | static_cast<uint32_t>(outcomes.size());
+      v[k].root[1] = kLeafBit | static_cast<uint32_t>(outcomes.size());
       b.Put(Section::kPartitions, v);
     }, "partition leaf out of range");
   }
