@@ -246,6 +246,7 @@ class DagBuilder {
       e.partition_count = static_cast<uint32_t>(t_->partition_pool.size()) - e.partition_begin;
       t_->switch_entries.push_back(e);
     }
+    for (const std::string& text : atom_text_) t_->program_text.push_back(Str(text));
     FinishNodes(&d);
     *dump = d.str();
     return true;

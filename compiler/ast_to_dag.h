@@ -26,7 +26,7 @@ struct BundleTables {
   std::vector<std::string> strings;
   std::vector<int64_t> longs;
   std::vector<uint32_t> constants, path_pool, stmt_pool, partition_pool, regexes, likes,
-      record_keys, program_pool;
+      record_keys, program_pool, program_text;
   std::vector<runtime::Slot> slots;
   std::vector<runtime::Insn> insns;
   std::vector<runtime::Program> programs;

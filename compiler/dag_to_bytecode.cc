@@ -31,6 +31,7 @@ std::string SerializeBundle(const BundleTables& t, const std::array<uint8_t, 32>
   w.Add(Section::kLikes, t.likes);
   w.Add(Section::kRecordKeys, t.record_keys);
   w.Add(Section::kProgramPool, t.program_pool);
+  w.Add(Section::kProgramText, t.program_text);
   return w.Finish(source_hash);
 }
 

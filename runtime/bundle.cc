@@ -137,6 +137,7 @@ constexpr SectionSpec kSpecs[] = {
     {Section::kPartitionPool, 4},   {Section::kSwitch, sizeof(SwitchEntry)},
     {Section::kStatements, sizeof(StatementMeta)}, {Section::kRegexes, 4},
     {Section::kLikes, 4},           {Section::kRecordKeys, 4},     {Section::kProgramPool, 4},
+    {Section::kProgramText, 4},
 };
 
 template <typename T>
@@ -213,6 +214,7 @@ std::shared_ptr<const Bundle> Bundle::Load(std::string_view bytes, std::string* 
       case Section::kLikes: CopyInto(&b->likes_, q, count); break;
       case Section::kRecordKeys: CopyInto(&b->record_keys_, q, count); break;
       case Section::kProgramPool: CopyInto(&b->program_pool_, q, count); break;
+      case Section::kProgramText: CopyInto(&b->program_text_, q, count); break;
     }
     q += count * elem;
     left -= count * elem;
@@ -343,6 +345,10 @@ bool Bundle::Verify(std::string* error) {
   for (uint32_t p : program_pool_) {
     if (p >= programs_.size()) return fail("program pool entry out of range");
   }
+  if (program_text_.size() != programs_.size()) return fail("program text table does not match programs");
+  for (uint32_t id : program_text_) {
+    if (!str_ok(id)) return fail("program text refers to a string out of range");
+  }
   for (uint32_t s : stmt_pool_) {
     if (s >= statements_.size()) return fail("statement pool entry out of range");
   }
@@ -459,7 +465,8 @@ std::string Disassemble(const Bundle& b) {
   o << "\nprograms:\n";
   for (size_t i = 0; i < b.programs_.size(); ++i) {
     const Program& p = b.programs_[i];
-    o << "  a" << i << (p.reads_args ? " [args]" : "") << (p.may_error ? "" : " [total]") << ":";
+    o << "  a" << i << (p.reads_args ? " [args]" : "") << (p.may_error ? "" : " [total]") << " `"
+      << b.str(b.program_text_[i]) << "`:";
     for (uint32_t k = p.begin; k < p.begin + p.count; ++k) {
       const Insn& in = b.insns_[k];
       o << " " << OpName(in.op);

@@ -32,7 +32,7 @@ class RE2;
 namespace writ::runtime {
 
 inline constexpr char kMagic[8] = {'W', 'R', 'I', 'T', 'B', 'N', 'D', 'L'};
-inline constexpr uint32_t kFormatVersion = 3;
+inline constexpr uint32_t kFormatVersion = 4;
 inline constexpr uint32_t kHeaderSize = 8 + 4 + 4 + 8 + 8 + 32;
 inline constexpr uint32_t kMaxStack = 128;  // per program; verified
 inline constexpr uint32_t kLeafBit = 0x80000000u;  // a node reference with this bit is a leaf
@@ -195,6 +195,7 @@ enum class Section : uint32_t {
   kLikes,           // u32 string ids (pattern: chunks joined by '\0'... see docs)
   kRecordKeys,      // u32 string ids, for kMakeRecord
   kProgramPool,     // u32 program indices (rate-limit key programs)
+  kProgramText,     // u32 string ids, one per program: its source text (for explain)
 };
 
 // The verified, in-memory bundle.
@@ -237,6 +238,7 @@ class Bundle {
   std::vector<std::vector<std::string>> like_chunks_;
   std::vector<uint32_t> record_keys_;
   std::vector<uint32_t> program_pool_;
+  std::vector<uint32_t> program_text_;
   std::vector<nlohmann::json> statement_obligations_;  // parsed StatementMeta::obligations
 
  private:

@@ -262,11 +262,12 @@ std::string Explain(const Bundle& b, const PreparedRequest& req) {
       while (!(ref & kLeafBit)) {
         const Node& node = b.nodes_[ref];
         Tri t = RunAtom(b, req, node.atom);
-        o << " n" << ref << "(a" << node.atom << ")=" << kTri[static_cast<int>(t)];
+        o << "\n      " << b.str(b.program_text_[node.atom]) << " = " << kTri[static_cast<int>(t)];
         ref = node.next[static_cast<int>(t)];
       }
       const Outcome& leaf = b.outcomes_[ref & ~kLeafBit];
-      o << " -> " << (leaf.forbid || leaf.permit || leaf.approval ? "yes" : "no") << "\n";
+      o << (ref == b.partitions_[p].root[kind] ? " " : "\n      ") << "-> "
+        << (leaf.forbid || leaf.permit || leaf.approval ? "yes" : "no") << "\n";
     }
     const Partition& part = b.partitions_[p];
     for (uint32_t k = 0; k < part.stmt_count; ++k) {

@@ -35,4 +35,19 @@ echo
 step "the AST of examples/quickstart/payments.writ (writ check --dump ast)"
 "$WRIT" check --dump ast examples/quickstart/payments.writ
 
+step "compile to a verified bytecode bundle (writ build)"
+"$WRIT" build -o "$tmp/quickstart.wbundle" examples/quickstart/
+
+for r in small-refund big-refund string-amount destructive-refund; do
+  step "decide examples/quickstart/requests/$r.json (writ eval)"
+  grep -E '"amount"|"intent"' "examples/quickstart/requests/$r.json" | sed 's/^ */  /'
+  "$WRIT" eval --bundle "$tmp/quickstart.wbundle" --request "examples/quickstart/requests/$r.json"
+done
+
+step "why: a string amount cannot slip past a numeric forbid (writ explain)"
+"$WRIT" explain --bundle "$tmp/quickstart.wbundle" --request examples/quickstart/requests/string-amount.json
+
+step "list-time visibility of the refund tool for this principal (args unknown)"
+"$WRIT" eval --bundle "$tmp/quickstart.wbundle" --request examples/quickstart/requests/big-refund.json --list
+
 step "done: see README.md and docs/language.md to write your own policies"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets with clang (ASan + UBSan) and runs a bounded campaign on the
-# policy parser. Fails on any crash, sanitizer report, leak or timeout.
+# Builds the libFuzzer targets with clang (ASan + UBSan) and runs a bounded campaign on each:
+# fuzz_parser (policy text -> parser + type checker) and fuzz_bundle (bundle bytes -> loader,
+# verifier, evaluator; request JSON -> evaluator). Fails on any crash, sanitizer report, leak
+# or timeout.
 #
-# Usage: scripts/fuzz.sh [SECONDS]      (default 60)
+# Usage: scripts/fuzz.sh [SECONDS]      (default 60, per target)
 #   Env: WRIT_FUZZ_BUILD_DIR (default build-fuzz), WRIT_FUZZ_JOBS (ninja -j, default 2)
 # Seeds: fuzz/corpus/parser/ (committed, read-only here); new inputs go to a scratch corpus
 # in the build dir. A failing input is saved as $BUILD/fuzz-artifacts/crash-* (or leak-,
@@ -17,22 +19,38 @@ if [ ! -f "$BUILD/build.ninja" ]; then
   CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DWRIT_FUZZ=ON -DWRIT_BENCH=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
-ninja -C "$BUILD" -j"$JOBS" fuzz_parser
+ninja -C "$BUILD" -j"$JOBS" fuzz_parser fuzz_bundle writ
 
-WORK="$BUILD/fuzz-corpus/parser"
-ARTIFACTS="$BUILD/fuzz-artifacts"
-mkdir -p "$WORK" "$ARTIFACTS"
-echo "fuzz: running fuzz_parser for ${SECONDS_TO_RUN}s"
-set +e
-"$BUILD/fuzz/fuzz_parser" "$WORK" fuzz/corpus/parser \
-  -dict=fuzz/parser.dict \
-  -max_total_time="$SECONDS_TO_RUN" -max_len=4096 -timeout=5 -rss_limit_mb=2048 \
-  -print_final_stats=1 -artifact_prefix="$ARTIFACTS/" 2>"$BUILD/fuzz.log"
-rc=$?
-set -e
-tail -n 20 "$BUILD/fuzz.log"
-if [ $rc -ne 0 ]; then
-  echo "fuzz: FAILED (exit $rc); see $BUILD/fuzz.log and $ARTIFACTS/" >&2
-  exit 1
-fi
-echo "fuzz: ok, no crash, leak or timeout in ${SECONDS_TO_RUN}s"
+# Seeds for fuzz_bundle, made fresh from the golden policies: "\0" + bundle bytes, and
+# "\1" + a request.
+SEEDS="$BUILD/fuzz-seeds/bundle"
+mkdir -p "$SEEDS"
+for f in tests/backend/golden/*.writ; do
+  name=$(basename "$f" .writ)
+  "$BUILD/cli/writ" build -o "$BUILD/fuzz-seeds/$name.wbundle" "$f" 2>/dev/null
+  { printf '\0'; cat "$BUILD/fuzz-seeds/$name.wbundle"; } > "$SEEDS/$name"
+done
+printf '\1{"principal":{"uid":"User::\\"a\\""},"action":"tools/call","resource":{"uid":"Tool::\\"t\\""},"args":{"amount":1}}' > "$SEEDS/request"
+
+run() {  # target corpus-dir extra-args...
+  local target=$1 seeds=$2
+  shift 2
+  local work="$BUILD/fuzz-corpus/$target" artifacts="$BUILD/fuzz-artifacts"
+  mkdir -p "$work" "$artifacts"
+  echo "fuzz: running $target for ${SECONDS_TO_RUN}s"
+  set +e
+  "$BUILD/fuzz/$target" "$work" "$seeds" "$@" \
+    -max_total_time="$SECONDS_TO_RUN" -timeout=5 -rss_limit_mb=2048 \
+    -print_final_stats=1 -artifact_prefix="$artifacts/" 2>"$BUILD/fuzz-$target.log"
+  local rc=$?
+  set -e
+  tail -n 8 "$BUILD/fuzz-$target.log"
+  if [ $rc -ne 0 ]; then
+    echo "fuzz: $target FAILED (exit $rc); see $BUILD/fuzz-$target.log and $artifacts/" >&2
+    exit 1
+  fi
+  echo "fuzz: $target ok, no crash, leak or timeout in ${SECONDS_TO_RUN}s"
+}
+
+run fuzz_parser fuzz/corpus/parser -dict=fuzz/parser.dict -max_len=4096
+run fuzz_bundle "$SEEDS" -max_len=16384

@@ -31,7 +31,7 @@ ninja -C build-asan -j"$JOBS" "${test_targets[@]}"
 
 step "tests under ASan + UBSan (build-asan/)"
 ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
-  ctest --test-dir build-asan --output-on-failure -j"$JOBS"
+  WRIT_DIFF_CASES=20000 ctest --test-dir build-asan --output-on-failure -j"$JOBS"
 
 step "fuzzing the parser for ${FUZZ_SECONDS}s (build-fuzz/, clang)"
 scripts/fuzz.sh "$FUZZ_SECONDS"
