@@ -222,7 +222,9 @@ class DagBuilder {
         auto kind = static_cast<runtime::DagKind>(k);
         std::vector<Item> items;
         for (uint32_t m : members) {
-          if (InDag(m, kind)) items.push_back(Item{m, formulas[m]});
+          if (InDag(m, kind)) {
+            items.push_back(Item{stmts_[m]->effect == ast::Effect::kPermit ? 0u : 1u, formulas[m]});
+          }
         }
         kind_ = kind;
         roots[k] = items.empty() ? std::vector<uint32_t>{Leaf(false)} : BuildChunks(kind, items, &d);
@@ -653,9 +655,14 @@ class DagBuilder {
   // obligations, are computed after the decision from per-statement formula programs (see
   // DecisionToJson), over the selected partitions only.
   struct Budget {};
+  // A statement as the DAG sees it: its residual formula and whether an error counts as a
+  // match (forbid, rule) or not (permit). Which statement it is does not matter for a yes/no
+  // answer, so equal items are merged, which keeps the number of DAG states small.
   struct Item {
-    uint32_t stmt;
+    uint32_t error_matches;
     uint32_t formula;
+    bool operator<(const Item& o) const { return std::tie(formula, error_matches) < std::tie(o.formula, o.error_matches); }
+    bool operator==(const Item& o) const { return formula == o.formula && error_matches == o.error_matches; }
   };
 
   // Is statement `stmt` part of the DAG answering `kind`?
@@ -723,10 +730,11 @@ class DagBuilder {
         live.push_back(it);
         continue;
       }
-      bool permit = stmts_[it.stmt]->effect == ast::Effect::kPermit;
-      if (permit ? x.value == Tri::kTrue : x.value != Tri::kFalse) return Leaf(true);
+      if (it.error_matches ? x.value != Tri::kFalse : x.value == Tri::kTrue) return Leaf(true);
     }
     if (live.empty()) return Leaf(false);
+    std::sort(live.begin(), live.end());
+    live.erase(std::unique(live.begin(), live.end()), live.end());
     std::string key(reinterpret_cast<const char*>(live.data()), live.size() * sizeof(Item));
     auto found = node_memo_.find(key);
     if (found != node_memo_.end()) return found->second;
@@ -745,7 +753,7 @@ class DagBuilder {
       std::vector<Item> sub;
       sub.reserve(live.size());
       for (const Item& it : live) {
-        sub.push_back(Item{it.stmt, formulas_.Substitute(it.formula, rank, static_cast<Tri>(v), &memo)});
+        sub.push_back(Item{it.error_matches, formulas_.Substitute(it.formula, rank, static_cast<Tri>(v), &memo)});
       }
       next[v] = Build(sub);
     }
