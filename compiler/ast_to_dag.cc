@@ -166,8 +166,8 @@ class DagBuilder {
 
   bool Run(const ast::PolicySet& set, std::string* dump, std::string* error) {
     std::vector<const ast::Statement*> stmts = set.AllStatements();
-    // Partition key -> statements (with their formulas).
-    std::map<std::tuple<uint32_t, uint32_t, uint8_t>, std::vector<uint32_t>> parts;
+    // Switch key (action, resource, resource_in, principal, principal_in) -> statements.
+    std::map<std::tuple<uint32_t, uint32_t, uint8_t, uint32_t, uint8_t>, std::vector<uint32_t>> parts;
     std::vector<uint32_t> formulas;
     for (uint32_t i = 0; i < stmts.size(); ++i) {
       const ast::Statement& s = *stmts[i];
@@ -190,12 +190,15 @@ class DagBuilder {
         }
       }
       if (resources.empty()) resources.push_back({runtime::kAnyKey, 0});
+      std::vector<std::pair<uint32_t, uint8_t>> principals = ScopeKeys(s, s.principal);
       std::sort(actions.begin(), actions.end());
       actions.erase(std::unique(actions.begin(), actions.end()), actions.end());
       std::sort(resources.begin(), resources.end());
       resources.erase(std::unique(resources.begin(), resources.end()), resources.end());
       for (uint32_t a : actions) {
-        for (auto [res, in] : resources) parts[{a, res, in}].push_back(i);
+        for (auto [res, rin] : resources) {
+          for (auto [pr, pin] : principals) parts[{a, res, rin, pr, pin}].push_back(i);
+        }
       }
     }
     stmts_ = stmts;
@@ -210,10 +213,10 @@ class DagBuilder {
       if (!error->empty()) return false;
     }
     for (auto& [key, members] : parts) {
-      auto [action, res, in] = key;
-      runtime::SwitchEntry e{action, res, in, {0, 0, 0}, static_cast<uint32_t>(t_->partition_pool.size()), 0};
+      auto [action, res, in, pr, pin] = key;
+      runtime::SwitchEntry e{action, res, pr, in, pin, {0, 0}, static_cast<uint32_t>(t_->partition_pool.size()), 0};
       d << "partition action " << KeyText(action) << " resource " << (in ? "in " : "== ") << KeyText(res)
-        << ": statements [";
+        << " principal " << (pin ? "in " : "== ") << KeyText(pr) << ": statements [";
       for (size_t k = 0; k < members.size(); ++k) d << (k ? " " : "") << t_->strings[t_->statements[members[k]].id];
       d << "]\n";
       std::vector<uint32_t> roots[3];
@@ -255,6 +258,22 @@ class DagBuilder {
   }
 
  private:
+  // The switch keys of a principal scope: (uid, 0) for ==, (entity, 1) for each `in` target,
+  // (any, 0) otherwise (`is` alone is tested in the formula). Rules have no scope.
+  std::vector<std::pair<uint32_t, uint8_t>> ScopeKeys(const ast::Statement& s, const ast::Scope& sc) {
+    std::vector<std::pair<uint32_t, uint8_t>> keys;
+    if (s.effect != ast::Effect::kRule) {
+      if (sc.op == ast::ScopeOp::kEq) keys.push_back({Str(sc.entities[0].ToString()), 0});
+      if (sc.op == ast::ScopeOp::kIn || sc.op == ast::ScopeOp::kIsIn) {
+        for (const auto& e : sc.entities) keys.push_back({Str(e.ToString()), 1});
+      }
+    }
+    if (keys.empty()) keys.push_back({runtime::kAnyKey, 0});
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    return keys;
+  }
+
   std::string KeyText(uint32_t k) { return k == runtime::kAnyKey ? "*" : t_->strings[k]; }
 
   uint32_t Str(const std::string& s) {
@@ -627,7 +646,12 @@ class DagBuilder {
     if (s.effect == ast::Effect::kRule) {
       parts.push_back(ExprFormula(*s.rule_condition, error));
     } else {
-      if (s.principal.op != ast::ScopeOp::kAny) parts.push_back(ScopeAtom(s.principal, 0, error));
+      // Principal == / in are decided by the switch; `is` is tested here.
+      if (s.principal.op == ast::ScopeOp::kIs || s.principal.op == ast::ScopeOp::kIsIn) {
+        ast::Scope is_only = s.principal;
+        is_only.op = ast::ScopeOp::kIs;
+        parts.push_back(ScopeAtom(is_only, 0, error));
+      }
       if (s.action.op == ast::ScopeOp::kIs || s.action.op == ast::ScopeOp::kIsIn) {
         parts.push_back(ScopeAtom(s.action, 1, error));
       }

@@ -385,17 +385,13 @@ bool Bundle::Verify(std::string* error) {
   }
   for (size_t i = 0; i < switch_.size(); ++i) {
     const SwitchEntry& e = switch_[i];
-    if ((e.action != kAnyKey && !str_ok(e.action)) || (e.resource != kAnyKey && !str_ok(e.resource)) ||
-        e.resource_in > 1 ||
+    auto key_ok = [&](uint32_t k) { return k == kAnyKey || str_ok(k); };
+    if (!key_ok(e.action) || !key_ok(e.resource) || !key_ok(e.principal) || e.resource_in > 1 ||
+        e.principal_in > 1 ||
         static_cast<uint64_t>(e.partition_begin) + e.partition_count > partition_pool_.size()) {
       return fail("switch entry " + std::to_string(i) + " out of range");
     }
-    if (i > 0) {
-      const SwitchEntry& p = switch_[i - 1];
-      if (std::tie(p.action, p.resource, p.resource_in) >= std::tie(e.action, e.resource, e.resource_in)) {
-        return fail("switch table is not sorted");
-      }
-    }
+    if (i > 0 && !(switch_[i - 1].Key() < e.Key())) return fail("switch table is not sorted");
   }
   return true;
 }
@@ -434,7 +430,8 @@ std::string Disassemble(const Bundle& b) {
   o << "\nswitch:\n";
   for (const auto& e : b.switch_) {
     o << "  action " << key(e.action) << ", resource " << (e.resource_in ? "in " : "== ")
-      << key(e.resource) << " -> partitions";
+      << key(e.resource) << ", principal " << (e.principal_in ? "in " : "== ") << key(e.principal)
+      << " -> partitions";
     for (uint32_t k = 0; k < e.partition_count; ++k) o << " p" << b.partition_pool_[e.partition_begin + k];
     o << "\n";
   }

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <unordered_map>
 #include <vector>
@@ -32,7 +33,7 @@ class RE2;
 namespace writ::runtime {
 
 inline constexpr char kMagic[8] = {'W', 'R', 'I', 'T', 'B', 'N', 'D', 'L'};
-inline constexpr uint32_t kFormatVersion = 4;
+inline constexpr uint32_t kFormatVersion = 5;
 inline constexpr uint32_t kHeaderSize = 8 + 4 + 4 + 8 + 8 + 32;
 inline constexpr uint32_t kMaxStack = 128;  // per program; verified
 inline constexpr uint32_t kLeafBit = 0x80000000u;  // a node reference with this bit is a leaf
@@ -150,15 +151,20 @@ struct Partition {
 };
 static_assert(std::is_trivially_copyable_v<Partition>);
 
-// Switch tables. Action keys and resource keys are string ids of canonical uids;
-// kAnyKey means unconstrained.
+// The switch: statements are grouped by their scope keys, so a request only reaches the
+// statements whose action, resource and principal scopes can apply to it. Keys are string ids
+// of canonical uids; kAnyKey means unconstrained. `*_in` = 0: `== key` (or any); 1: `in key`
+// (the entity is the key or has it among its parents).
 inline constexpr uint32_t kAnyKey = 0xFFFFFFFFu;
 struct SwitchEntry {
-  uint32_t action;    // string id or kAnyKey
-  uint32_t resource;  // string id or kAnyKey
-  uint8_t resource_in;  // 0: resource == key (or any); 1: resource in key
-  uint8_t pad[3] = {0, 0, 0};
+  uint32_t action;     // string id or kAnyKey
+  uint32_t resource;   // string id or kAnyKey
+  uint32_t principal;  // string id or kAnyKey
+  uint8_t resource_in;
+  uint8_t principal_in;
+  uint8_t pad[2] = {0, 0};
   uint32_t partition_begin, partition_count;  // partitions (chunks) in partition_pool
+  auto Key() const { return std::tie(action, resource, resource_in, principal, principal_in); }
 };
 static_assert(std::is_trivially_copyable_v<SwitchEntry>);
 
@@ -189,7 +195,7 @@ enum class Section : uint32_t {
   kStmtPool,        // u32 statement indices
   kPartitions,      // Partition
   kPartitionPool,   // u32 partition indices
-  kSwitch,          // SwitchEntry, sorted by (action, resource, resource_in)
+  kSwitch,          // SwitchEntry, sorted by Key()
   kStatements,      // StatementMeta
   kRegexes,         // u32 string ids (RE2 patterns)
   kLikes,           // u32 string ids (pattern: chunks joined by '\0'... see docs)

@@ -39,19 +39,32 @@ Effect Combine(bool forbid, bool permit, bool approval) {
   return Effect::kAllow;
 }
 
-// Calls fn(partition index) for every partition the request selects, in a fixed order:
+// Calls fn(partition index) for every partition chunk the request selects, in a fixed order:
 // for action key in (request action, any) x resource key in (== uid, in uid, in each parent,
-// any).
+// any), the entries of that group whose principal key applies (== uid, in uid or a parent,
+// any). The table is sorted by (action, resource, resource_in, principal, principal_in).
 template <typename Fn>
 void ForEachPartition(const Bundle& b, const PreparedRequest& req, Fn&& fn) {
   const auto& table = b.switch_;
+  const RequestEntity& pr = req.principal;
+  auto principal_applies = [&](const SwitchEntry& e) {
+    if (e.principal == kAnyKey) return true;
+    if (e.principal == pr.uid_id) return true;  // == uid, or in uid
+    if (e.principal_in == 0) return false;
+    for (uint32_t p : pr.parent_ids) {
+      if (p == e.principal) return true;
+    }
+    return false;
+  };
   auto visit = [&](uint32_t action, uint32_t resource, uint8_t in) {
-    SwitchEntry key{action, resource, in, {0, 0, 0}, 0, 0};
-    auto it = std::lower_bound(table.begin(), table.end(), key, [](const SwitchEntry& a, const SwitchEntry& k) {
-      return std::tie(a.action, a.resource, a.resource_in) < std::tie(k.action, k.resource, k.resource_in);
-    });
-    if (it == table.end() || it->action != action || it->resource != resource || it->resource_in != in) return;
-    for (uint32_t k = 0; k < it->partition_count; ++k) fn(b.partition_pool_[it->partition_begin + k]);
+    auto it = std::lower_bound(table.begin(), table.end(), std::tie(action, resource, in),
+                               [](const SwitchEntry& a, const std::tuple<uint32_t&, uint32_t&, uint8_t&>& k) {
+                                 return std::tie(a.action, a.resource, a.resource_in) < k;
+                               });
+    for (; it != table.end() && it->action == action && it->resource == resource && it->resource_in == in; ++it) {
+      if (!principal_applies(*it)) continue;
+      for (uint32_t k = 0; k < it->partition_count; ++k) fn(b.partition_pool_[it->partition_begin + k]);
+    }
   };
   const uint32_t actions[2] = {req.action.uid_id, kAnyKey};
   for (int a = 0; a < 2; ++a) {
