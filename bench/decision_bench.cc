@@ -1,7 +1,8 @@
 // decision_bench.cc -- the back end and the runtime, measured: compile time, bundle size,
 // load (verify) time, and decision latency p50/p99 over generated policy sets of 10, 100,
-// 1,000 and 10,000 statements (bench/policy_gen). Prints a table, then Google Benchmark's
-// mean per decision.
+// 1,000 and 10,000 statements (bench/policy_gen), once with one fixed tool catalog and once
+// with the catalog growing with the policy set. Prints two tables, then Google Benchmark's
+// mean per decision (scaled catalog).
 //
 // Latency method: 2,000 distinct generated requests are prepared once; each is evaluated 64
 // times in a row and its time per decision is the mean of those 64 (which amortizes the
@@ -33,12 +34,12 @@ struct Fixture {
 
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
-Fixture& Get(int n) {
-  static std::map<int, Fixture> cache;
-  auto it = cache.find(n);
+Fixture& Get(int n, int tenants) {
+  static std::map<std::pair<int, int>, Fixture> cache;
+  auto it = cache.find({n, tenants});
   if (it != cache.end()) return it->second;
-  Fixture& f = cache[n];
-  std::string text = writ::bench::GeneratePolicySet(n, 1);
+  Fixture& f = cache[{n, tenants}];
+  std::string text = writ::bench::GeneratePolicySet(writ::bench::PolicyGenOptions{n, 1, tenants});
   writ::FrontEnd fe = writ::RunFrontEndOnText("gen.writ", text);
   if (fe.diags.has_errors()) {
     std::fprintf(stderr, "generated policies do not check:\n%s",
@@ -62,7 +63,9 @@ Fixture& Get(int n) {
   }
   const int kRequests = 2000;
   f.docs.reserve(kRequests);
-  for (int i = 0; i < kRequests; ++i) f.docs.push_back(nlohmann::json::parse(writ::bench::GenerateRequest(i)));
+  for (int i = 0; i < kRequests; ++i) {
+    f.docs.push_back(nlohmann::json::parse(writ::bench::GenerateRequest(i, tenants)));
+  }
   f.requests.resize(kRequests);
   for (int i = 0; i < kRequests; ++i) {
     if (!writ::runtime::PrepareRequest(*f.bundle, f.docs[i], &f.requests[i], &error)) {
@@ -73,11 +76,14 @@ Fixture& Get(int n) {
   return f;
 }
 
-void PrintTable() {
-  std::printf("%10s %12s %12s %10s %10s %10s %10s %12s\n", "statements", "compile_ms", "bundle_kb",
+void PrintTable(bool scaled) {
+  std::printf("\n%s\n", scaled ? "catalog scaled with the policy set (1 tenant = 24 tools per 500 statements):"
+                                 : "one fixed catalog (24 tools on 15 servers) at every size:");
+  std::printf("%10s %8s %12s %12s %10s %10s %10s %10s %12s\n", "statements", "tools", "compile_ms", "bundle_kb",
               "load_ms", "p50_ns", "p99_ns", "mean_ns", "prep_p50_ns");
   for (int n : {10, 100, 1000, 10000}) {
-    Fixture& f = Get(n);
+    const int tenants = scaled ? writ::bench::ScaledTenants(n) : 1;
+    Fixture& f = Get(n, tenants);
     std::vector<double> per, prep;
     size_t allow = 0;
     for (size_t i = 0; i < f.requests.size(); ++i) {
@@ -100,15 +106,16 @@ void PrintTable() {
     double mean = 0;
     for (double x : per) mean += x;
     mean /= per.size();
-    std::printf("%10d %12.1f %12.1f %10.2f %10.0f %10.0f %10.0f %12.0f   (%zu/%zu not denied)\n", n,
-                f.compile_ms, f.bytes / 1024.0, f.load_ms, per[per.size() / 2],
+    std::printf("%10d %8d %12.1f %12.1f %10.2f %10.0f %10.0f %10.0f %12.0f   (%zu/%zu not denied)\n", n,
+                24 * tenants, f.compile_ms, f.bytes / 1024.0, f.load_ms, per[per.size() / 2],
                 per[per.size() * 99 / 100], mean, prep[prep.size() / 2], allow, per.size());
   }
   std::fflush(stdout);
 }
 
 void BM_Evaluate(benchmark::State& state) {
-  Fixture& f = Get(static_cast<int>(state.range(0)));
+  const int n = static_cast<int>(state.range(0));
+  Fixture& f = Get(n, writ::bench::ScaledTenants(n));
   size_t i = 0;
   for (auto _ : state) {
     benchmark::DoNotOptimize(writ::runtime::Evaluate(*f.bundle, f.requests[i]));
@@ -120,7 +127,8 @@ BENCHMARK(BM_Evaluate)->Arg(10)->Arg(100)->Arg(1000)->Arg(10000);
 }  // namespace
 
 int main(int argc, char** argv) {
-  PrintTable();
+  PrintTable(false);
+  PrintTable(true);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   return 0;

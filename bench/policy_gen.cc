@@ -79,9 +79,11 @@ constexpr std::array<std::string_view, 4> kIntents{"read", "write", "destructive
                                                    "exfiltrative"};
 
 std::string Q(std::string_view s) { return "\"" + std::string(s) + "\""; }
-std::string ToolId(const Tool& t) {
-  return std::string(t.server) + "__" + std::string(t.name);
+// Tenant 0 uses the plain server names; tenant k > 0 has its own instances ("github_t3").
+std::string ServerName(const Tool& t, int tenant) {
+  return std::string(t.server) + (tenant > 0 ? "_t" + std::to_string(tenant) : "");
 }
+std::string ToolId(const Tool& t, int tenant) { return ServerName(t, tenant) + "__" + std::string(t.name); }
 
 // One condition on a tool's argument, realistic for its kind.
 std::string ArgCondition(Rng& r, const Tool& t) {
@@ -100,15 +102,15 @@ std::string ArgCondition(Rng& r, const Tool& t) {
   }
 }
 
-std::string Permit(Rng& r, int id) {
+std::string Permit(Rng& r, int id, int tenant) {
   const Tool& t = r.Pick(kTools);
   std::string s = "@id(\"permit-" + std::to_string(id) + "\")\n";
-  s += "@description(\"" + std::string(r.Pick(kRoles)) + " may use " + ToolId(t) + "\")\n";
+  s += "@description(\"" + std::string(r.Pick(kRoles)) + " may use " + ToolId(t, tenant) + "\")\n";
   s += "permit (\n  principal in Role::" + Q(r.Pick(kRoles)) + ",\n";
   s += r.Chance(80) ? "  action == Action::\"tools/call\",\n"
                     : "  action in [Action::\"tools/call\", Action::\"resources/read\"],\n";
-  s += r.Chance(60) ? "  resource == Tool::" + Q(ToolId(t)) + "\n)"
-                    : "  resource in Server::" + Q(t.server) + "\n)";
+  s += r.Chance(60) ? "  resource == Tool::" + Q(ToolId(t, tenant)) + "\n)"
+                    : "  resource in Server::" + Q(ServerName(t, tenant)) + "\n)";
   s += "\nwhen { " + ArgCondition(r, t);
   if (r.Chance(40)) s += " && principal.department == " + Q(r.Pick(kDepartments));
   if (r.Chance(30)) s += " && principal.mfa";
@@ -121,26 +123,30 @@ std::string Permit(Rng& r, int id) {
   return s + ";\n\n";
 }
 
-std::string Forbid(Rng& r, int id) {
+std::string Forbid(Rng& r, int id, int tenant) {
   const Tool& t = r.Pick(kTools);
   std::string s = "@id(\"forbid-" + std::to_string(id) + "\")\n";
-  s += "forbid (principal, action == Action::\"tools/call\", resource == Tool::" + Q(ToolId(t)) +
+  s += "forbid (principal, action == Action::\"tools/call\", resource == Tool::" + Q(ToolId(t, tenant)) +
        ")\n";
   switch (r.Below(4)) {
     case 0: s += "when { call.intent == " + Q(r.Pick(kIntents)) + " && !principal.mfa }"; break;
     case 1: s += "when { context.dlp.args.containsAny([\"credit_card\", \"ssn\"]) }"; break;
-    case 2: s += "unless { principal.roles.contains(" + Q(r.Pick(kRoles)) + ") }"; break;
+    case 2:  // contractors and interns need an explicit exemption
+      s.replace(s.find("forbid (principal,"), 18,
+                "forbid (principal in Role::" + Q(r.Chance(50) ? "contractor" : "intern") + ",");
+      s += "unless { principal.roles.contains(" + Q(r.Pick(kRoles)) + ") }";
+      break;
     default:
       s += "when { " + std::string(t.numeric ? "args." + std::string(t.arg) + " > 100000"
                                              : "args." + std::string(t.arg) + " like \"*prod*\"") +
            " }";
   }
-  s += "\nthen reason(\"" + ToolId(t) + " blocked by policy " + std::to_string(id) + "\")";
+  s += "\nthen reason(\"" + ToolId(t, tenant) + " blocked by policy " + std::to_string(id) + "\")";
   if (r.Chance(50)) s += ", notify(\"slack\", " + Q(r.Pick(kChannels)) + ")";
   return s + ";\n\n";
 }
 
-std::string Rule(Rng& r, int id) {
+std::string Rule(Rng& r, int id, int tenant) {
   const Tool& t = r.Pick(kTools);
   std::string s = "@id(\"rule-" + std::to_string(id) + "\")\n";
   switch (r.Below(3)) {
@@ -150,7 +156,7 @@ std::string Rule(Rng& r, int id) {
            ", timeout: " + std::string(r.Pick(kDurations)) + "), log(critical)";
       break;
     case 1:
-      s += "rule if resource == Tool::" + Q(ToolId(t)) + " && principal.tenant != \"internal\"" +
+      s += "rule if resource == Tool::" + Q(ToolId(t, tenant)) + " && principal.tenant != \"internal\"" +
            "\nthen rate_limit(key: [principal, tool], limit: " + std::to_string(1 + r.Below(100)) +
            ", per: " + std::string(r.Pick(kPer)) + "), tag(" + Q(t.category) + ")";
       break;
@@ -173,15 +179,17 @@ std::string GeneratePolicySet(const PolicyGenOptions& options) {
   for (int i = 0; i < options.statements; ++i) {
     // Mix: 60% permits, 20% forbids, 20% rules.
     size_t k = r.Below(10);
-    out += k < 6 ? Permit(r, i) : k < 8 ? Forbid(r, i) : Rule(r, i);
+    int tenant = options.tenants > 1 ? static_cast<int>(r.Below(static_cast<size_t>(options.tenants))) : 0;
+    out += k < 6 ? Permit(r, i, tenant) : k < 8 ? Forbid(r, i, tenant) : Rule(r, i, tenant);
   }
   return out;
 }
 
-std::string GenerateRequest(uint64_t seed) {
+std::string GenerateRequest(uint64_t seed, int tenants) {
   Rng mix(seed);
   Rng r(mix.Next() ^ 0xA5A5A5A5A5A5A5A5ull);  // decorrelate neighbouring seeds
   const Tool& t = r.Pick(kTools);
+  const int tenant = tenants > 1 ? static_cast<int>(r.Below(static_cast<size_t>(tenants))) : 0;
   std::string parents = "\"Role::\\\"" + std::string(r.Pick(kRoles)) + "\\\"\"";
   if (r.Chance(40)) parents += ", \"Role::\\\"" + std::string(r.Pick(kRoles)) + "\\\"\"";
   std::string arg;
@@ -198,8 +206,8 @@ std::string GenerateRequest(uint64_t seed) {
                     ", \"tenant\": " + (r.Chance(80) ? "\"internal\"" : "\"partner\"") +
                     ", \"roles\": [" + Q(r.Pick(kRoles)) + "]}, \"parents\": [" + parents + "]}, ";
   out += "\"action\": \"tools/call\", ";
-  out += "\"resource\": {\"uid\": \"Tool::\\\"" + ToolId(t) + "\\\"\", \"attrs\": {\"category\": " +
-         Q(t.category) + "}, \"parents\": [\"Server::\\\"" + std::string(t.server) + "\\\"\"]}, ";
+  out += "\"resource\": {\"uid\": \"Tool::\\\"" + ToolId(t, tenant) + "\\\"\", \"attrs\": {\"category\": " +
+         Q(t.category) + "}, \"parents\": [\"Server::\\\"" + ServerName(t, tenant) + "\\\"\"]}, ";
   out += "\"args\": {" + Q(t.arg) + ": " + arg + "}, ";
   out += "\"context\": {\"time\": {\"hour\": " + std::to_string(r.Below(24)) +
          "}, \"dlp\": {\"args\": [" + (r.Chance(20) ? Q(r.Pick(kDlp)) : "") + "]}}, ";

@@ -19,7 +19,13 @@ namespace writ::bench {
 struct PolicyGenOptions {
   int statements = 100;  // exact number of statements generated
   uint64_t seed = 1;
+  // Number of tenants (teams), each with its own instances of the 15 servers / 24 tools
+  // ("github_t3__create_issue"). 1 = one fixed catalog whatever the size; large organizations
+  // are better modelled by about one tenant per 500 statements (ScaledTenants).
+  int tenants = 1;
 };
+
+inline int ScaledTenants(int statements) { return 1 + statements / 500; }
 
 // Returns Writ source text with exactly `options.statements` statements. Valid: it parses
 // and checks with no diagnostics.
@@ -32,6 +38,7 @@ inline std::string GeneratePolicySet(int statements, uint64_t seed = 1) {
 // A request (docs/semantics.md JSON) over the same catalog: a principal with one or two roles,
 // department, mfa, tenant; a tool call with a plausible argument; context hour and DLP
 // findings; the call's intent. Deterministic in `seed`.
-std::string GenerateRequest(uint64_t seed);
+// `tenants` must match the policy set's for the requests to reach its tools.
+std::string GenerateRequest(uint64_t seed, int tenants = 1);
 
 }  // namespace writ::bench

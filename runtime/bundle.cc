@@ -393,7 +393,34 @@ bool Bundle::Verify(std::string* error) {
     }
     if (i > 0 && !(switch_[i - 1].Key() < e.Key())) return fail("switch table is not sorted");
   }
+  BuildGroups();
   return true;
+}
+
+void Bundle::BuildGroups() {
+  size_t groups = 0;
+  for (size_t i = 0; i < switch_.size(); ++i) {
+    if (i == 0 || switch_[i].action != switch_[i - 1].action || switch_[i].resource != switch_[i - 1].resource ||
+        switch_[i].resource_in != switch_[i - 1].resource_in) {
+      ++groups;
+    }
+  }
+  size_t size = 8;
+  while (size < groups * 2) size *= 2;  // load factor <= 1/2: short probes, always an empty slot
+  groups_.assign(size, Group{});
+  group_mask_ = size - 1;
+  for (size_t i = 0; i < switch_.size();) {
+    const SwitchEntry& e = switch_[i];
+    size_t j = i;
+    while (j < switch_.size() && switch_[j].action == e.action && switch_[j].resource == e.resource &&
+           switch_[j].resource_in == e.resource_in) {
+      ++j;
+    }
+    size_t h = GroupHash(e.action, e.resource, e.resource_in) & group_mask_;
+    while (groups_[h].count != 0) h = (h + 1) & group_mask_;
+    groups_[h] = Group{e.action, e.resource, e.resource_in, static_cast<uint32_t>(i), static_cast<uint32_t>(j - i)};
+    i = j;
+  }
 }
 
 // ---- disassembly ----

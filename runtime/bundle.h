@@ -218,6 +218,23 @@ class Bundle {
   // Interned id of a string, or kAnyKey if the bundle does not contain it.
   uint32_t Find(std::string_view s) const;
 
+  // The switch entries whose (action, resource, resource_in) is exactly this, as a range of
+  // switch_ (count 0 if none). O(1): an open-addressing index built at load time.
+  struct Group {
+    uint32_t action = kAnyKey, resource = kAnyKey;
+    uint32_t resource_in = 0;
+    uint32_t begin = 0, count = 0;  // count 0 marks an empty slot
+  };
+  const Group* FindGroup(uint32_t action, uint32_t resource, uint8_t resource_in) const {
+    size_t h = GroupHash(action, resource, resource_in) & group_mask_;
+    for (;;) {
+      const Group& g = groups_[h];
+      if (g.count == 0) return nullptr;
+      if (g.action == action && g.resource == resource && g.resource_in == resource_in) return &g;
+      h = (h + 1) & group_mask_;
+    }
+  }
+
   const std::array<uint8_t, 32>& source_hash() const { return source_hash_; }
   std::string source_hash_hex() const;
 
@@ -250,8 +267,18 @@ class Bundle {
  private:
   Bundle();
   bool Verify(std::string* error);
+  static size_t GroupHash(uint32_t a, uint32_t r, uint32_t in) {
+    uint64_t x = (static_cast<uint64_t>(a) << 32 | r) ^ (static_cast<uint64_t>(in) << 63);
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return static_cast<size_t>(x);
+  }
+  void BuildGroups();
   std::array<uint8_t, 32> source_hash_{};
   std::unordered_map<std::string_view, uint32_t> index_;
+  std::vector<Group> groups_;
+  size_t group_mask_ = 0;
   friend class BundleWriter;
 };
 

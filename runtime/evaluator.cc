@@ -42,7 +42,7 @@ Effect Combine(bool forbid, bool permit, bool approval) {
 // Calls fn(partition index) for every partition chunk the request selects, in a fixed order:
 // for action key in (request action, any) x resource key in (== uid, in uid, in each parent,
 // any), the entries of that group whose principal key applies (== uid, in uid or a parent,
-// any). The table is sorted by (action, resource, resource_in, principal, principal_in).
+// any). Groups are found by hash (Bundle::FindGroup), entries within a group scanned.
 template <typename Fn>
 void ForEachPartition(const Bundle& b, const PreparedRequest& req, Fn&& fn) {
   const auto& table = b.switch_;
@@ -57,13 +57,12 @@ void ForEachPartition(const Bundle& b, const PreparedRequest& req, Fn&& fn) {
     return false;
   };
   auto visit = [&](uint32_t action, uint32_t resource, uint8_t in) {
-    auto it = std::lower_bound(table.begin(), table.end(), std::tie(action, resource, in),
-                               [](const SwitchEntry& a, const std::tuple<uint32_t&, uint32_t&, uint8_t&>& k) {
-                                 return std::tie(a.action, a.resource, a.resource_in) < k;
-                               });
-    for (; it != table.end() && it->action == action && it->resource == resource && it->resource_in == in; ++it) {
-      if (!principal_applies(*it)) continue;
-      for (uint32_t k = 0; k < it->partition_count; ++k) fn(b.partition_pool_[it->partition_begin + k]);
+    const Bundle::Group* g = b.FindGroup(action, resource, in);
+    if (g == nullptr) return;
+    for (uint32_t i = g->begin; i < g->begin + g->count; ++i) {
+      const SwitchEntry& e = table[i];
+      if (!principal_applies(e)) continue;
+      for (uint32_t k = 0; k < e.partition_count; ++k) fn(b.partition_pool_[e.partition_begin + k]);
     }
   };
   const uint32_t actions[2] = {req.action.uid_id, kAnyKey};
