@@ -154,13 +154,17 @@ struct Statement {
   Span span;         // whole statement including annotations and `;`
   Span effect_span;  // the `permit` / `forbid` / `rule` keyword
   std::vector<Annotation> annotations;
-  Scope principal{ScopeVar::kPrincipal}, action{ScopeVar::kAction}, resource{ScopeVar::kResource};
+  Scope principal, action, resource;  // var set by the constructor
   std::vector<Condition> conditions;  // permit/forbid: when/unless in source order
   ExprPtr rule_condition;             // rule: the `if` expression
   std::vector<Obligation> obligations;
   std::string id;  // @id value, or "<file stem>:<index>" when absent (see cst_to_ast)
   bool explicit_id = false;
 
+  Statement() {
+    action.var = ScopeVar::kAction;
+    resource.var = ScopeVar::kResource;
+  }
   const Annotation* FindAnnotation(const std::string& name) const;
   bool HasObligation(ObligationKind k) const;
 };

@@ -1,7 +1,7 @@
 // compile.cc -- Compile(): BuildDag, then serialize with the SHA-256 of the sources.
 #include "compiler/compile.h"
 
-#include <openssl/sha.h>
+#include <openssl/evp.h>
 
 #include "compiler/ast_to_dag.h"
 #include "compiler/dag_to_bytecode.h"
@@ -17,15 +17,23 @@ bool Compile(const SourceMap& sources, const ast::PolicySet& policies, const Com
     diags->Error("E0400", Span{UINT32_MAX, 0, 0}, error, "simplify the expression");
     return false;
   }
-  SHA256_CTX ctx;
-  SHA256_Init(&ctx);
+  // SHA-256 over each file's path, length and text: the bundle hash audit records carry.
+  std::array<uint8_t, 32> hash{};
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  bool ok = ctx != nullptr && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1;
   for (const auto& f : sources.files()) {
     std::string header = f.path() + '\0' + std::to_string(f.text().size()) + '\0';
-    SHA256_Update(&ctx, header.data(), header.size());
-    SHA256_Update(&ctx, f.text().data(), f.text().size());
+    ok = ok && EVP_DigestUpdate(ctx, header.data(), header.size()) == 1 &&
+         EVP_DigestUpdate(ctx, f.text().data(), f.text().size()) == 1;
   }
-  std::array<uint8_t, 32> hash;
-  SHA256_Final(hash.data(), &ctx);
+  unsigned int len = 0;
+  ok = ok && EVP_DigestFinal_ex(ctx, hash.data(), &len) == 1 && len == hash.size();
+  EVP_MD_CTX_free(ctx);
+  if (!ok) {
+    diags->Error("E0400", Span{UINT32_MAX, 0, 0}, "cannot compute the bundle hash (OpenSSL failed)",
+                 "check the OpenSSL installation");
+    return false;
+  }
   out->bytes = SerializeBundle(tables, hash);
   return true;
 }

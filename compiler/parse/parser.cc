@@ -122,7 +122,7 @@ class ErrorStrategy : public antlr4::DefaultErrorStrategy {
     }
     std::vector<std::string> names;
     for (ssize_t t : expected.toList()) {
-      if (t < 0 && t != antlr4::Token::EOF) continue;
+      if (t < 0 && t != static_cast<ssize_t>(antlr4::Token::EOF)) continue;
       std::string n = TokenName(vocab, static_cast<size_t>(t));
       if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
     }
