@@ -1,6 +1,8 @@
 // ast_dump.cc -- S-expression dump of the AST with spans.
 #include "compiler/ast_dump.h"
 
+#include "base/quote.h"
+
 #include <cstdio>
 
 namespace writ::ast {
@@ -104,28 +106,7 @@ std::string ScopeText(const Scope& s) {
 
 }  // namespace
 
-std::string Quote(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\0': out += "\\0"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          char buf[12];
-          std::snprintf(buf, sizeof buf, "\\u{%x}", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
+std::string Quote(const std::string& s) { return QuoteWrit(s); }
 
 std::string DumpExpr(const Expr& e) {
   std::string out;

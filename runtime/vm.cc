@@ -1,6 +1,8 @@
 // vm.cc -- the atom VM: operator semantics of docs/semantics.md over runtime Values.
 #include "runtime/vm.h"
 
+#include "base/quote.h"
+
 #include <arpa/inet.h>
 #include <re2/re2.h>
 
@@ -74,6 +76,20 @@ bool Poisoned(const Frame& f, const Value& v) {
   if (v.j != nullptr) return JsonDeepError(*v.j);
   for (uint32_t k = 0; k < v.n; ++k) {
     if (Poisoned(f, f.arena()[v.i + k])) return true;
+  }
+  return false;
+}
+
+// The start of every strict binary operator: an error operand (or a record holding one)
+// gives error; otherwise an unknown operand gives unknown. True if that decided `x`.
+bool StrictPrelude(const Frame& f, Value& x, const Value& y) {
+  if (Poisoned(f, x) || Poisoned(f, y)) {
+    x = Err();
+    return true;
+  }
+  if (x.type == VType::kUnknown || y.type == VType::kUnknown) {
+    x.type = VType::kUnknown;
+    return true;
   }
   return false;
 }
@@ -367,11 +383,7 @@ static Value RunIn(const Bundle& b, const PreparedRequest& req, const Program& p
         Value& x = st[sp - 2];
         const Value& y = st[sp - 1];
         --sp;
-        if (Poisoned(f, x) || Poisoned(f, y)) {
-          x = Err();
-        } else if (x.type == VType::kUnknown || y.type == VType::kUnknown) {
-          x.type = VType::kUnknown;
-        } else {
+        if (!StrictPrelude(f, x, y)) {
           bool eq = Equal(b, req, f, x, y);
           x = Bool(in.op == Op::kEq ? eq : !eq);
         }
@@ -387,14 +399,7 @@ static Value RunIn(const Bundle& b, const PreparedRequest& req, const Program& p
         Value& x = st[sp - 2];
         const Value& y = st[sp - 1];
         --sp;
-        if (Poisoned(f, x) || Poisoned(f, y)) {
-          x = Err();
-          break;
-        }
-        if (x.type == VType::kUnknown || y.type == VType::kUnknown) {
-          x.type = VType::kUnknown;
-          break;
-        }
+        if (StrictPrelude(f, x, y)) break;
         if (in.op == Op::kLt || in.op == Op::kLe || in.op == Op::kGt || in.op == Op::kGe) {
           x = Compare(in.op, x, y);
           break;
@@ -462,10 +467,8 @@ static Value RunIn(const Bundle& b, const PreparedRequest& req, const Program& p
         Value& x = st[sp - 2];
         const Value& y = st[sp - 1];
         --sp;
-        if (Poisoned(f, x) || Poisoned(f, y)) {
-          x = Err();
-        } else if (x.type == VType::kUnknown || y.type == VType::kUnknown) {
-          x.type = VType::kUnknown;
+        if (StrictPrelude(f, x, y)) {
+          // decided
         } else if (y.type == VType::kEntity) {
           x = x.type == VType::kEntity ? Bool(EntityIn(req, x, y)) : Err();
         } else if (y.type == VType::kSet) {
@@ -534,14 +537,7 @@ static Value RunIn(const Bundle& b, const PreparedRequest& req, const Program& p
         Value& x = st[sp - 2];
         const Value& y = st[sp - 1];
         --sp;
-        if (Poisoned(f, x) || Poisoned(f, y)) {
-          x = Err();
-          break;
-        }
-        if (x.type == VType::kUnknown || y.type == VType::kUnknown) {
-          x.type = VType::kUnknown;
-          break;
-        }
+        if (StrictPrelude(f, x, y)) break;
         if (x.type != VType::kSet || (in.op != Op::kContains && y.type != VType::kSet)) {
           x = Err();
           break;
@@ -583,14 +579,7 @@ static Value RunIn(const Bundle& b, const PreparedRequest& req, const Program& p
         Value& x = st[sp - 2];
         const Value& y = st[sp - 1];
         --sp;
-        if (Poisoned(f, x) || Poisoned(f, y)) {
-          x = Err();
-          break;
-        }
-        if (x.type == VType::kUnknown || y.type == VType::kUnknown) {
-          x.type = VType::kUnknown;
-          break;
-        }
+        if (StrictPrelude(f, x, y)) break;
         IpRange p, q;
         x = (IpOf(x, &p) && IpOf(y, &q)) ? Bool(InRange(p, q)) : Err();
         break;
@@ -643,28 +632,6 @@ Tri RunAtom(const Bundle& b, const PreparedRequest& req, uint32_t program) {
 
 namespace {
 
-std::string Quote(std::string_view text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\0': out += "\\0"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          char buf[16];
-          std::snprintf(buf, sizeof buf, "\\u{%x}", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
 
 // Writ syntax, canonical: sets sorted and deduplicated by rendering, record keys sorted.
 std::string WritText(const Bundle& b, const Frame* f, const Value& v) {
@@ -672,14 +639,14 @@ std::string WritText(const Bundle& b, const Frame* f, const Value& v) {
     case VType::kBool: return v.b ? "true" : "false";
     case VType::kLong: return std::to_string(v.i);
     case VType::kDuration: return std::to_string(v.i) + "ms";
-    case VType::kString: return Quote(v.s);
+    case VType::kString: return QuoteWrit(v.s);
     case VType::kEntity: return std::string(v.s);
     case VType::kIp: {
       IpRange r;
       if (!IpOf(v, &r)) return "<error>";
       char buf[64];
       inet_ntop(r.v6 ? AF_INET6 : AF_INET, r.addr, buf, sizeof buf);
-      return "ip(" + Quote(std::string(buf) + "/" + std::to_string(r.prefix)) + ")";
+      return "ip(" + QuoteWrit(std::string(buf) + "/" + std::to_string(r.prefix)) + ")";
     }
     case VType::kSet: {
       std::set<std::string> parts;
@@ -706,7 +673,7 @@ std::string WritText(const Bundle& b, const Frame* f, const Value& v) {
         }
       }
       std::string out = "{";
-      for (const auto& [k, x] : fields) out += (out.size() > 1 ? ", " : "") + Quote(k) + ": " + x;
+      for (const auto& [k, x] : fields) out += (out.size() > 1 ? ", " : "") + QuoteWrit(k) + ": " + x;
       return out + "}";
     }
     default: return "<error>";

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "tests/reference/reference_eval.h"
+#include "base/quote.h"
 
 namespace writ::reference {
 namespace {
@@ -822,28 +823,7 @@ Outcome Combine(const ast::PolicySet& policies, const Req& req) {
 // ---------------------------------------------------------------------------------------
 // Obligations
 
-std::string WritQuote(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\0': out += "\\0"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          char buf[16];
-          std::snprintf(buf, sizeof buf, "\\u{%x}", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
+std::string WritQuote(const std::string& s) { return QuoteWrit(s); }
 
 std::string IpText(const Ip& ip) {
   char buf[64];
