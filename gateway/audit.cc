@@ -48,10 +48,10 @@ bool ScrubString(std::string* s, const std::vector<std::string>& secrets) {
 // What Open learns from the last bytes of an existing file.
 struct Tail {
   bool corrupt = false;
-  std::string problem;     // when corrupt
-  bool has_last = false;   // a well-formed last complete record was found
-  uint64_t seq = 0;        // of that record
-  std::string hash;        // of that record
+  std::string problem;    // when corrupt
+  bool has_last = false;  // a well-formed last complete record was found
+  uint64_t seq = 0;       // of that record
+  std::string hash;       // of that record
 };
 
 // Checks one complete line as the chain's last record, under `key`.
@@ -287,8 +287,8 @@ AuditStatus AuditLog::Open(const AuditOptions& options, std::unique_ptr<AuditLog
   // New segment: keep the damaged file as evidence, start a fresh chain that names it.
   std::string damaged = path + ".damaged-" + CompactUtc(std::chrono::system_clock::now());
   for (int i = 2; ::access(damaged.c_str(), F_OK) == 0; ++i) {
-    damaged = path + ".damaged-" + CompactUtc(std::chrono::system_clock::now()) + "-" +
-              std::to_string(i);
+    damaged =
+        path + ".damaged-" + CompactUtc(std::chrono::system_clock::now()) + "-" + std::to_string(i);
   }
   if (::rename(path.c_str(), damaged.c_str()) != 0) {
     return AuditStatus::Error(Code::kIoError, ErrnoText("cannot move aside", path));
@@ -321,7 +321,8 @@ AuditStatus AuditLog::Append(const AuditRecord& record) {
     std::lock_guard<std::mutex> lock(mu_);
     return AppendJsonLocked(std::move(body));
   } catch (const std::exception& e) {
-    return AuditStatus::Error(Code::kInvalid, std::string("cannot build audit record: ") + e.what());
+    return AuditStatus::Error(Code::kInvalid,
+                              std::string("cannot build audit record: ") + e.what());
   }
 }
 

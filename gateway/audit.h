@@ -106,9 +106,9 @@ struct AuditOptions {
 
 // The upstream result of a forwarded call.
 struct AuditUpstream {
-  std::string outcome;      // "ok" | "error" | "timeout" | "not_forwarded" | ...
-  int64_t latency_us = 0;   // from forward to response
-  std::string error;        // short description when outcome != ok
+  std::string outcome;     // "ok" | "error" | "timeout" | "not_forwarded" | ...
+  int64_t latency_us = 0;  // from forward to response
+  std::string error;       // short description when outcome != ok
 };
 
 // One audited event. Kinds written by the gateway: "decision" (before forwarding a call),
@@ -128,8 +128,8 @@ struct AuditRecord {
   // Arguments of the call. args_digest is written whenever this is set; the args themselves
   // only when AuditOptions::record_args and not redact_args.
   std::optional<nlohmann::json> args;
-  bool redact_args = false;  // set by the policy's redact obligation
-  std::string decision;      // "allow" | "deny" | "require_approval"
+  bool redact_args = false;              // set by the policy's redact obligation
+  std::string decision;                  // "allow" | "deny" | "require_approval"
   std::vector<std::string> determining;  // ids of the determining statements
   std::string bundle_hash;
   std::optional<AuditUpstream> upstream;
@@ -177,12 +177,12 @@ class AuditLog {
   const AuditOptions options_;
   std::string damaged_path_;
   mutable std::mutex mu_;
-  int fd_ = -1;                    // guarded by mu_
-  uint64_t size_ = 0;              // guarded by mu_: end of file, for rollback
-  uint64_t seq_ = 0;               // guarded by mu_
-  std::string hash_;               // guarded by mu_
-  bool failed_ = false;            // guarded by mu_
-  bool dirty_ = false;             // guarded by mu_: written since last sync
+  int fd_ = -1;                                      // guarded by mu_
+  uint64_t size_ = 0;                                // guarded by mu_: end of file, for rollback
+  uint64_t seq_ = 0;                                 // guarded by mu_
+  std::string hash_;                                 // guarded by mu_
+  bool failed_ = false;                              // guarded by mu_
+  bool dirty_ = false;                               // guarded by mu_: written since last sync
   std::chrono::steady_clock::time_point last_sync_;  // guarded by mu_
 };
 

@@ -37,8 +37,7 @@ std::string HmacSha256Hex(std::string_view key, std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-           reinterpret_cast<const unsigned char*>(data.data()), data.size(), md,
-           &len) == nullptr) {
+           reinterpret_cast<const unsigned char*>(data.data()), data.size(), md, &len) == nullptr) {
     return "";
   }
   return Hex(md, len);

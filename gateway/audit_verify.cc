@@ -75,9 +75,12 @@ int MaxDepth(std::string_view s) {
   bool in_string = false, escape = false;
   for (char c : s) {
     if (in_string) {
-      if (escape) escape = false;
-      else if (c == '\\') escape = true;
-      else if (c == '"') in_string = false;
+      if (escape)
+        escape = false;
+      else if (c == '\\')
+        escape = true;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '[' || c == '{') {
@@ -103,8 +106,7 @@ std::string AuditVerifyResult::Format(const std::string& path) const {
       return "ok: " + std::to_string(records) + " record" + (records == 1 ? "" : "s") +
              ", last hash " + last_hash;
     case Kind::kBad:
-      return path + ":" + std::to_string(line) + ": record " + std::to_string(seq) + ": " +
-             message;
+      return path + ":" + std::to_string(line) + ": record " + std::to_string(seq) + ": " + message;
     case Kind::kIoError:
       return path + ": " + message;
   }
@@ -137,7 +139,8 @@ AuditVerifyResult VerifyAuditStream(std::istream& in, const std::string* key) {
                  "file was cut");
     }
     if (too_long) {
-      return bad(expected, "line is longer than " + std::to_string(kAuditMaxRecordBytes) + " bytes");
+      return bad(expected,
+                 "line is longer than " + std::to_string(kAuditMaxRecordBytes) + " bytes");
     }
     if (line.empty()) return bad(expected, "empty line");
     if (MaxDepth(line) > kAuditMaxDepth) {

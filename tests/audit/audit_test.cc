@@ -3,6 +3,8 @@
 // missing key) is reported at the right line and record; restarts continue the chain;
 // secrets never reach the file; concurrent appends stay one valid chain; `writ audit verify`
 // exit codes.
+#include "gateway/audit.h"
+
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 
@@ -17,7 +19,6 @@
 #include <thread>
 #include <vector>
 
-#include "gateway/audit.h"
 #include "gateway/audit_format.h"
 #include "gateway/audit_verify.h"
 
@@ -146,6 +147,16 @@ TEST_CASE("keyed log: HMAC-SHA-256, verifies only with the same key") {
   ExpectBad(Verify(p, "another key, 32 bytes long......"), 1, 1, "key is wrong");
   ExpectBad(Verify(p), 1, 1, "no key was given");
 
+  // Downgrading a record to alg sha256 (rehashed without the key) is caught with the key.
+  std::vector<std::string> l = Lines(p);
+  json j = json::parse(l[1]);
+  j["alg"] = "sha256";
+  j["decision"] = "allow";
+  j["hash"] = AuditRecordHash(j, nullptr);
+  l[1] = j.dump();
+  WriteLines(p, l);
+  ExpectBad(Verify(p, kKey), 2, 2, "not keyed");
+
   fs::path q = TestDir("keyed") / "unkeyed.jsonl";
   WriteLog(q, 2);
   ExpectBad(Verify(q, kKey), 1, 1, "not keyed");
@@ -239,9 +250,27 @@ TEST_CASE("tampering is reported at the first bad record") {
     CHECK(r.records == 4);
     CHECK(r.last_hash != anchored);
   }
-  SUBCASE("unreadable file") {
-    CHECK(Verify(dir / "missing.jsonl").kind == Kind::kIoError);
+  SUBCASE("a garbled final line is reported as torn") {
+    std::vector<std::string> l = orig;
+    l[4] = l[4].substr(0, 40);
+    WriteLines(p, l);
+    AuditVerifyResult r = Verify(p);
+    ExpectBad(r, 5, 5, "torn last line (not valid JSON)");
+    CHECK(r.torn);
   }
+  SUBCASE("hostile lines: deep nesting, overlong line, empty line") {
+    std::vector<std::string> l = orig;
+    l[1] = std::string(100000, '[') + std::string(100000, ']');
+    WriteLines(p, l);
+    ExpectBad(Verify(p), 2, 2, "nested deeper");
+    l[1] = "\"" + std::string(kAuditMaxRecordBytes + 10, 'x') + "\"";
+    WriteLines(p, l);
+    ExpectBad(Verify(p), 2, 2, "longer than");
+    l[1] = "";
+    WriteLines(p, l);
+    ExpectBad(Verify(p), 2, 2, "empty line");
+  }
+  SUBCASE("unreadable file") { CHECK(Verify(dir / "missing.jsonl").kind == Kind::kIoError); }
 }
 
 TEST_CASE("restart continues the chain") {
@@ -371,9 +400,13 @@ TEST_CASE("awkward values round-trip through the canonical form") {
   std::unique_ptr<AuditLog> log;
   REQUIRE(AuditLog::Open(o, &log).ok());
   AuditRecord r = Sample(1);
-  r.args = json{{"f", 0.1},     {"big", 1e300},  {"neg", -7},
-                {"u", "h\u00e9llo \u2603"}, {"bad_utf8", std::string("a\xff\xfe")},
-                {"nan", std::nan("")}, {"ctl", std::string("x\0y\n")}};
+  r.args = json{{"f", 0.1},
+                {"big", 1e300},
+                {"neg", -7},
+                {"u", "h\u00e9llo \u2603"},
+                {"bad_utf8", std::string("a\xff\xfe")},
+                {"nan", std::nan("")},
+                {"ctl", std::string("x\0y\n")}};
   REQUIRE(log->Append(r).ok());
   REQUIRE(log->Append(Sample(2)).ok());
   log.reset();
@@ -449,8 +482,8 @@ TEST_CASE("key files") {
 // Runs the built `writ` binary; returns its exit code and puts stdout+stderr in *out.
 int RunWrit(const std::string& args, std::string* out) {
   fs::path capture = fs::path(WRIT_BINARY_DIR) / "tests" / "audit_tmp" / "cli_output.txt";
-  std::string cmd = std::string(WRIT_BINARY_DIR) + "/cli/writ " + args + " > " +
-                    capture.string() + " 2>&1";
+  std::string cmd =
+      std::string(WRIT_BINARY_DIR) + "/cli/writ " + args + " > " + capture.string() + " 2>&1";
   int rc = std::system(cmd.c_str());
   *out = ReadAll(capture);
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
