@@ -1,0 +1,414 @@
+// audit.cc -- AuditLog: append-only hash-chained JSONL writer (see audit.h, audit_format.h).
+#include "gateway/audit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+
+#include "gateway/audit_format.h"
+
+namespace writ::gateway {
+namespace {
+
+using nlohmann::json;
+using Code = AuditStatus::Code;
+
+constexpr const char* kRedacted = "[REDACTED]";
+
+std::string ErrnoText(const std::string& what, const std::string& path) {
+  return what + " " + path + ": " + std::strerror(errno);
+}
+
+std::string_view Alg(const std::string& key) {
+  return key.empty() ? kAuditAlgSha256 : kAuditAlgHmacSha256;
+}
+
+// Replaces every occurrence of each secret in *s; returns whether anything changed.
+// `secrets` is sorted longest first, so a secret containing another is replaced whole.
+bool ScrubString(std::string* s, const std::vector<std::string>& secrets) {
+  bool changed = false;
+  for (const auto& secret : secrets) {
+    if (secret.empty()) continue;
+    size_t pos = 0;
+    while ((pos = s->find(secret, pos)) != std::string::npos) {
+      s->replace(pos, secret.size(), kRedacted);
+      pos += std::strlen(kRedacted);
+      changed = true;
+    }
+  }
+  return changed;
+}
+
+// What Open learns from the last bytes of an existing file.
+struct Tail {
+  bool corrupt = false;
+  std::string problem;    // when corrupt
+  bool has_last = false;  // a well-formed last complete record was found
+  uint64_t seq = 0;       // of that record
+  std::string hash;       // of that record
+};
+
+// Checks one complete line as the chain's last record, under `key`.
+bool CheckTailRecord(std::string_view line, const std::string& key, uint64_t* seq,
+                     std::string* hash, std::string* problem) {
+  json j = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    *problem = "last record is not valid JSON";
+    return false;
+  }
+  auto v = j.find("v");
+  auto s = j.find("seq");
+  auto h = j.find("hash");
+  auto a = j.find("alg");
+  if (v == j.end() || *v != kAuditFormatVersion || s == j.end() || !s->is_number_unsigned() ||
+      h == j.end() || !h->is_string() || !IsAuditHashHex(h->get_ref<const std::string&>()) ||
+      a == j.end() || !a->is_string()) {
+    *problem = "last record lacks v, seq, alg or hash";
+    return false;
+  }
+  if (a->get_ref<const std::string&>() != Alg(key)) {
+    *problem = "last record uses alg " + a->get<std::string>() + " but the log is configured for " +
+               std::string(Alg(key)) + (key.empty() ? " (no key)" : " (a key is set)");
+    return false;
+  }
+  if (AuditRecordHash(j, &key) != h->get_ref<const std::string&>()) {
+    *problem = "last record's hash does not match" +
+               std::string(key.empty() ? "" : " under the configured key");
+    return false;
+  }
+  *seq = s->get<uint64_t>();
+  *hash = h->get<std::string>();
+  return true;
+}
+
+Tail ReadTail(int fd, uint64_t size, const std::string& key) {
+  Tail t;
+  if (size == 0) return t;
+  const uint64_t window = std::min<uint64_t>(size, 2 * (kAuditMaxRecordBytes + 1));
+  std::string buf(window, '\0');
+  uint64_t got = 0;
+  while (got < window) {
+    ssize_t n = pread(fd, buf.data() + got, window - got, size - window + got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      t.corrupt = true;
+      t.problem = std::string("cannot read the end of the file: ") + std::strerror(errno);
+      return t;
+    }
+    got += static_cast<uint64_t>(n);
+  }
+  const bool whole = window == size;
+  std::string_view complete = buf;
+  if (buf.back() != '\n') {
+    t.corrupt = true;
+    t.problem = "torn last line (no trailing newline; a crash mid-write?)";
+    size_t nl = buf.rfind('\n');
+    if (nl == std::string::npos) return t;  // no complete line in the window
+    complete = std::string_view(buf).substr(0, nl + 1);
+  }
+  // The last complete line: between the newline before the final one and the final one.
+  std::string_view body = complete.substr(0, complete.size() - 1);
+  size_t start = body.rfind('\n');
+  if (start == std::string_view::npos) {
+    if (!whole) {
+      t.corrupt = true;
+      t.problem = "last record is longer than the format allows";
+      return t;
+    }
+    start = 0;
+  } else {
+    start += 1;
+  }
+  std::string problem;
+  if (CheckTailRecord(body.substr(start), key, &t.seq, &t.hash, &problem)) {
+    t.has_last = true;
+  } else if (!t.corrupt) {
+    t.corrupt = true;
+    t.problem = problem;
+  }
+  return t;
+}
+
+void SyncDir(const std::string& path) {
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+std::string CompactUtc(std::chrono::system_clock::time_point t) {
+  std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+std::string FormatAuditTime(std::chrono::system_clock::time_point t) {
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+  int64_t secs = us / 1000000;
+  int64_t frac = us % 1000000;
+  if (frac < 0) {
+    frac += 1000000;
+    secs -= 1;
+  }
+  std::time_t tt = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[64];
+  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(buf + n, sizeof buf - n, ".%06lldZ", static_cast<long long>(frac));
+  return buf;
+}
+
+json AuditRecordToJson(const AuditRecord& r, bool store_args) {
+  json j = json::object();
+  j["kind"] = r.kind;
+  j["time"] = FormatAuditTime(r.time == std::chrono::system_clock::time_point{}
+                                  ? std::chrono::system_clock::now()
+                                  : r.time);
+  j["decision_id"] = r.decision_id;
+  j["principal"] = r.principal;
+  j["on_behalf_of"] = r.on_behalf_of;
+  j["session"] = r.session;
+  j["client"] = r.client;
+  j["method"] = r.method;
+  j["server"] = r.server;
+  j["tool"] = r.tool;
+  if (r.args.has_value()) {
+    j["args_digest"] = Sha256Hex(AuditCanonicalBytes(*r.args));
+    if (store_args) j["args"] = *r.args;
+  }
+  j["decision"] = r.decision;
+  j["determining"] = r.determining;
+  j["bundle_hash"] = r.bundle_hash;
+  if (r.upstream.has_value()) {
+    json u = {{"outcome", r.upstream->outcome}, {"latency_us", r.upstream->latency_us}};
+    if (!r.upstream->error.empty()) u["error"] = r.upstream->error;
+    j["upstream"] = std::move(u);
+  }
+  if (!r.detail.is_null()) j["detail"] = r.detail;
+  return j;
+}
+
+void ScrubSecrets(json* root, const std::vector<std::string>& secrets_in) {
+  std::vector<std::string> secrets;
+  for (const auto& s : secrets_in) {
+    if (!s.empty()) secrets.push_back(s);
+  }
+  if (secrets.empty()) return;
+  std::sort(secrets.begin(), secrets.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  std::vector<json*> stack{root};
+  while (!stack.empty()) {
+    json* n = stack.back();
+    stack.pop_back();
+    if (n->is_string()) {
+      ScrubString(&n->get_ref<std::string&>(), secrets);
+    } else if (n->is_array()) {
+      for (auto& e : *n) stack.push_back(&e);
+    } else if (n->is_object()) {
+      std::vector<std::pair<std::string, std::string>> renames;
+      for (auto it = n->begin(); it != n->end(); ++it) {
+        std::string k = it.key();
+        if (ScrubString(&k, secrets)) renames.emplace_back(it.key(), std::move(k));
+      }
+      for (auto& [from, to] : renames) {
+        json v = std::move((*n)[from]);
+        n->erase(from);
+        std::string key = to;
+        for (int i = 2; n->contains(key); ++i) key = to + "#" + std::to_string(i);
+        (*n)[key] = std::move(v);
+      }
+      for (auto& [k, v] : n->items()) stack.push_back(&v);
+    }
+  }
+}
+
+AuditLog::AuditLog(AuditOptions options)
+    : options_(std::move(options)),
+      hash_(kAuditGenesisHash),
+      last_sync_(std::chrono::steady_clock::now()) {}
+
+AuditLog::~AuditLog() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (fd_ >= 0) {
+    if (options_.fsync != AuditFsync::kNever && dirty_ && !failed_) SyncLocked();
+    ::close(fd_);
+  }
+}
+
+AuditStatus AuditLog::Open(const AuditOptions& options, std::unique_ptr<AuditLog>* out) {
+  out->reset();
+  if (options.path.empty()) return AuditStatus::Error(Code::kInvalid, "audit path is empty");
+  std::unique_ptr<AuditLog> log(new AuditLog(options));
+  const std::string& path = options.path;
+  bool existed = ::access(path.c_str(), F_OK) == 0;
+  int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return AuditStatus::Error(Code::kIoError, ErrnoText("cannot open", path));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    AuditStatus s = AuditStatus::Error(Code::kIoError, ErrnoText("cannot stat", path));
+    ::close(fd);
+    return s;
+  }
+  Tail tail = ReadTail(fd, static_cast<uint64_t>(st.st_size), options.key);
+  if (!tail.corrupt) {
+    log->fd_ = fd;
+    log->size_ = static_cast<uint64_t>(st.st_size);
+    if (tail.has_last) {
+      log->seq_ = tail.seq;
+      log->hash_ = tail.hash;
+    }
+    if (!existed && options.fsync != AuditFsync::kNever) SyncDir(path);
+    *out = std::move(log);
+    return AuditStatus::Ok();
+  }
+  ::close(fd);
+  if (options.on_corrupt_tail == AuditCorruptTail::kRefuse) {
+    return AuditStatus::Error(
+        Code::kCorruptTail,
+        path + ": " + tail.problem +
+            "; refusing to append (run `writ audit verify`, then move the file aside or set "
+            "audit.on_corrupt_tail: new_segment)");
+  }
+  // New segment: keep the damaged file as evidence, start a fresh chain that names it.
+  std::string damaged = path + ".damaged-" + CompactUtc(std::chrono::system_clock::now());
+  for (int i = 2; ::access(damaged.c_str(), F_OK) == 0; ++i) {
+    damaged =
+        path + ".damaged-" + CompactUtc(std::chrono::system_clock::now()) + "-" + std::to_string(i);
+  }
+  if (::rename(path.c_str(), damaged.c_str()) != 0) {
+    return AuditStatus::Error(Code::kIoError, ErrnoText("cannot move aside", path));
+  }
+  fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return AuditStatus::Error(Code::kIoError, ErrnoText("cannot create", path));
+  SyncDir(path);
+  log->fd_ = fd;
+  log->damaged_path_ = damaged;
+  json start = json::object();
+  start["kind"] = "segment_start";
+  start["time"] = FormatAuditTime(std::chrono::system_clock::now());
+  json prev = {{"file", damaged}, {"problem", tail.problem}};
+  if (tail.has_last) {
+    prev["last_good_seq"] = tail.seq;
+    prev["last_good_hash"] = tail.hash;
+  }
+  start["previous_segment"] = std::move(prev);
+  std::lock_guard<std::mutex> lock(log->mu_);
+  AuditStatus s = log->AppendJsonLocked(std::move(start));
+  if (!s.ok()) return s;
+  *out = std::move(log);
+  return AuditStatus::Ok();
+}
+
+AuditStatus AuditLog::Append(const AuditRecord& record) {
+  try {
+    json body = AuditRecordToJson(record, options_.record_args && !record.redact_args);
+    ScrubSecrets(&body, options_.secrets);
+    std::lock_guard<std::mutex> lock(mu_);
+    return AppendJsonLocked(std::move(body));
+  } catch (const std::exception& e) {
+    return AuditStatus::Error(Code::kInvalid,
+                              std::string("cannot build audit record: ") + e.what());
+  }
+}
+
+AuditStatus AuditLog::AppendJsonLocked(json body) {
+  if (failed_ || fd_ < 0) {
+    return AuditStatus::Error(Code::kFailed,
+                              "audit log " + options_.path + " failed earlier; reopen it");
+  }
+  body["v"] = kAuditFormatVersion;
+  body["alg"] = std::string(Alg(options_.key));
+  body["seq"] = seq_ + 1;
+  body["prev"] = hash_;
+  std::string canonical = AuditCanonicalBytes(body);
+  if (canonical.size() > kAuditMaxRecordBytes - 100 && body.contains("args")) {
+    body.erase("args");
+    body["args_truncated"] = true;
+    canonical = AuditCanonicalBytes(body);
+  }
+  // Normalize by one round trip so the verifier, which hashes the parsed line, sees exactly
+  // what was hashed here (see audit_format.h).
+  json normalized = json::parse(canonical, nullptr, /*allow_exceptions=*/false);
+  if (normalized.is_discarded()) {
+    return AuditStatus::Error(Code::kInvalid, "audit record does not round-trip as JSON");
+  }
+  std::string hash = AuditRecordHash(normalized, &options_.key);
+  if (hash.empty()) return AuditStatus::Error(Code::kInvalid, "hashing the audit record failed");
+  normalized["hash"] = hash;
+  std::string line = AuditCanonicalBytes(normalized);
+  if (line.size() > kAuditMaxRecordBytes) {
+    return AuditStatus::Error(Code::kInvalid, "audit record is longer than the format allows");
+  }
+  line.push_back('\n');
+
+  size_t done = 0;
+  while (done < line.size()) {
+    ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      AuditStatus s = AuditStatus::Error(Code::kIoError, ErrnoText("cannot write", options_.path));
+      if (done > 0 && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) failed_ = true;
+      return s;
+    }
+    done += static_cast<size_t>(n);
+  }
+  size_ += line.size();
+  seq_ += 1;
+  hash_ = std::move(hash);
+  dirty_ = true;
+  if (options_.fsync == AuditFsync::kAlways ||
+      (options_.fsync == AuditFsync::kInterval &&
+       std::chrono::steady_clock::now() - last_sync_ >= options_.fsync_interval)) {
+    return SyncLocked();
+  }
+  return AuditStatus::Ok();
+}
+
+AuditStatus AuditLog::Sync() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (failed_ || fd_ < 0) {
+    return AuditStatus::Error(Code::kFailed,
+                              "audit log " + options_.path + " failed earlier; reopen it");
+  }
+  return SyncLocked();
+}
+
+AuditStatus AuditLog::SyncLocked() {
+  if (!dirty_) return AuditStatus::Ok();
+  if (::fdatasync(fd_) != 0) {
+    // After a failed fsync the kernel may have dropped the dirty pages: durability of what
+    // was written is unknown, so stop rather than chain onto it.
+    failed_ = true;
+    return AuditStatus::Error(Code::kIoError, ErrnoText("cannot fsync", options_.path));
+  }
+  dirty_ = false;
+  last_sync_ = std::chrono::steady_clock::now();
+  return AuditStatus::Ok();
+}
+
+uint64_t AuditLog::last_seq() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return seq_;
+}
+
+std::string AuditLog::last_hash() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return hash_;
+}
+
+}  // namespace writ::gateway

@@ -1,0 +1,189 @@
+// audit.h -- the tamper-evident audit trail: an append-only, hash-chained JSONL file.
+//
+// Entry point: AuditLog::Open, then AuditLog::Append once per audited event. The file format
+// is in gateway/audit_format.h (and docs/audit.md); `writ audit verify` (audit_verify.h)
+// checks a file.
+//
+//   AuditOptions opts;
+//   opts.path = "/var/lib/writ/audit.jsonl";
+//   opts.key = key_bytes;                        // optional: HMAC-SHA-256 instead of SHA-256
+//   opts.secrets = {upstream_token};             // scrubbed from every string
+//   std::unique_ptr<AuditLog> log;
+//   AuditStatus st = AuditLog::Open(opts, &log);
+//   ...
+//   if (!log->Append(record).ok() && opts.on_failure == AuditFailurePolicy::kDeny) deny;
+//
+// Thread safety: an AuditLog may be shared by any number of threads. One mutex serializes
+// Append/Sync, so records are numbered, chained and written in one total order, each with a
+// single write(2) to an O_APPEND descriptor. Nothing here throws; errors are values.
+//
+// Restart and damage: Open reads the last line of an existing file and continues the chain
+// from it (its seq + 1, its hash as prev). If that tail is damaged -- a torn last line (no
+// trailing '\n', as after a crash mid-write), an unparsable or ill-formed record, a record
+// whose hash does not match under the configured key, or a record of the other alg (key
+// added or removed since) -- Open fails with kCorruptTail and the log refuses to append:
+// silently continuing would either chain onto garbage or hide the damage. With
+// on_corrupt_tail = kNewSegment, Open instead renames the damaged file aside to
+// `<path>.damaged-<UTC time>` (kept as evidence; verify it to see what is wrong) and starts
+// a new file whose first record (kind "segment_start") names that file, the problem, and
+// the last good seq and hash found in it. Open checks only the tail; `writ audit verify`
+// checks the whole chain.
+//
+// Write failures: a failed or short write is rolled back with ftruncate to the previous
+// end of file and Append returns an error; the next Append tries again. If the rollback or
+// an fsync fails, the file's state is unknown and the log stays failed (every Append
+// returns kFailed) until reopened.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace writ::gateway {
+
+// The result of an audit operation. (A value, never an exception.)
+struct AuditStatus {
+  enum class Code {
+    kOk,
+    kIoError,      // open/read/write/fsync/rename failed; message has errno text
+    kCorruptTail,  // the existing file's last record is damaged (see Open)
+    kFailed,       // an earlier failure left the log unusable; reopen it
+    kInvalid,      // bad options or record (e.g. empty path)
+  };
+  Code code = Code::kOk;
+  std::string message;  // lowercase, empty when ok
+
+  bool ok() const { return code == Code::kOk; }
+  static AuditStatus Ok() { return {}; }
+  static AuditStatus Error(Code c, std::string m) { return {c, std::move(m)}; }
+};
+
+// When to fsync (strictly fdatasync) the log. write(2) hands each record to the kernel before
+// Append returns in every mode, so a crash of the gateway process loses nothing; fsync
+// matters for an OS crash or power loss.
+enum class AuditFsync {
+  kAlways,    // after every record, before Append returns: a call is never forwarded
+              // before its record is on disk. Costs one disk flush per record.
+  kInterval,  // on the first Append at least fsync_interval after the last sync, and on
+              // Sync()/close: at most that window of records (plus any written since the
+              // last Append, if the gateway does not call Sync() on a timer) can be lost.
+  kNever,     // leave it to the OS (typically ~30 s of records at risk). Tests, benchmarks.
+};
+
+// What the gateway does when Append fails. Read by the request pipeline, not by AuditLog.
+enum class AuditFailurePolicy {
+  kDeny,   // default: fail closed, a call that cannot be audited is not made
+  kAllow,  // availability over accountability; the failure is still logged and counted
+};
+
+enum class AuditCorruptTail {
+  kRefuse,      // default: Open fails with kCorruptTail; an operator looks first
+  kNewSegment,  // move the damaged file aside and start a new chain (see top of file)
+};
+
+struct AuditOptions {
+  std::string path;
+  // HMAC key (raw bytes, see ReadAuditKeyFile). Empty: plain SHA-256, which detects
+  // accidental damage and edits by anyone who does not rewrite every later record too;
+  // a key also stops someone with write access but not the key from re-chaining.
+  std::string key;
+  AuditFsync fsync = AuditFsync::kAlways;
+  std::chrono::milliseconds fsync_interval{1000};
+  AuditFailurePolicy on_failure = AuditFailurePolicy::kDeny;
+  AuditCorruptTail on_corrupt_tail = AuditCorruptTail::kRefuse;
+  // Store call arguments in records (still subject to AuditRecord::redact_args and the
+  // scrubber). Default off: only args_digest.
+  bool record_args = false;
+  // Exact strings (upstream tokens, API keys, ...) replaced by "[REDACTED]" wherever they
+  // occur in any string of a record, keys included. Empty strings are ignored.
+  std::vector<std::string> secrets;
+};
+
+// The upstream result of a forwarded call.
+struct AuditUpstream {
+  std::string outcome;     // "ok" | "error" | "timeout" | "not_forwarded" | ...
+  int64_t latency_us = 0;  // from forward to response
+  std::string error;       // short description when outcome != ok
+};
+
+// One audited event. Kinds written by the gateway: "decision" (before forwarding a call),
+// "outcome" (after its response, same decision_id). AuditLog itself writes "segment_start".
+struct AuditRecord {
+  std::string kind = "decision";
+  // Zero means "now" (filled by Append).
+  std::chrono::system_clock::time_point time{};
+  std::string decision_id;
+  std::string principal;
+  std::string on_behalf_of;
+  std::string session;
+  std::string client;
+  std::string method;  // MCP method, e.g. tools/call
+  std::string server;
+  std::string tool;
+  // Arguments of the call. args_digest is written whenever this is set; the args themselves
+  // only when AuditOptions::record_args and not redact_args.
+  std::optional<nlohmann::json> args;
+  bool redact_args = false;              // set by the policy's redact obligation
+  std::string decision;                  // "allow" | "deny" | "require_approval"
+  std::vector<std::string> determining;  // ids of the determining statements
+  std::string bundle_hash;
+  std::optional<AuditUpstream> upstream;
+  nlohmann::json detail;  // optional extra object (reason, obligations...); omitted if null
+};
+
+// The record's payload as written (before seq/prev/alg/v/hash are added and before
+// scrubbing). Exposed for tests and docs.
+nlohmann::json AuditRecordToJson(const AuditRecord& r, bool store_args);
+
+// RFC 3339 UTC with microseconds: 2025-06-01T12:00:00.123456Z
+std::string FormatAuditTime(std::chrono::system_clock::time_point t);
+
+// Replaces every occurrence of each secret in every string of `j` (object keys too) with
+// "[REDACTED]". Iterative (explicit stack), so depth is not a recursion hazard.
+void ScrubSecrets(nlohmann::json* j, const std::vector<std::string>& secrets);
+
+class AuditLog {
+ public:
+  // Opens (creating with mode 0600 if absent) and recovers the chain; see the file comment.
+  // On success *out is set; on failure it is left null.
+  static AuditStatus Open(const AuditOptions& options, std::unique_ptr<AuditLog>* out);
+  ~AuditLog();  // syncs (unless kNever) and closes
+  AuditLog(const AuditLog&) = delete;
+  AuditLog& operator=(const AuditLog&) = delete;
+
+  // Scrubs, numbers, chains, hashes and writes one record, then fsyncs per policy.
+  AuditStatus Append(const AuditRecord& record);
+  // fdatasync now (for kInterval timers and shutdown).
+  AuditStatus Sync();
+
+  const AuditOptions& options() const { return options_; }
+  // The seq and hash of the last record written (0 and the genesis hash for an empty
+  // file): what an operator anchors externally to detect truncation.
+  uint64_t last_seq() const;
+  std::string last_hash() const;
+  // Set when Open started a new segment: the path the damaged file was moved to.
+  const std::string& damaged_path() const { return damaged_path_; }
+
+ private:
+  explicit AuditLog(AuditOptions options);
+  AuditStatus AppendJsonLocked(nlohmann::json body);  // REQUIRES: mu_ held
+  AuditStatus SyncLocked();                           // REQUIRES: mu_ held
+
+  const AuditOptions options_;
+  std::string damaged_path_;
+  mutable std::mutex mu_;
+  int fd_ = -1;                                      // guarded by mu_
+  uint64_t size_ = 0;                                // guarded by mu_: end of file, for rollback
+  uint64_t seq_ = 0;                                 // guarded by mu_
+  std::string hash_;                                 // guarded by mu_
+  bool failed_ = false;                              // guarded by mu_
+  bool dirty_ = false;                               // guarded by mu_: written since last sync
+  std::chrono::steady_clock::time_point last_sync_;  // guarded by mu_
+};
+
+}  // namespace writ::gateway
