@@ -339,8 +339,8 @@ bool ParseJsonStrict(std::string_view text, int max_depth, nlohmann::json* out,
   };
   nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), cb,
                                            /*allow_exceptions=*/false);
-  if (too_deep) return Fail(error, "nested deeper than " + std::to_string(max_depth) + " levels");
-  if (j.is_discarded()) return Fail(error, "not valid JSON");
+  if (too_deep) return Fail(error, "is nested deeper than " + std::to_string(max_depth) + " levels");
+  if (j.is_discarded()) return Fail(error, "is not valid JSON");
   if (duplicate) return Fail(error, "has a duplicate member name");
   *out = std::move(j);
   return true;
@@ -392,27 +392,14 @@ bool JwkSet::LoadFile(const std::string& path, JwkSet* out, std::string* error) 
   nlohmann::json j;
   std::string why;
   if (!ParseJsonStrict(text, kMaxJwksDepth, &j, &why)) {
-    return Fail(error, "JWKS file " + path + " is " + why);
+    return Fail(error, "JWKS file " + path + " " + why);
   }
   if (!Parse(j, out, &why)) return Fail(error, "JWKS file " + path + ": " + why);
   return true;
 }
 
 bool LooksLikeJwt(std::string_view token) {
-  int dots = 0;
-  size_t seg = 0;
-  for (char c : token) {
-    if (c == '.') {
-      if (seg == 0) return false;
-      ++dots;
-      seg = 0;
-    } else if (Base64UrlValue(c) < 0) {
-      return false;
-    } else {
-      ++seg;
-    }
-  }
-  return dots == 2 && seg > 0;
+  return std::count(token.begin(), token.end(), '.') == 2 && token.front() != '.';
 }
 
 bool VerifyJwt(std::string_view token, const JwkSet& keys, const JwtOptions& options,
@@ -445,7 +432,7 @@ bool VerifyJwt(std::string_view token, const JwkSet& keys, const JwtOptions& opt
   nlohmann::json header;
   std::string why;
   if (!ParseJsonStrict(header_text, options.max_json_depth, &header, &why)) {
-    return Fail(error, "token header is " + why);
+    return Fail(error, "token header " + why);
   }
   if (!header.is_object()) return Fail(error, "token header is not a JSON object");
   auto alg_it = header.find("alg");
@@ -511,7 +498,7 @@ bool VerifyJwt(std::string_view token, const JwkSet& keys, const JwtOptions& opt
   // 5. Claims (authenticated from here on).
   nlohmann::json c;
   if (!ParseJsonStrict(payload_text, options.max_json_depth, &c, &why)) {
-    return Fail(error, "token payload is " + why);
+    return Fail(error, "token payload " + why);
   }
   if (!c.is_object()) return Fail(error, "token payload is not a JSON object");
   int64_t leeway = std::clamp<int64_t>(options.leeway_seconds, 0, kMaxLeewaySeconds);

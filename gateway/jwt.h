@@ -91,8 +91,9 @@ struct JwtOptions {
 bool VerifyJwt(std::string_view token, const JwkSet& keys, const JwtOptions& options,
                int64_t now, nlohmann::json* claims, std::string* error);
 
-// True if `token` has the shape of a compact JWS: three non-empty base64url segments (the
-// signature may not be empty either). Used to tell a JWT from an opaque API key.
+// True if `token` is meant as a compact JWS: exactly two dots, not at the start. Used to tell
+// a JWT (verified, with precise errors) from an opaque API key; API keys must not have this
+// shape.
 bool LooksLikeJwt(std::string_view token);
 
 }  // namespace writ::gateway

@@ -440,8 +440,8 @@ TEST_CASE("malformed tokens") {
   std::string good = Rs(Claims());
   size_t a = good.find('.'), b = good.rfind('.');
   std::string h = good.substr(0, a), p = good.substr(a + 1, b - a - 1), s = good.substr(b + 1);
-  Rejects(h + "=." + p + "." + s, "not a compact JWS");  // '=' makes it non-JWT-shaped
-  Rejects("eyJ!." + p + "." + s, "not a compact JWS");
+  Rejects(h + "=." + p + "." + s, "token header is not valid base64url");  // padding
+  Rejects("eyJ!." + p + "." + s, "token header is not valid base64url");
   // Base64url problems inside a JWT-shaped token: impossible length, non-canonical bits.
   Rejects("Z." + p + "." + s, "token header is not valid base64url");   // length % 4 == 1
   Rejects("Zh." + p + "." + s, "token header is not valid base64url");  // non-zero unused bits
@@ -463,7 +463,13 @@ TEST_CASE("malformed tokens") {
   Rejects(signed_raw("{\"sub\":"), "token payload is not valid JSON");
   Rejects(signed_raw("\"alice\""), "token payload is not a JSON object");
   Rejects(signed_raw(R"({"sub":"alice","sub":"admin"})"), "token payload has a duplicate");
-  Rejects("a.b.c.d", "not a compact JWS");
+  Rejects("a.b.c.d", "unknown API key");  // not JWT-shaped: tried as an API key
+  json claims;
+  std::string error;
+  JwtOptions opts{kIssuer, kResource, {JwtAlg::kRS256}};
+  CHECK_FALSE(VerifyJwt("a.b.c.d", JwkSet(), opts, kNow, &claims, &error));
+  CHECK(error == "token is not a compact JWS (header.payload.signature)");
+  Rejects(".a.b", "unknown API key");
 }
 
 TEST_CASE("oversized tokens are refused before parsing") {
