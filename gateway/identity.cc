@@ -222,8 +222,14 @@ bool ApplyTemplate(const ClaimMapping& m, const std::string& value, std::string*
 
 const json* FindClaim(const json& claims, const std::string& name) {
   if (name[0] == '/') {
-    json::json_pointer ptr(name);  // validated at config time
-    return claims.contains(ptr) ? &claims.at(ptr) : nullptr;
+    // The pointer was validated at config time, but an array index it names may still be out
+    // of range for this token's shape: nlohmann reports that by throwing.
+    try {
+      json::json_pointer ptr(name);
+      return claims.contains(ptr) ? &claims.at(ptr) : nullptr;
+    } catch (const json::exception&) {
+      return nullptr;
+    }
   }
   auto it = claims.find(name);
   return it == claims.end() ? nullptr : &*it;

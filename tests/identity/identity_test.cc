@@ -462,6 +462,7 @@ TEST_CASE("malformed tokens") {
   };
   Rejects(signed_raw("{\"sub\":"), "token payload is not valid JSON");
   Rejects(signed_raw("\"alice\""), "token payload is not a JSON object");
+  Rejects(signed_raw(R"({"sub":"alice","exp":1e400})"), "token payload is not valid JSON");
   Rejects(signed_raw(R"({"sub":"alice","sub":"admin"})"), "token payload has a duplicate");
   Rejects("a.b.c.d", "unknown API key");  // not JWT-shaped: tried as an API key
   json claims;
@@ -553,6 +554,34 @@ TEST_CASE("JWT-only and key-only configurations") {
   r = none->Authenticate("Bearer " + Rs(Claims()), kNow);
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().description == "this gateway accepts no JWTs");
+}
+
+TEST_CASE("nested claims by JSON pointer") {
+  json cfg = Config();
+  cfg["jwt"]["claims"] = {"sub -> uid as User::\"{value}\"",
+                          {{"claim", "/realm_access/roles"}, {"to", "parents"},
+                           {"template", "Role::\"{value}\""}},
+                          {{"claim", "/act/sub"}, {"to", "on_behalf_of"},
+                           {"template", "User::\"{value}\""}},
+                          {{"claim", "/groups/7"}, {"to", "attrs.g7"}}};
+  std::string error;
+  auto a = Authenticator::Create(cfg, "", &error);
+  INFO(error);
+  REQUIRE(a);
+  json c = Claims();
+  c["realm_access"] = {{"roles", {"admin", "dev"}}};
+  c["act"] = {{"sub", "bob"}};
+  AuthResult r = a->Authenticate("Bearer " + Rs(c), kNow);
+  REQUIRE(r.ok());
+  CHECK(r.principal().parents == std::vector<std::string>{"Role::\"admin\"", "Role::\"dev\""});
+  CHECK(r.principal().on_behalf_of == "User::\"bob\"");
+  CHECK_FALSE(r.principal().attrs.contains("g7"));
+  c["realm_access"] = {1, 2};  // wrong shape: the claim is simply absent
+  c["groups"] = {{"7", "x"}};
+  r = a->Authenticate("Bearer " + Rs(c), kNow);
+  REQUIRE(r.ok());
+  CHECK(r.principal().parents.empty());
+  CHECK(r.principal().attrs["g7"] == "x");
 }
 
 TEST_CASE("required scopes give 403 insufficient_scope") {
