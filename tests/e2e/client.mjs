@@ -99,10 +99,16 @@ function errorJson(e) {
   return { code: null, message: String(e?.message ?? e) };
 }
 
-// Errors the SDK raises itself (no answer came from the peer) are protocol failures.
+// Errors the SDK raises itself (no answer came from the peer) are protocol failures. The
+// codes alone cannot tell: a peer may answer with -32001 or -32000 too (the server-defined
+// range), so a timeout is recognised by the SDK's own message and data, and a lost
+// connection by the transport having closed.
+let connectionClosed = false;
 function isLocalFailure(e) {
   if (!(e instanceof McpError)) return true;
-  return e.code === ErrorCode.RequestTimeout || e.code === ErrorCode.ConnectionClosed;
+  if (connectionClosed) return true;
+  if (e.code === ErrorCode.RequestTimeout && typeof e.data?.timeout === "number" && /Request timed out$/.test(e.message)) return true;
+  return e.code === ErrorCode.ConnectionClosed && /Connection closed$/.test(e.message) && e.data === undefined;
 }
 
 const opts = parseArgs(process.argv.slice(2));
@@ -148,6 +154,9 @@ const watchdog = setTimeout(() => {
   process.exit(2);
 }, opts.totalTimeout);
 
+client.onclose = () => {
+  connectionClosed = true;
+};
 transport.onerror = (e) => process.stderr.write(`client.mjs: transport error: ${e?.message ?? e}\n`);
 
 const reqOpts = { timeout: opts.requestTimeout, maxTotalTimeout: opts.requestTimeout };
