@@ -31,6 +31,7 @@ async function probeGateway() {
   const bin = writBin();
   if (!existsSync(bin)) return { available: false, reason: `${bin} does not exist (build writ, or set WRIT_BIN)` };
   const r = await run(bin, ["serve", "--help"], { timeoutMs: 10000 });
+  if (r.spawnError) return { available: false, reason: `cannot run ${bin}: ${r.spawnError.message}` };
   if (r.code !== 0) {
     return { available: false, reason: `\`${bin} serve --help\` exited ${r.code ?? r.signal}: no \`writ serve\` in this build` };
   }
