@@ -1,0 +1,161 @@
+// serve_cmd.cc -- `writ serve --stdio --config FILE`: the MCP gateway over stdio. Loads and
+// validates the config, compiles the policies (or loads a bundle), starts the upstream
+// servers, proxies newline-delimited JSON-RPC between stdin/stdout and them until stdin
+// closes, then shuts the upstreams down. stdout carries protocol messages only; logs go to
+// stderr.
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "cli/command.h"
+#include "compiler/compile.h"
+#include "compiler/frontend.h"
+#include "gateway/config.h"
+#include "gateway/jsonrpc.h"
+#include "gateway/proxy.h"
+#include "gateway/upstream.h"
+#include "runtime/evaluator.h"
+
+namespace writ::cli {
+namespace {
+
+constexpr char kVersion[] = "0.1.0";
+
+struct ServeOptions {
+  std::string config;
+  bool stdio = false;
+};
+
+// The compiled bundle for the config, or null (diagnostics printed).
+std::shared_ptr<const runtime::Bundle> LoadPolicies(const gateway::Config& c) {
+  std::string bytes, error;
+  if (!c.bundle.empty()) {
+    if (!ReadFile(c.bundle, &bytes, &error)) {
+      std::cerr << "error: " << error << "\n";
+      return nullptr;
+    }
+  } else {
+    FrontEnd fe = RunFrontEnd(c.policies, c.schema);
+    if (!fe.io_error.empty()) {
+      std::cerr << "error: " << fe.io_error << "\n";
+      return nullptr;
+    }
+    if (fe.diags.has_errors()) {
+      std::cerr << Render(fe.sources, fe.diags.items(), DiagnosticFormat::kText);
+      std::cerr << "writ serve: " << fe.diags.error_count() << " policy error(s); not starting\n";
+      return nullptr;
+    }
+    Diagnostics d;
+    CompileResult r;
+    if (!Compile(fe.sources, fe.policies, CompileOptions{}, &r, &d)) {
+      std::cerr << Render(fe.sources, d.items(), DiagnosticFormat::kText);
+      return nullptr;
+    }
+    bytes = std::move(r.bytes);
+  }
+  auto b = runtime::Bundle::Load(bytes, &error);
+  if (b == nullptr) std::cerr << "error: bundle: " << error << "\n";
+  return b;
+}
+
+int RunServeStdio(const ServeOptions& o) {
+  gateway::Config config;
+  std::string errors;
+  if (!gateway::LoadConfig(o.config, &config, &errors)) {
+    std::cerr << errors;
+    return kExitUsage;
+  }
+  std::shared_ptr<const runtime::Bundle> bundle = LoadPolicies(config);
+  if (bundle == nullptr) return kExitFailure;
+
+  std::mutex out_mu;
+  auto write_client = [&out_mu](const std::string& line) {
+    std::lock_guard<std::mutex> lock(out_mu);
+    std::fwrite(line.data(), 1, line.size(), stdout);
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+  };
+  gateway::ProxyOptions popts;
+  popts.principal = config.stdio_principal;
+  popts.limits = config.limits;
+  popts.version = kVersion;
+  gateway::Proxy proxy(popts, bundle, write_client);
+
+  std::vector<std::unique_ptr<gateway::ChildProcess>> children;
+  for (const auto& u : config.upstreams) {
+    gateway::ChildSpec spec{u.name, u.command, u.args, u.env, config.limits.max_message_bytes};
+    auto child = std::make_unique<gateway::ChildProcess>(spec);
+    gateway::ChildProcess* raw = child.get();
+    proxy.AddUpstream(u.name, [raw](const std::string& line) { return raw->Send(line); });
+    children.push_back(std::move(child));
+  }
+  for (size_t i = 0; i < children.size(); ++i) {
+    gateway::ChildProcess* raw = children[i].get();
+    std::string error;
+    bool ok = raw->Start([&proxy, i](std::string_view line) { proxy.OnUpstreamLine(i, line); },
+                         [&proxy, i](int status) {
+                           proxy.OnUpstreamExit(i, gateway::DescribeExit(status));
+                         },
+                         &error);
+    if (!ok) {
+      std::cerr << "writ: upstream " << config.upstreams[i].name << ": " << error << "\n";
+      proxy.OnUpstreamExit(i, "could not be started (" + error + ")");
+    } else {
+      std::cerr << "writ: started upstream " << config.upstreams[i].name << " (pid " << raw->pid()
+                << ")\n";
+    }
+  }
+
+  std::atomic<bool> stop{false};
+  std::thread ticker([&] {
+    while (!stop.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      proxy.Tick();
+    }
+  });
+
+  gateway::LineSplitter splitter(config.limits.max_message_bytes,
+                                 [&](std::string_view line, bool oversized) {
+                                   proxy.OnClientLine(line, oversized);
+                                 });
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(0, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    splitter.Feed(std::string_view(buf, static_cast<size_t>(n)));
+  }
+  splitter.Finish();
+  std::cerr << "writ: stdin closed; shutting down upstreams\n";
+  for (auto& c : children) c->Shutdown(std::chrono::milliseconds(2000));
+  stop = true;
+  ticker.join();
+  return kExitOk;
+}
+
+CommandRegistrar reg_serve(60, [](CLI::App& app, int* exit_code) {
+  auto o = std::make_shared<ServeOptions>();
+  CLI::App* cmd = app.add_subcommand("serve", "Run the MCP gateway (stdio for now).");
+  cmd->footer(
+      "The configuration is described in docs/gateway.md.\n"
+      "Example:\n  writ serve --stdio --config writ.yaml");
+  cmd->add_option("--config,-c", o->config, "Gateway configuration (YAML)")->required();
+  cmd->add_flag("--stdio", o->stdio, "Serve one MCP session on stdin/stdout");
+  cmd->callback([o, exit_code] {
+    if (!o->stdio) {
+      std::cerr << "error: the HTTP transport is not implemented yet\n"
+                   "help: run `writ serve --stdio --config FILE` and launch it from your MCP "
+                   "client as a stdio server\n";
+      *exit_code = kExitUsage;
+      return;
+    }
+    *exit_code = RunServeStdio(*o);
+  });
+});
+
+}  // namespace
+}  // namespace writ::cli

@@ -1,0 +1,380 @@
+// config.cc -- see config.h. yaml-cpp throws on syntax errors; that is caught here and turned
+// into a located error like every other (config loading is not on the request path).
+#include "gateway/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+#include "base/source.h"
+#include "runtime/request.h"
+
+namespace writ::gateway {
+namespace {
+
+class Checker {
+ public:
+  explicit Checker(std::string name) : name_(std::move(name)) {}
+
+  void Error(const YAML::Node& at, const std::string& key, const std::string& msg,
+             const std::string& help) {
+    YAML::Mark m = at.Mark();
+    ErrorAt(m.line, m.column, key, msg, help);
+  }
+  void ErrorAt(int line, int col, const std::string& key, const std::string& msg,
+               const std::string& help) {
+    out_ << name_;
+    if (line >= 0) out_ << ":" << line + 1 << ":" << col + 1;
+    out_ << ": " << (key.empty() ? "" : key + ": ") << msg << "\n";
+    if (!help.empty()) out_ << "help: " << help << "\n";
+    ++count_;
+  }
+  int count() const { return count_; }
+  std::string text() const { return out_.str(); }
+
+  // Every key of `map` must be in `allowed`.
+  void Keys(const YAML::Node& map, const std::string& prefix,
+            const std::vector<std::string>& allowed) {
+    for (auto it = map.begin(); it != map.end(); ++it) {
+      std::string k = it->first.IsScalar() ? it->first.Scalar() : "?";
+      if (std::find(allowed.begin(), allowed.end(), k) != allowed.end()) continue;
+      std::string hint = DidYouMean(k, allowed);
+      std::string list;
+      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      Error(it->first, prefix + k, "unknown key",
+            hint.empty() ? "expected one of: " + list : "did you mean `" + hint + "`?");
+    }
+  }
+
+  bool String(const YAML::Node& n, const std::string& key, std::string* out,
+              const std::string& help) {
+    if (!n.IsScalar()) {
+      Error(n, key, "expected a string", help);
+      return false;
+    }
+    *out = n.Scalar();
+    return true;
+  }
+
+  bool Int(const YAML::Node& n, const std::string& key, long long lo, long long hi,
+           long long* out) {
+    std::string help = "an integer from " + std::to_string(lo) + " to " + std::to_string(hi);
+    if (!n.IsScalar()) {
+      Error(n, key, "expected an integer", help);
+      return false;
+    }
+    const std::string& s = n.Scalar();
+    size_t pos = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(s, &pos);
+    } catch (...) {
+      pos = 0;
+    }
+    if (s.empty() || pos != s.size()) {
+      Error(n, key, "expected an integer, found `" + s + "`", help);
+      return false;
+    }
+    if (v < lo || v > hi) {
+      Error(n, key, "out of range", help);
+      return false;
+    }
+    *out = v;
+    return true;
+  }
+
+  bool StringList(const YAML::Node& n, const std::string& key, std::vector<std::string>* out,
+                  const std::string& help) {
+    if (n.IsScalar()) {
+      out->push_back(n.Scalar());
+      return true;
+    }
+    if (!n.IsSequence()) {
+      Error(n, key, "expected a list of strings", help);
+      return false;
+    }
+    bool ok = true;
+    for (size_t i = 0; i < n.size(); ++i) {
+      std::string s;
+      if (String(n[i], key + "[" + std::to_string(i) + "]", &s, help)) {
+        out->push_back(s);
+      } else {
+        ok = false;
+      }
+    }
+    return ok;
+  }
+
+ private:
+  std::string name_;
+  std::ostringstream out_;
+  int count_ = 0;
+};
+
+// YAML -> JSON for principal attributes: plain scalars that read as booleans or integers
+// become those; quoted scalars stay strings.
+nlohmann::json ToJson(const YAML::Node& n, Checker* c, const std::string& key, int depth) {
+  if (depth > 32) {
+    c->Error(n, key, "nested too deeply", "attributes may nest at most 32 levels");
+    return nullptr;
+  }
+  if (n.IsMap()) {
+    nlohmann::json o = nlohmann::json::object();
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      std::string k = it->first.Scalar();
+      o[k] = ToJson(it->second, c, key + "." + k, depth + 1);
+    }
+    return o;
+  }
+  if (n.IsSequence()) {
+    nlohmann::json a = nlohmann::json::array();
+    for (size_t i = 0; i < n.size(); ++i)
+      a.push_back(ToJson(n[i], c, key + "[" + std::to_string(i) + "]", depth + 1));
+    return a;
+  }
+  if (!n.IsScalar()) return nullptr;
+  const std::string& s = n.Scalar();
+  if (n.Tag() == "?") {
+    if (s == "true") return true;
+    if (s == "false") return false;
+    if (!s.empty() && (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-')) {
+      size_t pos = 0;
+      try {
+        long long v = std::stoll(s, &pos);
+        if (pos == s.size()) return v;
+      } catch (...) {
+      }
+    }
+  }
+  return s;
+}
+
+std::string Resolve(const std::string& base_dir, const std::string& p) {
+  if (base_dir.empty() || p.empty() || p[0] == '/') return p;
+  return (std::filesystem::path(base_dir) / p).lexically_normal().string();
+}
+
+bool ValidUpstreamName(const std::string& s) {
+  if (s.empty() || s.size() > 64 || s.find("__") != std::string::npos) return false;
+  for (char ch : s) {
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_') return false;
+  }
+  return s.front() != '_' && s.back() != '_';
+}
+
+void ParsePrincipal(const YAML::Node& n, Checker* c, PrincipalConfig* p) {
+  const std::string k = "stdio_principal";
+  if (!n.IsMap()) {
+    c->Error(n, k, "expected a mapping",
+             "e.g. `stdio_principal: { uid: 'User::\"alice\"', parents: ['Role::\"analyst\"'] }`");
+    return;
+  }
+  c->Keys(n, k + ".", {"uid", "attrs", "parents"});
+  auto CheckUid = [&](const YAML::Node& at, const std::string& key, const std::string& text,
+                      std::string* out) {
+    std::string canonical;
+    size_t type_len = 0;
+    if (!runtime::ParseEntityUid(text, &canonical, &type_len)) {
+      c->Error(at, key, "`" + text + "` is not an entity uid",
+               "write Type::\"id\", quoted in YAML: 'User::\"alice\"'");
+      return;
+    }
+    *out = canonical;
+  };
+  if (n["uid"]) {
+    std::string s;
+    if (c->String(n["uid"], k + ".uid", &s, "e.g. uid: 'User::\"alice\"'"))
+      CheckUid(n["uid"], k + ".uid", s, &p->uid);
+  }
+  if (n["attrs"]) {
+    if (!n["attrs"].IsMap()) {
+      c->Error(n["attrs"], k + ".attrs", "expected a mapping", "e.g. attrs: { department: eng }");
+    } else {
+      p->attrs = ToJson(n["attrs"], c, k + ".attrs", 0);
+    }
+  }
+  if (n["parents"]) {
+    const YAML::Node& ps = n["parents"];
+    if (!ps.IsSequence()) {
+      c->Error(ps, k + ".parents", "expected a list of entity uids",
+               "e.g. parents: ['Role::\"analyst\"']");
+    } else {
+      for (size_t i = 0; i < ps.size(); ++i) {
+        std::string key = k + ".parents[" + std::to_string(i) + "]", s, canon;
+        if (c->String(ps[i], key, &s, "an entity uid such as 'Role::\"analyst\"'")) {
+          CheckUid(ps[i], key, s, &canon);
+          if (!canon.empty()) p->parents.push_back(canon);
+        }
+      }
+    }
+  }
+}
+
+void ParseUpstream(const YAML::Node& n, const std::string& k, Checker* c, UpstreamConfig* u) {
+  if (!n.IsMap()) {
+    c->Error(n, k, "expected a mapping", "e.g. `- { name: fs, command: npx, args: [...] }`");
+    return;
+  }
+  c->Keys(n, k + ".", {"name", "command", "args", "env"});
+  if (!n["name"]) {
+    c->Error(n, k + ".name", "missing", "every upstream needs a name; its tools appear as NAME__tool");
+  } else if (c->String(n["name"], k + ".name", &u->name, "e.g. name: fs") &&
+             !ValidUpstreamName(u->name)) {
+    c->Error(n["name"], k + ".name", "`" + u->name + "` is not a valid upstream name",
+             "use letters, digits, '-' and '_' (not leading, trailing or doubled): tools are "
+             "namespaced as NAME__tool");
+  }
+  if (!n["command"]) {
+    c->Error(n, k + ".command", "missing", "the program to run, e.g. `command: npx`");
+  } else {
+    c->String(n["command"], k + ".command", &u->command, "the program to run, e.g. `command: npx`");
+  }
+  if (n["args"]) {
+    const YAML::Node& a = n["args"];
+    if (!a.IsSequence()) {
+      c->Error(a, k + ".args", "expected a list of strings", "e.g. args: [-y, some-package]");
+    } else {
+      c->StringList(a, k + ".args", &u->args, "each argument is a string");
+    }
+  }
+  if (n["env"]) {
+    const YAML::Node& e = n["env"];
+    if (!e.IsMap()) {
+      c->Error(e, k + ".env", "expected a mapping", "e.g. env: { LOG_LEVEL: debug }");
+    } else {
+      for (auto it = e.begin(); it != e.end(); ++it) {
+        std::string name = it->first.Scalar(), value;
+        if (name.empty() || name.find('=') != std::string::npos) {
+          c->Error(it->first, k + ".env", "`" + name + "` is not a variable name", "");
+          continue;
+        }
+        if (c->String(it->second, k + ".env." + name, &value, "environment values are strings"))
+          u->env.emplace_back(name, value);
+      }
+    }
+  }
+}
+
+void ParseLimits(const YAML::Node& n, Checker* c, LimitsConfig* l) {
+  if (!n.IsMap()) {
+    c->Error(n, "limits", "expected a mapping", "e.g. limits: { max_message_bytes: 4194304 }");
+    return;
+  }
+  c->Keys(n, "limits.",
+          {"max_message_bytes", "max_depth", "max_in_flight", "upstream_timeout_ms"});
+  long long v = 0;
+  if (n["max_message_bytes"] &&
+      c->Int(n["max_message_bytes"], "limits.max_message_bytes", 1024, 1LL << 30, &v))
+    l->max_message_bytes = static_cast<size_t>(v);
+  if (n["max_depth"] && c->Int(n["max_depth"], "limits.max_depth", 4, 1000, &v))
+    l->max_depth = static_cast<int>(v);
+  if (n["max_in_flight"] && c->Int(n["max_in_flight"], "limits.max_in_flight", 1, 100000, &v))
+    l->max_in_flight = static_cast<int>(v);
+  if (n["upstream_timeout_ms"] &&
+      c->Int(n["upstream_timeout_ms"], "limits.upstream_timeout_ms", 100, 3600000, &v))
+    l->upstream_timeout_ms = static_cast<int>(v);
+}
+
+}  // namespace
+
+std::string DidYouMean(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_d = 3;
+  for (const auto& c : candidates) {
+    // Levenshtein distance, two rows.
+    std::vector<size_t> prev(c.size() + 1), cur(c.size() + 1);
+    for (size_t j = 0; j <= c.size(); ++j) prev[j] = j;
+    for (size_t i = 1; i <= word.size(); ++i) {
+      cur[0] = i;
+      for (size_t j = 1; j <= c.size(); ++j) {
+        size_t sub = prev[j - 1] + (word[i - 1] == c[j - 1] ? 0 : 1);
+        cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+      }
+      std::swap(prev, cur);
+    }
+    size_t d = prev[c.size()];
+    if (d < best_d && d * 2 < std::max(word.size(), c.size())) {
+      best_d = d;
+      best = c;
+    }
+  }
+  return best;
+}
+
+bool ParseConfig(const std::string& text, const std::string& name, const std::string& base_dir,
+                 Config* out, std::string* errors) {
+  Checker c(name);
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    c.ErrorAt(e.mark.line, e.mark.column, "", "invalid YAML: " + e.msg,
+              "check indentation and quoting; entity uids need quotes: 'User::\"alice\"'");
+    *errors = c.text();
+    return false;
+  }
+  if (!root.IsMap()) {
+    c.ErrorAt(-1, 0, "", "the configuration must be a YAML mapping",
+              "see docs/gateway.md for an example");
+    *errors = c.text();
+    return false;
+  }
+  *out = Config{};
+  c.Keys(root, "", {"policies", "bundle", "schema", "stdio_principal", "upstreams", "limits"});
+  const std::string kPolicyHelp = "a policy file or directory, or a list of them";
+  if (root["policies"]) {
+    std::vector<std::string> ps;
+    c.StringList(root["policies"], "policies", &ps, kPolicyHelp);
+    for (auto& p : ps) out->policies.push_back(Resolve(base_dir, p));
+  }
+  if (root["bundle"] &&
+      c.String(root["bundle"], "bundle", &out->bundle, "a bundle file from `writ build -o`"))
+    out->bundle = Resolve(base_dir, out->bundle);
+  if (root["policies"] && root["bundle"]) {
+    c.Error(root["bundle"], "bundle", "`policies` and `bundle` are exclusive",
+            "give policy sources (compiled at start) or a prebuilt bundle, not both");
+  } else if (!root["policies"] && !root["bundle"]) {
+    c.ErrorAt(-1, 0, "policies", "missing",
+              "add `policies: ./policies` (compiled at start) or `bundle: ./p.wbundle`");
+  }
+  if (root["schema"] && c.String(root["schema"], "schema", &out->schema, "a schema YAML file"))
+    out->schema = Resolve(base_dir, out->schema);
+  if (root["stdio_principal"]) ParsePrincipal(root["stdio_principal"], &c, &out->stdio_principal);
+  if (root["limits"]) ParseLimits(root["limits"], &c, &out->limits);
+  if (!root["upstreams"]) {
+    c.ErrorAt(-1, 0, "upstreams", "missing", "list the MCP servers to proxy under `upstreams:`");
+  } else if (!root["upstreams"].IsSequence()) {
+    c.Error(root["upstreams"], "upstreams", "expected a list",
+            "e.g.\n  upstreams:\n    - name: fs\n      command: npx");
+  } else {
+    const YAML::Node& us = root["upstreams"];
+    std::set<std::string> seen;
+    for (size_t i = 0; i < us.size(); ++i) {
+      std::string k = "upstreams[" + std::to_string(i) + "]";
+      UpstreamConfig u;
+      ParseUpstream(us[i], k, &c, &u);
+      if (!u.name.empty() && !seen.insert(u.name).second)
+        c.Error(us[i]["name"], k + ".name", "duplicate upstream name `" + u.name + "`",
+                "upstream names are namespaces and must be unique");
+      out->upstreams.push_back(std::move(u));
+    }
+  }
+  *errors = c.text();
+  return c.count() == 0;
+}
+
+bool LoadConfig(const std::string& path, Config* out, std::string* errors) {
+  std::string text, error;
+  if (!ReadFile(path, &text, &error)) {
+    *errors = "error: " + error + "\n";
+    return false;
+  }
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  return ParseConfig(text, path, dir, out, errors);
+}
+
+}  // namespace writ::gateway

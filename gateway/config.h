@@ -1,0 +1,58 @@
+// config.h -- the gateway's YAML configuration (docs/gateway.md), parsed and validated once at
+// start. Entry points: LoadConfig (a file) and ParseConfig (text, for tests).
+//
+// Every error names its key path and line:col, e.g.
+//   config.yaml:12:5: upstreams[1].command: expected a string
+//   help: the program to run, e.g. `command: npx`
+// Unknown keys are errors with a did-you-mean. All errors are reported, not only the first.
+#pragma once
+
+#include <cstddef>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace writ::gateway {
+
+struct UpstreamConfig {
+  std::string name;     // [A-Za-z0-9_-]+ without "__"; unique. Tools appear as NAME__tool.
+  std::string command;  // looked up on PATH
+  std::vector<std::string> args;
+  std::vector<std::pair<std::string, std::string>> env;  // added to the inherited environment
+};
+
+struct PrincipalConfig {
+  std::string uid = "User::\"stdio\"";  // canonical Type::"id"
+  nlohmann::json attrs = nlohmann::json::object();
+  std::vector<std::string> parents;  // canonical uids, already transitively closed
+};
+
+struct LimitsConfig {
+  size_t max_message_bytes = 4 * 1024 * 1024;
+  int max_depth = 64;
+  int max_in_flight = 64;
+  int upstream_timeout_ms = 30000;  // initialize and list fan-outs; tool calls are unbounded
+};
+
+struct Config {
+  std::vector<std::string> policies;  // resolved against the config file's directory
+  std::string bundle;                 // exclusive with policies
+  std::string schema;                 // optional
+  PrincipalConfig stdio_principal;
+  std::vector<UpstreamConfig> upstreams;
+  LimitsConfig limits;
+};
+
+// `name` is used in messages; relative paths are resolved against `base_dir` (may be empty).
+// Returns false with every error rendered into *errors (one "file:line:col: key: message" line
+// and one "help:" line each).
+bool ParseConfig(const std::string& text, const std::string& name, const std::string& base_dir,
+                 Config* out, std::string* errors);
+bool LoadConfig(const std::string& path, Config* out, std::string* errors);
+
+// The closest of `candidates` to `word` (edit distance <= 2 and less than half its length),
+// or empty.
+std::string DidYouMean(const std::string& word, const std::vector<std::string>& candidates);
+
+}  // namespace writ::gateway

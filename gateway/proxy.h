@@ -1,0 +1,198 @@
+// proxy.h -- one downstream MCP session proxied to N upstream servers, with every tools/call,
+// prompts/get and resources/read decided by the policy bundle. Entry point: class Proxy.
+// docs/gateway.md describes the behaviour seen by a client (namespacing, error codes, what is
+// relayed).
+//
+// The proxy knows nothing about processes or stdio: it receives lines (OnClientLine,
+// OnUpstreamLine), transport events (OnUpstreamExit) and sends lines through callbacks, so
+// tests drive it directly and `writ serve` wires it to stdin/stdout and child processes.
+//
+// Ids: every request the gateway sends upstream carries a gateway-owned integer id, unique
+// across upstreams; the client's id is restored on the reply. Server-to-client requests get a
+// gateway-owned downstream id ("writ-N"), restored when the client answers. Progress tokens
+// of server-to-client requests are rewritten the same way. Cancellations are translated in
+// both directions.
+//
+// Thread safety: all public methods may be called from any thread. State is guarded by one
+// mutex; no callback (send, write, completion) is invoked while it is held, so a slow pipe
+// never blocks other threads on the lock. Nothing here throws out of a public method.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <ctime>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "gateway/config.h"
+#include "runtime/evaluator.h"
+
+namespace writ::gateway {
+
+inline constexpr char kSeparator[] = "__";
+
+// Splits "SERVER__name" at the first "__". False if there is none or either side is empty.
+bool SplitName(std::string_view full, std::string* server, std::string* name);
+
+// The intent the gateway assigns from a tool's annotations: "read" if readOnlyHint,
+// "destructive" if destructiveHint, else "write". Annotations come from the server and are
+// untrusted; a real classifier replaces this later.
+std::string IntentOf(const nlohmann::json& tool);
+
+// The context section: {"time": {"hour", "weekday" ("mon".."sun"), "date" ("YYYY-MM-DD")}}, UTC.
+nlohmann::json TimeContext(std::time_t now);
+
+// The policy request for calling (or listing) `tool` (the upstream's definition, original
+// name) of upstream `server` (docs/semantics.md has the form). `args` may be null (listing).
+nlohmann::json BuildToolRequest(const PrincipalConfig& p, const std::string& server,
+                                const nlohmann::json& tool, const nlohmann::json& args,
+                                std::time_t now);
+// Same for prompts/get (resource Prompt::"SERVER__name") and resources/read (Resource::"uri").
+nlohmann::json BuildPromptRequest(const PrincipalConfig& p, const std::string& server,
+                                  const std::string& name, const nlohmann::json& args,
+                                  std::time_t now);
+nlohmann::json BuildResourceRequest(const PrincipalConfig& p, const std::string& server,
+                                    const std::string& uri, std::time_t now);
+
+// Renders an entity uid Type::"id" with id escaped.
+std::string EntityUid(std::string_view type, std::string_view id);
+
+// A random 128-bit id in hex.
+std::string NewDecisionId();
+
+// The outcome of one pipeline stage (ARCHITECTURE.md, "The request pipeline").
+enum class StageStatus {
+  kContinue,         // the next stage runs
+  kRespondNow,       // the stage produced the reply (an error or a gateway answer); stop
+  kHoldForApproval,  // policy requires approval; the reply says so and nothing is forwarded
+};
+
+struct ProxyOptions {
+  PrincipalConfig principal;
+  LimitsConfig limits;
+  std::string version = "0.1.0";  // serverInfo.version
+  std::function<std::time_t()> clock = [] { return std::time(nullptr); };
+};
+
+class Proxy {
+ public:
+  using WriteFn = std::function<void(const std::string& line)>;
+  using SendFn = std::function<bool(const std::string& line)>;
+  using Json = nlohmann::json;
+
+  Proxy(ProxyOptions opts, std::shared_ptr<const runtime::Bundle> bundle, WriteFn to_client);
+
+  // REQUIRES: called before any message flows. Returns the upstream's index.
+  size_t AddUpstream(const std::string& name, SendFn send);
+
+  // One line from the client; `oversized` when it exceeded the size limit (it is empty).
+  void OnClientLine(std::string_view line, bool oversized = false);
+  void OnUpstreamLine(size_t up, std::string_view line);
+  // The upstream's process exited or could not start: its pending requests fail with
+  // kUpstreamUnavailable, its tools disappear.
+  void OnUpstreamExit(size_t up, const std::string& why);
+  // Fails fan-out requests past their deadline. Call periodically (serve does every 100 ms).
+  void Tick();
+
+  // Number of client requests forwarded and not yet answered.
+  int InFlight();
+
+ private:
+  using Done = std::function<void(const Json& reply)>;  // a full JSON-RPC response
+  struct Upstream {
+    std::string name;
+    SendFn send;
+    bool alive = true;
+    bool initialized = false;
+    Json capabilities = Json::object();
+    std::map<std::string, Json> tools;  // original name -> definition (last tools/list)
+    bool tools_known = false;
+  };
+  struct Pending {
+    size_t up = 0;
+    Done done;
+    std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  };
+  struct ServerRequest {  // a server-to-client request awaiting the client's answer
+    size_t up = 0;
+    Json id;
+  };
+  struct Decided {
+    runtime::Effect effect = runtime::Effect::kDeny;
+    std::string id;
+    Json decision;  // DecisionToJson, or a synthetic deny
+  };
+  // The state of one tools/call through the stages.
+  struct CallState {
+    Json client_id, params;
+    size_t up = 0;
+    std::string server, tool;
+    Json tool_def;
+    Json request;
+    Decided decided;
+  };
+
+  void HandleClientRequest(Json msg);
+  void HandleClientNotification(Json msg);
+  void HandleClientResponse(Json msg);
+
+  void Initialize(const Json& id, const Json& params);
+  void ListTools(const Json& id);
+  void ListOther(const Json& id, const std::string& method, const std::string& key);
+  void CallTool(const Json& id, const Json& params);
+  void GetPrompt(const Json& id, Json params);
+  void ReadResource(const Json& id, const std::string& method, Json params);
+  void Complete(const Json& id, Json params);
+  void Broadcast(const Json& id, const std::string& method, const Json& params);
+
+  // tools/call stages.
+  StageStatus Route(CallState& s);
+  StageStatus Decide(CallState& s);
+  void Forward(CallState& s);
+
+  // Sends a request upstream under a fresh gateway id; `done` gets the reply (or a synthetic
+  // error if the upstream is gone, the send fails or the deadline passes).
+  // With `client_key`, also maps that client request to the gateway id (for cancellation).
+  void SendUpstream(size_t up, const std::string& method, Json params, Done done,
+                    bool with_deadline, const std::string* client_key = nullptr);
+  // Forwards a client request and relays the reply under the client's id.
+  void ForwardClientRequest(size_t up, const Json& client_id, const std::string& method,
+                            Json params);
+  // Lists every page of `method` from one upstream; `done(items, error)`.
+  void ListAllPages(size_t up, const std::string& method, const std::string& key,
+                    std::function<void(Json items, Json error)> done);
+  void RefreshTools(size_t up, std::function<void()> then);
+
+  Decided DecideRequest(const Json& request, bool list_time);
+  void ReplyDecision(const Json& client_id, const Decided& d);
+  bool Visible(const Json& request);
+
+  void ToClient(const Json& msg);
+  void ReplyError(const Json& id, int code, const std::string& message, Json data = nullptr);
+  bool FindUpstream(const std::string& name, size_t* up);  // REQUIRES: mu_ held
+  std::vector<size_t> LiveUpstreams();
+
+  ProxyOptions opts_;
+  std::shared_ptr<const runtime::Bundle> bundle_;
+  WriteFn to_client_;
+
+  std::mutex mu_;
+  std::vector<Upstream> ups_;
+  int64_t next_id_ = 1;
+  std::unordered_map<int64_t, Pending> pending_;        // gateway id -> waiter
+  std::map<std::string, int64_t> client_requests_;      // client id (dumped) -> gateway id
+  std::map<std::string, ServerRequest> server_requests_;  // downstream id -> upstream's
+  std::map<std::string, std::pair<size_t, Json>> progress_tokens_;  // ours -> (up, theirs)
+  std::map<std::string, size_t> resource_routes_;       // uri -> upstream
+  std::string client_protocol_;
+  int in_flight_ = 0;
+};
+
+}  // namespace writ::gateway

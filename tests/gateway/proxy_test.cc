@@ -1,0 +1,202 @@
+// Proxy unit tests, driven in memory: names, request construction, framing, id remapping.
+#include <doctest/doctest.h>
+
+#include "compiler/compile.h"
+#include "gateway/jsonrpc.h"
+#include "gateway/proxy.h"
+
+using namespace writ::gateway;
+using nlohmann::json;
+
+TEST_CASE("SplitName splits at the first double underscore") {
+  std::string s, n;
+  CHECK(SplitName("fs__read_file", &s, &n));
+  CHECK(s == "fs");
+  CHECK(n == "read_file");
+  CHECK(SplitName("gh__a__b", &s, &n));
+  CHECK(s == "gh");
+  CHECK(n == "a__b");
+  CHECK_FALSE(SplitName("plain", &s, &n));
+  CHECK_FALSE(SplitName("__x", &s, &n));
+  CHECK_FALSE(SplitName("x__", &s, &n));
+}
+
+TEST_CASE("request construction") {
+  PrincipalConfig p;
+  p.uid = "User::\"alice\"";
+  p.attrs = {{"department", "eng"}};
+  p.parents = {"Role::\"analyst\""};
+  json tool = {{"name", "refund"}, {"annotations", {{"destructiveHint", true}, {"title", "Refund"},
+                                                     {"weird", {{"deep", 1}}}}}};
+  std::time_t t = 1700000000;  // 2023-11-14 22:13:20 UTC, a Tuesday
+  json r = BuildToolRequest(p, "stripe", tool, {{"amount", 5}}, t);
+  CHECK(r["action"] == "tools/call");
+  CHECK(r["principal"]["uid"] == "User::\"alice\"");
+  CHECK(r["principal"]["parents"][0] == "Role::\"analyst\"");
+  CHECK(r["resource"]["uid"] == "Tool::\"stripe__refund\"");
+  CHECK(r["resource"]["parents"] == json::array({"Server::\"stripe\""}));
+  CHECK(r["resource"]["attrs"]["destructiveHint"] == true);
+  CHECK(r["resource"]["attrs"]["title"] == "Refund");
+  CHECK_FALSE(r["resource"]["attrs"].contains("weird"));
+  CHECK(r["resource"]["attrs"]["server"] == "stripe");
+  CHECK(r["args"]["amount"] == 5);
+  CHECK(r["call"]["intent"] == "destructive");
+  CHECK(r["context"]["time"] == json{{"hour", 22}, {"weekday", "tue"}, {"date", "2023-11-14"}});
+  CHECK(IntentOf({{"annotations", {{"readOnlyHint", true}}}}) == "read");
+  CHECK(IntentOf({{"name", "x"}}) == "write");
+  CHECK(BuildToolRequest(p, "s", {{"name", "x"}}, nullptr, t).contains("args") == false);
+  CHECK(BuildPromptRequest(p, "s", "greet", nullptr, t)["resource"]["uid"] == "Prompt::\"s__greet\"");
+  CHECK(BuildResourceRequest(p, "s", "file:///a\"b", t)["resource"]["uid"] ==
+        "Resource::\"file:///a\\\"b\"");
+  CHECK(NewDecisionId().size() == 32);
+  CHECK(NewDecisionId() != NewDecisionId());
+}
+
+TEST_CASE("framing: parse errors, depth, size, lines") {
+  CHECK(ParseMessage("{nope", 100, 8).error_code == kParseError);
+  CHECK(ParseMessage(R"({"jsonrpc":"2.0","id":1,"method":"x"})", 10, 8).error_code == kParseError);
+  CHECK(ParseMessage(R"({"jsonrpc":"2.0","id":1,"method":"x","params":{"a":[[[[1]]]]}})", 1000, 3)
+            .error_code == kParseError);
+  CHECK(ParseMessage(R"({"jsonrpc":"2.0","id":1,"method":"x","params":{"a":"[[[[["}})", 1000, 3)
+            .error_code == 0);
+  auto bad = ParseMessage(R"({"id":7,"method":"x"})", 1000, 8);
+  CHECK(bad.error_code == kInvalidRequest);
+  CHECK(bad.id == 7);
+  CHECK(ParseMessage(R"([1])", 1000, 8).error_code == kInvalidRequest);
+  CHECK(ParseMessage(R"({"jsonrpc":"2.0","id":1.5,"method":"x"})", 1000, 8).error_code ==
+        kInvalidRequest);
+  std::vector<std::pair<std::string, bool>> lines;
+  LineSplitter sp(5, [&](std::string_view l, bool over) { lines.emplace_back(l, over); });
+  sp.Feed("ab\r\ncd");
+  sp.Feed("\n0123456789\nxy");
+  sp.Finish();
+  REQUIRE(lines.size() == 4);
+  CHECK(lines[0] == std::make_pair(std::string("ab"), false));
+  CHECK(lines[1] == std::make_pair(std::string("cd"), false));
+  CHECK(lines[2].second);
+  CHECK(lines[3].first == "xy");
+}
+
+namespace {
+
+std::shared_ptr<const writ::runtime::Bundle> TestBundle() {
+  std::string bytes, error;
+  REQUIRE_MESSAGE(writ::CompileText("t.writ", R"(
+@id("all") permit (principal, action, resource);
+@id("no-rm") forbid (principal, action, resource == Tool::"a__rm") then reason("no rm");
+)",
+                                    &bytes, &error),
+                  error);
+  auto b = writ::runtime::Bundle::Load(bytes, &error);
+  REQUIRE(b != nullptr);
+  return b;
+}
+
+// One in-memory session: what the proxy wrote to the client and to each upstream.
+struct Harness {
+  std::vector<json> client, up_a, up_b;
+  std::unique_ptr<Proxy> proxy;
+  Harness() {
+    proxy = std::make_unique<Proxy>(ProxyOptions{}, TestBundle(),
+                                    [this](const std::string& l) { client.push_back(json::parse(l)); });
+    proxy->AddUpstream("a", [this](const std::string& l) {
+      up_a.push_back(json::parse(l));
+      return true;
+    });
+    proxy->AddUpstream("b", [this](const std::string& l) {
+      up_b.push_back(json::parse(l));
+      return true;
+    });
+  }
+  void Client(const json& m) { proxy->OnClientLine(m.dump()); }
+  void Up(size_t i, const json& m) { proxy->OnUpstreamLine(i, m.dump()); }
+  void Init() {
+    Client({{"jsonrpc", "2.0"}, {"id", 0}, {"method", "initialize"},
+            {"params", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()}}}});
+    for (size_t i = 0; i < 2; ++i) {
+      json req = (i == 0 ? up_a : up_b).back();
+      Up(i, {{"jsonrpc", "2.0"}, {"id", req["id"]},
+             {"result", {{"protocolVersion", "2025-06-18"}, {"capabilities", {{"tools", json::object()}}}}}});
+    }
+    REQUIRE(client.back()["result"]["serverInfo"]["name"] == "writ");
+    // Tool catalogs.
+    Client({{"jsonrpc", "2.0"}, {"id", "list"}, {"method", "tools/list"}});
+    for (size_t i = 0; i < 2; ++i) {
+      json req = (i == 0 ? up_a : up_b).back();
+      REQUIRE(req["method"] == "tools/list");
+      Up(i, {{"jsonrpc", "2.0"}, {"id", req["id"]},
+             {"result", {{"tools", json::array({{{"name", "run"}}, {{"name", "rm"}}})}}}});
+    }
+    json names = json::array();
+    for (auto& t : client.back()["result"]["tools"]) names.push_back(t["name"]);
+    REQUIRE(names == json::array({"a__run", "b__rm", "b__run"}));  // a__rm hidden by policy
+  }
+};
+
+}  // namespace
+
+TEST_CASE("ids are remapped both ways and concurrent calls never collide") {
+  Harness h;
+  h.Init();
+  // The same client id on two upstreams in flight at once; upstreams see distinct gateway ids.
+  h.Client({{"jsonrpc", "2.0"}, {"id", 5}, {"method", "tools/call"},
+            {"params", {{"name", "a__run"}, {"arguments", {{"x", 1}}}}}});
+  h.Client({{"jsonrpc", "2.0"}, {"id", "5"}, {"method", "tools/call"},
+            {"params", {{"name", "b__run"}}}});
+  json ra = h.up_a.back(), rb = h.up_b.back();
+  CHECK(ra["params"]["name"] == "run");
+  CHECK(ra["params"]["arguments"]["x"] == 1);
+  CHECK(ra["id"] != rb["id"]);
+  CHECK(h.proxy->InFlight() == 2);
+  // Cancellation is translated to the gateway id.
+  h.Client({{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", {{"requestId", "5"}}}});
+  CHECK(h.up_b.back()["params"]["requestId"] == rb["id"]);
+  // A reply from the wrong upstream with a's id is ignored.
+  size_t before = h.client.size();
+  h.Up(1, {{"jsonrpc", "2.0"}, {"id", ra["id"]}, {"result", {{"forged", true}}}});
+  CHECK(h.client.size() == before);
+  h.Up(0, {{"jsonrpc", "2.0"}, {"id", ra["id"]}, {"result", {{"ok", "a"}}}});
+  CHECK(h.client.back()["id"] == 5);
+  CHECK(h.client.back()["result"]["ok"] == "a");
+  // Server-to-client request: gateway id downstream, the server's id restored on the answer.
+  h.Up(1, {{"jsonrpc", "2.0"}, {"id", 5}, {"method", "sampling/createMessage"},
+           {"params", {{"_meta", {{"progressToken", 5}}}}}});
+  json s2c = h.client.back();
+  CHECK(s2c["id"].is_string());
+  CHECK(s2c["params"]["_meta"]["progressToken"] == s2c["id"]);
+  h.Client({{"jsonrpc", "2.0"}, {"method", "notifications/progress"},
+            {"params", {{"progressToken", s2c["id"]}, {"progress", 1}}}});
+  CHECK(h.up_b.back()["params"]["progressToken"] == 5);
+  h.Client({{"jsonrpc", "2.0"}, {"id", s2c["id"]}, {"result", {{"role", "assistant"}}}});
+  CHECK(h.up_b.back()["id"] == 5);
+  CHECK(h.up_b.back()["result"]["role"] == "assistant");
+  // b's call still pending; b exits: the client gets a clean error under its own id.
+  h.proxy->OnUpstreamExit(1, "exited with status 1");
+  bool saw = false;
+  for (auto& m : h.client)
+    if (m.contains("id") && m["id"] == "5") saw = m["error"]["code"] == kUpstreamUnavailable;
+  CHECK(saw);
+  CHECK(h.proxy->InFlight() == 0);
+}
+
+TEST_CASE("denials, unknown tools, ping and parse errors are answered by the gateway") {
+  Harness h;
+  h.Init();
+  size_t sent_a = h.up_a.size();
+  h.Client({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/call"}, {"params", {{"name", "a__rm"}}}});
+  json e = h.client.back();
+  CHECK(e["error"]["code"] == kDenied);
+  CHECK(e["error"]["message"].get<std::string>().find("no rm") != std::string::npos);
+  CHECK(e["error"]["data"]["determining"] == json::array({"no-rm"}));
+  CHECK(e["error"]["data"]["decision_id"].get<std::string>().size() == 32);
+  CHECK(h.up_a.size() == sent_a);
+  h.Client({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "tools/call"}, {"params", {{"name", "zz__rm"}}}});
+  CHECK(h.client.back()["error"]["code"] == kInvalidParams);
+  h.Client({{"jsonrpc", "2.0"}, {"id", 3}, {"method", "ping"}});
+  CHECK(h.client.back() == json{{"jsonrpc", "2.0"}, {"id", 3}, {"result", json::object()}});
+  h.proxy->OnClientLine("{\"jsonrpc\":");
+  CHECK(h.client.back()["error"]["code"] == kParseError);
+  CHECK(h.client.back()["id"].is_null());
+  h.proxy->OnClientLine("", /*oversized=*/true);
+  CHECK(h.client.back()["error"]["code"] == kParseError);
+}
