@@ -20,6 +20,9 @@ ninja -C build -j"$JOBS"
 step "tests (build/)"
 ctest --test-dir build --output-on-failure -j"$JOBS"
 
+step "end-to-end tests with real MCP clients and servers through writ serve (Node)"
+scripts/e2e.sh
+
 step "sanitizer build of the tests (build-asan/: ASan + UBSan)"
 cmake -S . -B build-asan -G Ninja -DWRIT_SANITIZE=ON -DWRIT_BENCH=OFF >/dev/null
 mapfile -t test_targets < <(ninja -C build-asan -t targets all | sed -n 's/^\(writ_[a-z0-9_]*_tests\): phony$/\1/p')

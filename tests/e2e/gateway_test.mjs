@@ -54,7 +54,7 @@ policies:
   - ${q(join(REPO, "examples/quickstart"))}
   - ${q(join(REPO, "tests/e2e/policies"))}
 stdio_principal:
-  principal: ${q('User::"sam"')}
+  uid: ${q('User::"sam"')}
   attrs: {"mfa": true}
   parents: [${q('Role::"support"')}]
 upstreams:
