@@ -42,8 +42,9 @@ class Formulas {
   uint32_t Atom(uint32_t atom, uint32_t rank) {
     return Intern(Formula{Formula::kAtom, Tri::kFalse, atom, {}, rank});
   }
+  // Copies, never references, into pool_: interning a new formula may reallocate it.
   uint32_t Not(uint32_t f) {
-    const Formula& x = pool_[f];
+    const Formula x = pool_[f];
     switch (x.kind) {
       case Formula::kConst:
         return Const(x.value == Tri::kTrue ? Tri::kFalse : x.value == Tri::kFalse ? Tri::kTrue : Tri::kError);
@@ -67,7 +68,7 @@ class Formulas {
     std::vector<uint32_t> flat;
     bool has_error = false;
     for (uint32_t k : kids) {
-      const Formula& x = pool_[k];
+      const Formula x = pool_[k];
       if (x.kind == Formula::kConst) {
         if (x.value == dominating) return Const(dominating);
         if (x.value == Tri::kError) has_error = true;
@@ -117,7 +118,7 @@ class Formulas {
 
   // f with atom `rank` replaced by v.
   uint32_t Substitute(uint32_t f, uint32_t rank, Tri v, std::unordered_map<uint32_t, uint32_t>* memo) {
-    const Formula& x = pool_[f];
+    const Formula x = pool_[f];
     if (x.min_atom > rank) return f;  // does not mention it (ranks below are already gone)
     auto it = memo->find(f);
     if (it != memo->end()) return it->second;

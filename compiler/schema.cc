@@ -266,7 +266,7 @@ class Loader {
         std::string name = KeyOf(it->first);
         if (name.empty()) continue;
         spans[name] = SpanOf(it->first);
-        const YAML::Node& body = it->second;
+        const YAML::Node body = it->second;  // a copy: yaml-cpp returns proxies
         if (!ExpectMap(body, "entity `" + name + "`")) continue;
         CheckKeys(body, {"in", "attributes"}, "entity `" + name + "`");
         if (YAML::Node in = body["in"]) {
@@ -329,7 +329,7 @@ class Loader {
       ToolDecl d;
       d.name = name;
       d.span = SpanOf(it->first);
-      const YAML::Node& body = it->second;
+      const YAML::Node body = it->second;  // a copy: yaml-cpp returns proxies
       size_t sep = name.find("__");
       if (sep != std::string::npos) d.server = name.substr(0, sep);
       std::map<std::string, Attribute> args;

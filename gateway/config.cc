@@ -198,7 +198,7 @@ void ParsePrincipal(const YAML::Node& n, Checker* c, PrincipalConfig* p) {
     }
   }
   if (n["parents"]) {
-    const YAML::Node& ps = n["parents"];
+    const YAML::Node ps = n["parents"];  // a copy: yaml-cpp returns proxies
     if (!ps.IsSequence()) {
       c->Error(ps, k + ".parents", "expected a list of entity uids",
                "e.g. parents: ['Role::\"analyst\"']");
@@ -234,7 +234,7 @@ void ParseUpstream(const YAML::Node& n, const std::string& k, Checker* c, Upstre
     c->String(n["command"], k + ".command", &u->command, "the program to run, e.g. `command: npx`");
   }
   if (n["args"]) {
-    const YAML::Node& a = n["args"];
+    const YAML::Node a = n["args"];  // a copy: yaml-cpp returns proxies
     if (!a.IsSequence()) {
       c->Error(a, k + ".args", "expected a list of strings", "e.g. args: [-y, some-package]");
     } else {
@@ -242,7 +242,7 @@ void ParseUpstream(const YAML::Node& n, const std::string& k, Checker* c, Upstre
     }
   }
   if (n["env"]) {
-    const YAML::Node& e = n["env"];
+    const YAML::Node e = n["env"];  // a copy: yaml-cpp returns proxies
     if (!e.IsMap()) {
       c->Error(e, k + ".env", "expected a mapping", "e.g. env: { LOG_LEVEL: debug }");
     } else {
@@ -351,7 +351,7 @@ bool ParseConfig(const std::string& text, const std::string& name, const std::st
     c.Error(root["upstreams"], "upstreams", "expected a list",
             "e.g.\n  upstreams:\n    - name: fs\n      command: npx");
   } else {
-    const YAML::Node& us = root["upstreams"];
+    const YAML::Node us = root["upstreams"];  // a copy: yaml-cpp returns proxies
     std::set<std::string> seen;
     for (size_t i = 0; i < us.size(); ++i) {
       std::string k = "upstreams[" + std::to_string(i) + "]";

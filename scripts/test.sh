@@ -30,7 +30,8 @@ if [ ${#test_targets[@]} -eq 0 ]; then
   echo "test.sh: no test targets found in build-asan" >&2
   exit 1
 fi
-ninja -C build-asan -j"$JOBS" "${test_targets[@]}"
+# The tests also run the `writ` binary (CLI exit codes, `writ serve`), so build it too.
+ninja -C build-asan -j"$JOBS" writ "${test_targets[@]}"
 
 step "tests under ASan + UBSan (build-asan/)"
 ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
