@@ -394,6 +394,20 @@ bool Bundle::Verify(std::string* error) {
     if (i > 0 && !(switch_[i - 1].Key() < e.Key())) return fail("switch table is not sorted");
   }
   BuildGroups();
+  fast_shape_.assign(programs_.size(), kGeneral);
+  for (size_t i = 0; i < programs_.size(); ++i) {
+    const Program& p = programs_[i];
+    if (p.count != 3) continue;
+    const Insn* c = &insns_[p.begin];
+    const Op op = c[2].op;
+    const bool eq = op == Op::kEq || op == Op::kNe;
+    const bool cmp = op == Op::kLt || op == Op::kLe || op == Op::kGt || op == Op::kGe;
+    if (c[0].op == Op::kPushSlot && c[1].op == Op::kPushString && eq) fast_shape_[i] = kSlotOpString;
+    if (c[0].op == Op::kPushSlot && c[1].op == Op::kPushLong && cmp) fast_shape_[i] = kSlotOpLong;
+    if (c[0].op == Op::kPushVar && c[1].op == Op::kPushEntity && (op == Op::kIn || op == Op::kEq)) {
+      fast_shape_[i] = kVarOpEntity;
+    }
+  }
   return true;
 }
 

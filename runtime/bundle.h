@@ -262,6 +262,10 @@ class Bundle {
   std::vector<uint32_t> record_keys_;
   std::vector<uint32_t> program_pool_;
   std::vector<uint32_t> program_text_;
+  // Per program, computed at load: a common three-instruction shape the evaluator runs
+  // directly instead of through the stack machine (see vm.cc RunAtom).
+  enum FastShape : uint8_t { kGeneral = 0, kSlotOpString, kSlotOpLong, kVarOpEntity };
+  std::vector<uint8_t> fast_shape_;
   std::vector<nlohmann::json> statement_obligations_;  // parsed StatementMeta::obligations
 
  private:
