@@ -14,6 +14,8 @@
 #include "cli/command.h"
 #include "compiler/compile.h"
 #include "compiler/frontend.h"
+#include "gateway/audit.h"
+#include "gateway/audit_format.h"
 #include "gateway/config.h"
 #include "gateway/jsonrpc.h"
 #include "gateway/proxy.h"
@@ -72,6 +74,33 @@ int RunServeStdio(const ServeOptions& o) {
   std::shared_ptr<const runtime::Bundle> bundle = LoadPolicies(config);
   if (bundle == nullptr) return kExitFailure;
 
+  // The audit log is opened before any upstream starts: a gateway that cannot audit does not
+  // serve (exit 2 with the reason).
+  std::shared_ptr<gateway::AuditLog> audit;
+  if (config.audit.enabled) {
+    gateway::AuditOptions aopts = config.audit.options;
+    std::string error;
+    if (!config.audit.key_file.empty() &&
+        !gateway::ReadAuditKeyFile(config.audit.key_file, &aopts.key, &error)) {
+      std::cerr << "error: audit.key_file: " << error << "\n";
+      return kExitUsage;
+    }
+    std::unique_ptr<gateway::AuditLog> log;
+    gateway::AuditStatus st = gateway::AuditLog::Open(aopts, &log);
+    if (!st.ok()) {
+      std::cerr << "error: cannot open the audit log " << aopts.path << ": " << st.message << "\n"
+                << "help: fix audit.path (a writable file), or run `writ audit verify "
+                << aopts.path << "` if its tail is damaged\n";
+      return kExitUsage;
+    }
+    if (!log->damaged_path().empty())
+      std::cerr << "writ: audit: damaged log moved to " << log->damaged_path()
+                << "; a new segment was started\n";
+    std::cerr << "writ: audit log " << aopts.path << " (record " << log->last_seq() + 1
+              << " next)\n";
+    audit = std::move(log);
+  }
+
   std::mutex out_mu;
   auto write_client = [&out_mu](const std::string& line) {
     std::lock_guard<std::mutex> lock(out_mu);
@@ -83,6 +112,7 @@ int RunServeStdio(const ServeOptions& o) {
   popts.principal = config.stdio_principal;
   popts.limits = config.limits;
   popts.version = kVersion;
+  popts.audit = audit;
   gateway::Proxy proxy(popts, bundle, write_client);
 
   std::vector<std::unique_ptr<gateway::ChildProcess>> children;
@@ -112,9 +142,16 @@ int RunServeStdio(const ServeOptions& o) {
 
   std::atomic<bool> stop{false};
   std::thread ticker([&] {
+    auto last_sync = std::chrono::steady_clock::now();
     while (!stop.load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       proxy.Tick();
+      // audit.fsync: interval syncs on a timer too, so a quiet period leaves nothing unsynced.
+      if (audit != nullptr && audit->options().fsync == gateway::AuditFsync::kInterval &&
+          std::chrono::steady_clock::now() - last_sync >= audit->options().fsync_interval) {
+        audit->Sync();
+        last_sync = std::chrono::steady_clock::now();
+      }
     }
   });
 
@@ -134,6 +171,12 @@ int RunServeStdio(const ServeOptions& o) {
   for (auto& c : children) c->Shutdown(std::chrono::milliseconds(2000));
   stop = true;
   ticker.join();
+  if (audit != nullptr) {
+    gateway::AuditStatus st = audit->Sync();
+    if (!st.ok()) std::cerr << "writ: audit: final sync failed: " << st.message << "\n";
+    std::cerr << "writ: audit: " << audit->last_seq() << " records, last hash "
+              << audit->last_hash() << "\n";
+  }
   return kExitOk;
 }
 

@@ -279,6 +279,96 @@ void ParseLimits(const YAML::Node& n, Checker* c, LimitsConfig* l) {
     l->upstream_timeout_ms = static_cast<int>(v);
 }
 
+// A duration: an integer of milliseconds, or a number with `ms` or `s` (e.g. 500ms, 1s).
+bool Duration(const YAML::Node& n, Checker* c, const std::string& key, long long* ms) {
+  const std::string help = "a duration such as 500ms or 1s (a plain integer is milliseconds)";
+  if (!n.IsScalar()) {
+    c->Error(n, key, "expected a duration", help);
+    return false;
+  }
+  std::string s = n.Scalar();
+  long long mult = 1;
+  if (s.size() > 2 && s.compare(s.size() - 2, 2, "ms") == 0) {
+    s.resize(s.size() - 2);
+  } else if (s.size() > 1 && s.back() == 's') {
+    s.pop_back();
+    mult = 1000;
+  }
+  size_t pos = 0;
+  long long v = -1;
+  try {
+    v = std::stoll(s, &pos);
+  } catch (...) {
+    pos = 0;
+  }
+  if (s.empty() || pos != s.size() || v < 1 || v * mult > 3600000) {
+    c->Error(n, key, "`" + n.Scalar() + "` is not a duration from 1ms to 1h", help);
+    return false;
+  }
+  *ms = v * mult;
+  return true;
+}
+
+// One of `choices`; *index is set to its position.
+bool Choice(const YAML::Node& n, Checker* c, const std::string& key,
+            const std::vector<std::string>& choices, size_t* index) {
+  std::string list;
+  for (const auto& x : choices) list += (list.empty() ? "" : " | ") + x;
+  if (!n.IsScalar()) {
+    c->Error(n, key, "expected one of " + list, "");
+    return false;
+  }
+  for (size_t i = 0; i < choices.size(); ++i) {
+    if (n.Scalar() == choices[i]) {
+      *index = i;
+      return true;
+    }
+  }
+  std::string hint = DidYouMean(n.Scalar(), choices);
+  c->Error(n, key, "`" + n.Scalar() + "` is not one of " + list,
+           hint.empty() ? "write one of: " + list : "did you mean `" + hint + "`?");
+  return false;
+}
+
+void ParseAudit(const YAML::Node& n, const std::string& base_dir, Checker* c, AuditConfig* a) {
+  a->enabled = true;
+  if (!n.IsMap()) {
+    c->Error(n, "audit", "expected a mapping",
+             "e.g. audit: { path: /var/lib/writ/audit.jsonl }");
+    return;
+  }
+  c->Keys(n, "audit.",
+          {"path", "key_file", "fsync", "fsync_interval", "record_args", "on_failure",
+           "on_corrupt_tail"});
+  AuditOptions& o = a->options;
+  if (!n["path"]) {
+    c->Error(n, "audit.path", "missing",
+             "where the audit log is written, e.g. `path: /var/lib/writ/audit.jsonl`");
+  } else if (c->String(n["path"], "audit.path", &o.path, "a file path") && o.path.empty()) {
+    c->Error(n["path"], "audit.path", "empty", "a file path, e.g. /var/lib/writ/audit.jsonl");
+  } else {
+    o.path = Resolve(base_dir, o.path);
+  }
+  if (n["key_file"] &&
+      c->String(n["key_file"], "audit.key_file", &a->key_file,
+                "a file of at least 16 random bytes: head -c 32 /dev/urandom > audit.key"))
+    a->key_file = Resolve(base_dir, a->key_file);
+  size_t i = 0;
+  if (n["fsync"] && Choice(n["fsync"], c, "audit.fsync", {"always", "interval", "never"}, &i))
+    o.fsync = i == 0 ? AuditFsync::kAlways : i == 1 ? AuditFsync::kInterval : AuditFsync::kNever;
+  long long ms = 0;
+  if (n["fsync_interval"] && Duration(n["fsync_interval"], c, "audit.fsync_interval", &ms))
+    o.fsync_interval = std::chrono::milliseconds(ms);
+  if (n["record_args"] &&
+      Choice(n["record_args"], c, "audit.record_args", {"false", "true"}, &i))
+    o.record_args = i == 1;
+  if (n["on_failure"] && Choice(n["on_failure"], c, "audit.on_failure", {"deny", "allow"}, &i))
+    o.on_failure = i == 0 ? AuditFailurePolicy::kDeny : AuditFailurePolicy::kAllow;
+  if (n["on_corrupt_tail"] &&
+      Choice(n["on_corrupt_tail"], c, "audit.on_corrupt_tail", {"refuse", "new_segment"}, &i))
+    o.on_corrupt_tail = i == 0 ? AuditCorruptTail::kRefuse : AuditCorruptTail::kNewSegment;
+}
+
 }  // namespace
 
 std::string DidYouMean(const std::string& word, const std::vector<std::string>& candidates) {
@@ -324,7 +414,7 @@ bool ParseConfig(const std::string& text, const std::string& name, const std::st
     return false;
   }
   *out = Config{};
-  c.Keys(root, "", {"policies", "bundle", "schema", "stdio_principal", "upstreams", "limits"});
+  c.Keys(root, "", {"policies", "bundle", "schema", "stdio_principal", "upstreams", "limits", "audit"});
   const std::string kPolicyHelp = "a policy file or directory, or a list of them";
   if (root["policies"]) {
     std::vector<std::string> ps;
@@ -345,6 +435,7 @@ bool ParseConfig(const std::string& text, const std::string& name, const std::st
     out->schema = Resolve(base_dir, out->schema);
   if (root["stdio_principal"]) ParsePrincipal(root["stdio_principal"], &c, &out->stdio_principal);
   if (root["limits"]) ParseLimits(root["limits"], &c, &out->limits);
+  if (root["audit"]) ParseAudit(root["audit"], base_dir, &c, &out->audit);
   if (!root["upstreams"]) {
     c.ErrorAt(-1, 0, "upstreams", "missing", "list the MCP servers to proxy under `upstreams:`");
   } else if (!root["upstreams"].IsSequence()) {
@@ -363,6 +454,10 @@ bool ParseConfig(const std::string& text, const std::string& name, const std::st
       out->upstreams.push_back(std::move(u));
     }
   }
+  // Credentials never reach the audit: every upstream env value is a secret to scrub.
+  for (const auto& u : out->upstreams)
+    for (const auto& [k, v] : u.env)
+      if (!v.empty()) out->audit.options.secrets.push_back(v);
   *errors = c.text();
   return c.count() == 0;
 }

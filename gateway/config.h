@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "gateway/audit.h"
+
 namespace writ::gateway {
 
 struct UpstreamConfig {
@@ -35,6 +37,16 @@ struct LimitsConfig {
   int upstream_timeout_ms = 30000;  // initialize and list fan-outs; tool calls are unbounded
 };
 
+// `audit:` (docs/gateway.md, docs/audit.md). Present means the gateway writes the audit trail.
+struct AuditConfig {
+  bool enabled = false;  // the `audit:` key is present
+  // path, fsync, fsync_interval, on_failure, on_corrupt_tail, record_args; `secrets` holds
+  // every upstream `env` value (credentials never reach the audit). `key` is empty here: the
+  // key file is read when the log is opened (`writ serve`), see key_file.
+  AuditOptions options;
+  std::string key_file;  // resolved against the config file's directory; empty: unkeyed
+};
+
 struct Config {
   std::vector<std::string> policies;  // resolved against the config file's directory
   std::string bundle;                 // exclusive with policies
@@ -42,6 +54,7 @@ struct Config {
   PrincipalConfig stdio_principal;
   std::vector<UpstreamConfig> upstreams;
   LimitsConfig limits;
+  AuditConfig audit;
 };
 
 // `name` is used in messages; relative paths are resolved against `base_dir` (may be empty).

@@ -132,7 +132,105 @@ std::string NewDecisionId() {
 // ---- decisions ----
 
 Proxy::Proxy(ProxyOptions opts, std::shared_ptr<const runtime::Bundle> bundle, WriteFn to_client)
-    : opts_(std::move(opts)), bundle_(std::move(bundle)), to_client_(std::move(to_client)) {}
+    : opts_(std::move(opts)), bundle_(std::move(bundle)), to_client_(std::move(to_client)) {
+  if (opts_.session.empty()) opts_.session = "s-" + NewDecisionId().substr(0, 16);
+  if (bundle_ != nullptr) bundle_hash_ = bundle_->source_hash_hex();
+}
+
+// ---- audit ----
+
+bool Proxy::AuditDecision(const AuditSubject& subject, const Decided& d) {
+  if (opts_.audit == nullptr) return true;
+  AuditRecord r;
+  r.kind = "decision";
+  r.decision_id = d.id;
+  r.principal = opts_.principal.uid;
+  r.session = opts_.session;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    r.client = client_name_;
+  }
+  r.method = subject.method;
+  r.server = subject.server;
+  r.tool = subject.tool;
+  if (!subject.args.is_null()) r.args = subject.args;
+  r.decision = runtime::EffectName(d.effect);
+  const Json obligations = d.decision.value("obligations", Json::array());
+  for (const auto& o : obligations)
+    if (o.is_object() && o.value("kind", "") == "redact") r.redact_args = true;
+  for (const auto& id : d.decision.value("determining", Json::array()))
+    if (id.is_string()) r.determining.push_back(id);
+  r.bundle_hash = bundle_hash_;
+  if (!obligations.empty()) r.detail = {{"obligations", obligations}};
+  AuditStatus st = opts_.audit->Append(r);
+  if (st.ok()) return true;
+  bool deny = opts_.audit->options().on_failure == AuditFailurePolicy::kDeny;
+  std::cerr << "writ: audit: cannot record decision " << d.id << ": " << st.message
+            << (deny ? "; denying the request (audit.on_failure: deny)"
+                     : "; serving anyway (audit.on_failure: allow)")
+            << "\n";
+  return !deny;
+}
+
+void Proxy::FailClosed(const Json& client_id, const Decided& d) {
+  ReplyError(client_id, kDenied, std::string(kAuditUnavailable) + " (decision " + d.id + ")",
+             Json{{"decision_id", d.id},
+                  {"decision", "deny"},
+                  {"policy_decision", runtime::EffectName(d.effect)},
+                  {"determining", Json::array()},
+                  {"help", "the gateway could not write its audit log (see its stderr); "
+                           "nothing was forwarded"}});
+}
+
+void Proxy::ForwardAudited(size_t up, const Json& client_id, const std::string& method,
+                           Json params, const AuditSubject& subject,
+                           const std::string& decision_id) {
+  Done on_reply;
+  if (opts_.audit != nullptr) {
+    auto start = std::chrono::steady_clock::now();
+    std::shared_ptr<AuditLog> audit = opts_.audit;
+    AuditRecord base;
+    base.kind = "outcome";
+    base.decision_id = decision_id;
+    base.principal = opts_.principal.uid;
+    base.session = opts_.session;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      base.client = client_name_;
+    }
+    base.method = subject.method;
+    base.server = subject.server;
+    base.tool = subject.tool;
+    base.bundle_hash = bundle_hash_;
+    on_reply = [audit, base, start](const Json& reply) {
+      AuditRecord r = base;
+      AuditUpstream u;
+      u.latency_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                         std::chrono::steady_clock::now() - start)
+                         .count();
+      if (reply.contains("error")) {
+        u.outcome = "error";
+        const Json& e = reply["error"];
+        u.error = e.is_object() && e.contains("message") && e["message"].is_string()
+                      ? e["message"].get<std::string>()
+                      : std::string("error reply");
+        if (u.error.size() > 200) u.error.resize(200);
+      } else if (reply.contains("result") && reply["result"].is_object() &&
+                 reply["result"].value("isError", Json(false)) == Json(true)) {
+        u.outcome = "error";
+        u.error = "the tool reported an error (isError)";
+      } else {
+        u.outcome = "ok";
+      }
+      r.upstream = u;
+      AuditStatus st = audit->Append(r);
+      if (!st.ok())
+        std::cerr << "writ: audit: cannot record the outcome of decision " << r.decision_id
+                  << ": " << st.message << "\n";
+    };
+  }
+  ForwardClientRequest(up, client_id, method, std::move(params), std::move(on_reply));
+}
 
 size_t Proxy::AddUpstream(const std::string& name, SendFn send) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -494,7 +592,7 @@ void Proxy::SendUpstream(size_t up, const std::string& method, Json params, Done
 }
 
 void Proxy::ForwardClientRequest(size_t up, const Json& client_id, const std::string& method,
-                                 Json params) {
+                                 Json params, Done on_reply) {
   std::string key = client_id.dump();
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -502,7 +600,8 @@ void Proxy::ForwardClientRequest(size_t up, const Json& client_id, const std::st
   }
   SendUpstream(
       up, method, std::move(params),
-      [this, client_id, key](const Json& reply) {
+      [this, client_id, key, on_reply](const Json& reply) {
+        if (on_reply) on_reply(reply);
         {
           std::lock_guard<std::mutex> lock(mu_);
           --in_flight_;
@@ -623,6 +722,9 @@ void Proxy::Initialize(const Json& id, const Json& params) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     client_protocol_ = client_version;
+    const Json info = params.value("clientInfo", Json::object());
+    if (info.is_object() && info.contains("name") && info["name"].is_string())
+      client_name_ = info["name"].get<std::string>().substr(0, 200);
     for (size_t i = 0; i < ups_.size(); ++i)
       if (ups_[i].alive) targets.push_back(i);
   }
@@ -844,6 +946,12 @@ StageStatus Proxy::Decide(CallState& s) {
   s.decided = DecideRequest(s.request, /*list_time=*/false);
   std::cerr << "writ: decision " << s.decided.id << " " << runtime::EffectName(s.decided.effect)
             << " tools/call " << s.server << kSeparator << s.tool << "\n";
+  if (!AuditDecision({"tools/call", s.server, s.tool, s.params.value("arguments", Json())},
+                     s.decided) &&
+      s.decided.effect == runtime::Effect::kAllow) {
+    FailClosed(s.client_id, s.decided);
+    return StageStatus::kRespondNow;
+  }
   switch (s.decided.effect) {
     case runtime::Effect::kAllow:
       return StageStatus::kContinue;
@@ -860,7 +968,8 @@ StageStatus Proxy::Decide(CallState& s) {
 void Proxy::Forward(CallState& s) {
   Json params = s.params;
   params["name"] = s.tool;
-  ForwardClientRequest(s.up, s.client_id, "tools/call", std::move(params));
+  ForwardAudited(s.up, s.client_id, "tools/call", std::move(params),
+                 {"tools/call", s.server, s.tool, Json()}, s.decided.id);
 }
 
 void Proxy::GetPrompt(const Json& id, Json params) {
@@ -879,9 +988,12 @@ void Proxy::GetPrompt(const Json& id, Json params) {
       BuildPromptRequest(opts_.principal, server, name, params.value("arguments", Json()),
                          opts_.clock()),
       false);
+  AuditSubject subject{"prompts/get", server, name, params.value("arguments", Json())};
+  if (!AuditDecision(subject, d) && d.effect == runtime::Effect::kAllow) return FailClosed(id, d);
   if (d.effect != runtime::Effect::kAllow) return ReplyDecision(id, d);
   params["name"] = name;
-  ForwardClientRequest(up, id, "prompts/get", std::move(params));
+  subject.args = nullptr;
+  ForwardAudited(up, id, "prompts/get", std::move(params), subject, d.id);
 }
 
 void Proxy::ReadResource(const Json& id, const std::string& method, Json params) {
@@ -906,7 +1018,11 @@ void Proxy::ReadResource(const Json& id, const std::string& method, Json params)
   if (method != "resources/unsubscribe") {
     Decided d = DecideRequest(BuildResourceRequest(opts_.principal, server, uri, opts_.clock()),
                               false);
+    // The audit's `tool` field carries the resource's URI.
+    AuditSubject subject{method, server, uri, Json()};
+    if (!AuditDecision(subject, d) && d.effect == runtime::Effect::kAllow) return FailClosed(id, d);
     if (d.effect != runtime::Effect::kAllow) return ReplyDecision(id, d);
+    return ForwardAudited(up, id, method, std::move(params), subject, d.id);
   }
   ForwardClientRequest(up, id, method, std::move(params));
 }

@@ -31,6 +31,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "gateway/audit.h"
 #include "gateway/config.h"
 #include "runtime/evaluator.h"
 
@@ -79,7 +80,16 @@ struct ProxyOptions {
   LimitsConfig limits;
   std::string version = "0.1.0";  // serverInfo.version
   std::function<std::time_t()> clock = [] { return std::time(nullptr); };
+  // The audit trail (docs/audit.md); null: none. Every decided request (tools/call,
+  // prompts/get, resources/read) gets a `decision` record before anything is forwarded and,
+  // when the upstream answers, an `outcome` record. If a decision record cannot be written
+  // and audit->options().on_failure is kDeny, the request is denied (fail closed).
+  std::shared_ptr<AuditLog> audit;
+  std::string session;  // the audit records' session id; empty: a random one per Proxy
 };
+
+// The message of the error a call gets when its decision could not be audited (fail closed).
+inline constexpr char kAuditUnavailable[] = "audit trail unavailable; denied (fail closed)";
 
 class Proxy {
  public:
@@ -152,6 +162,19 @@ class Proxy {
   void Complete(const Json& id, Json params);
   void Broadcast(const Json& id, const std::string& method, const Json& params);
 
+  // What an audited request is about (for its decision and outcome records).
+  struct AuditSubject {
+    std::string method, server, tool;
+    Json args;  // null: the request has no arguments
+  };
+  // Writes the decision record. False when it could not be written and the policy is to
+  // fail closed; the caller then answers with FailClosed and forwards nothing.
+  bool AuditDecision(const AuditSubject& subject, const Decided& d);
+  void FailClosed(const Json& client_id, const Decided& d);
+  // Forwards an allowed, audited request; its reply also gets an outcome record.
+  void ForwardAudited(size_t up, const Json& client_id, const std::string& method, Json params,
+                      const AuditSubject& subject, const std::string& decision_id);
+
   // tools/call stages.
   StageStatus Route(CallState& s);
   StageStatus Decide(CallState& s);
@@ -163,8 +186,9 @@ class Proxy {
   void SendUpstream(size_t up, const std::string& method, Json params, Done done,
                     bool with_deadline, const std::string* client_key = nullptr);
   // Forwards a client request and relays the reply under the client's id.
+  // `on_reply`, if set, sees the upstream's reply first (audit outcome).
   void ForwardClientRequest(size_t up, const Json& client_id, const std::string& method,
-                            Json params);
+                            Json params, Done on_reply = nullptr);
   // Lists every page of `method` from one upstream; `done(items, error)`.
   void ListAllPages(size_t up, const std::string& method, const std::string& key,
                     std::function<void(Json items, Json error)> done);
@@ -192,6 +216,8 @@ class Proxy {
   std::map<std::string, std::pair<size_t, Json>> progress_tokens_;  // ours -> (up, theirs)
   std::map<std::string, size_t> resource_routes_;       // uri -> upstream
   std::string client_protocol_;
+  std::string client_name_;  // initialize's clientInfo.name, for the audit
+  std::string bundle_hash_;  // Bundle::source_hash_hex(), for the audit
   int in_flight_ = 0;
 };
 

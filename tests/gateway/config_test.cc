@@ -106,3 +106,60 @@ TEST_CASE("DidYouMean") {
   CHECK(DidYouMean("upstream", {"upstreams", "limits"}) == "upstreams");
   CHECK(DidYouMean("zzz", {"upstreams", "limits"}).empty());
 }
+
+TEST_CASE("audit: maps onto AuditOptions; upstream env values become secrets") {
+  Config c;
+  std::string errors;
+  bool ok = ParseConfig(R"(policies: p
+upstreams:
+  - name: stripe
+    command: node
+    env: { STRIPE_KEY: sk_live_123, EMPTY: "" }
+audit:
+  path: logs/audit.jsonl
+  key_file: audit.key
+  fsync: interval
+  fsync_interval: 250ms
+  record_args: true
+  on_failure: allow
+  on_corrupt_tail: new_segment
+)",
+                        "config.yaml", "/etc/writ", &c, &errors);
+  INFO(errors);
+  REQUIRE(ok);
+  CHECK(c.audit.enabled);
+  CHECK(c.audit.options.path == "/etc/writ/logs/audit.jsonl");
+  CHECK(c.audit.key_file == "/etc/writ/audit.key");
+  CHECK(c.audit.options.fsync == writ::gateway::AuditFsync::kInterval);
+  CHECK(c.audit.options.fsync_interval == std::chrono::milliseconds(250));
+  CHECK(c.audit.options.record_args);
+  CHECK(c.audit.options.on_failure == writ::gateway::AuditFailurePolicy::kAllow);
+  CHECK(c.audit.options.on_corrupt_tail == writ::gateway::AuditCorruptTail::kNewSegment);
+  CHECK(c.audit.options.secrets == std::vector<std::string>{"sk_live_123"});
+
+  Config d;
+  REQUIRE(ParseConfig("policies: p\nupstreams: []\naudit: { path: /a }\n", "c.yaml", "", &d,
+                      &errors));
+  CHECK(d.audit.options.fsync == writ::gateway::AuditFsync::kAlways);
+  CHECK(d.audit.options.on_failure == writ::gateway::AuditFailurePolicy::kDeny);
+  CHECK(d.audit.options.on_corrupt_tail == writ::gateway::AuditCorruptTail::kRefuse);
+  CHECK_FALSE(d.audit.options.record_args);
+  Config e;
+  REQUIRE(ParseConfig("policies: p\nupstreams: []\n", "c.yaml", "", &e, &errors));
+  CHECK_FALSE(e.audit.enabled);
+}
+
+TEST_CASE("audit: errors are located, with did-you-mean") {
+  std::string e = Errors("policies: p\nupstreams: []\naudit:\n  fsync: sometimes\n  on_failure: deni\n  record_args: maybe\n  keyfile: k\n");
+  CHECK(e.find("config.yaml:4:3: audit.path: missing") != std::string::npos);
+  CHECK(e.find("config.yaml:4:10: audit.fsync: `sometimes` is not one of always | interval | never") !=
+        std::string::npos);
+  CHECK(e.find("config.yaml:5:15: audit.on_failure: `deni` is not one of deny | allow") !=
+        std::string::npos);
+  CHECK(e.find("help: did you mean `deny`?") != std::string::npos);
+  CHECK(e.find("config.yaml:6:16: audit.record_args:") != std::string::npos);
+  CHECK(e.find("config.yaml:7:3: audit.keyfile: unknown key") != std::string::npos);
+  CHECK(e.find("did you mean `key_file`?") != std::string::npos);
+  CHECK(Errors("policies: p\nupstreams: []\naudit: /var/log/a\n").find("audit: expected a mapping") !=
+        std::string::npos);
+}

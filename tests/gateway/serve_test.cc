@@ -233,3 +233,172 @@ TEST_CASE("writ serve without --stdio is not yet supported; bad config exits 2")
   CHECK(out.find("help: did you mean `command`?") != std::string::npos);
   fs::remove_all(dir);
 }
+
+namespace {
+
+// Runs a shell command, returns its exit status; its output goes to `out`.
+int RunTo(const std::string& cmd, const fs::path& out) {
+  int rc = std::system((cmd + " > " + out.string() + " 2>&1").c_str());
+  return WEXITSTATUS(rc);
+}
+
+std::vector<json> ReadRecords(const fs::path& p) {
+  std::vector<json> out;
+  std::ifstream f(p);
+  for (std::string line; std::getline(f, line);) out.push_back(json::parse(line));
+  return out;
+}
+
+// A config for the audit tests: the demo fake upstream (with a credential in its env) and
+// `audit_yaml` appended.
+void WriteAuditConfig(const fs::path& dir, const std::string& audit_yaml) {
+  fs::create_directories(dir / "policies");
+  std::ofstream(dir / "policies" / "p.writ") << R"(
+@id("analysts-demo")
+permit (principal in Role::"analyst", action == Action::"tools/call", resource in Server::"demo");
+
+@id("no-etc")
+forbid (principal, action == Action::"tools/call", resource == Tool::"demo__echo")
+when { args has path && args.path like "/etc/*" }
+then reason("system files are off limits");
+
+@id("destructive-needs-approval")
+rule if call.intent == "destructive" then require_approval(approvers: "ops");
+)";
+  std::string fake = std::string(WRIT_SOURCE_DIR) + "/tests/gateway/fake_upstream.py";
+  std::ofstream(dir / "writ.yaml")
+      << "policies: ./policies\n"
+      << "stdio_principal: { uid: 'User::\"alice\"', parents: ['Role::\"analyst\"'] }\n"
+      << "upstreams:\n"
+      << "  - name: demo\n    command: python3\n    args: [" << fake << ", --record, "
+      << (dir / "demo.calls").string() << "]\n"
+      << "    env: { DEMO_API_TOKEN: sk-live-0123456789abcdef }\n"
+      << audit_yaml;
+}
+
+json Init(Gateway& gw) {
+  json init = gw.Request(1, "initialize",
+                         {{"protocolVersion", "2025-06-18"},
+                          {"capabilities", json::object()},
+                          {"clientInfo", {{"name", "audit-test-client"}, {"version", "1"}}}});
+  gw.Send({{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}});
+  return init;
+}
+
+}  // namespace
+
+TEST_CASE("writ serve writes a verifiable audit trail") {
+  fs::path dir = fs::temp_directory_path() / ("writ-serve-audit-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  WriteAuditConfig(dir, "audit:\n  path: audit.jsonl\n  fsync: never\n  record_args: true\n");
+  std::string writ = std::string(WRIT_BINARY_DIR) + "/cli/writ";
+  std::string echo_id, denied_id, held_id;
+  {
+    Gateway gw({"serve", "--stdio", "--config", (dir / "writ.yaml").string()});
+    REQUIRE(Init(gw).contains("result"));
+    // The credential sent as an argument must not reach the audit (record_args is on).
+    json ok = gw.Request(2, "tools/call",
+                         {{"name", "demo__echo"},
+                          {"arguments", {{"msg", "token sk-live-0123456789abcdef"}}}});
+    REQUIRE(ok.contains("result"));
+    json denied = gw.Request(3, "tools/call",
+                             {{"name", "demo__echo"}, {"arguments", {{"path", "/etc/passwd"}}}});
+    CHECK(denied["error"]["code"] == kDenied);
+    denied_id = denied["error"]["data"]["decision_id"];
+    json held = gw.Request(4, "tools/call", {{"name", "demo__wipe"}});
+    CHECK(held["error"]["code"] == kHeldForApproval);
+    held_id = held["error"]["data"]["decision_id"];
+    gw.CloseStdin();
+    int status = -1;
+    REQUIRE(gw.WaitExit(&status));
+    CHECK(status == 0);
+  }
+  fs::path log = dir / "audit.jsonl";
+  CHECK(RunTo(writ + " audit verify " + log.string(), dir / "verify.out") == 0);
+  CHECK(Slurp(dir / "verify.out").find("ok: 4 records") != std::string::npos);
+
+  std::vector<json> recs = ReadRecords(log);
+  REQUIRE(recs.size() == 4);
+  // 1: the allowed echo, before it was forwarded; 2: its outcome.
+  CHECK(recs[0]["kind"] == "decision");
+  CHECK(recs[0]["decision"] == "allow");
+  CHECK(recs[0]["method"] == "tools/call");
+  CHECK(recs[0]["server"] == "demo");
+  CHECK(recs[0]["tool"] == "echo");
+  CHECK(recs[0]["principal"] == "User::\"alice\"");
+  CHECK(recs[0]["client"] == "audit-test-client");
+  CHECK(recs[0]["determining"] == json::array({"analysts-demo"}));
+  CHECK(recs[0]["args_digest"].get<std::string>().size() == 64);
+  CHECK(recs[0]["args"]["msg"] == "token [REDACTED]");
+  CHECK(recs[0]["bundle_hash"].get<std::string>().size() == 64);
+  CHECK(!recs[0]["session"].get<std::string>().empty());
+  echo_id = recs[0]["decision_id"];
+  CHECK(recs[1]["kind"] == "outcome");
+  CHECK(recs[1]["decision_id"] == echo_id);
+  CHECK(recs[1]["upstream"]["outcome"] == "ok");
+  // 3: the denial, with its reason; 4: the hold. Neither has an outcome (not forwarded).
+  CHECK(recs[2]["decision"] == "deny");
+  CHECK(recs[2]["decision_id"] == denied_id);
+  CHECK(recs[2]["determining"] == json::array({"no-etc"}));
+  CHECK(recs[2].dump().find("system files are off limits") != std::string::npos);
+  CHECK(recs[3]["decision"] == "require_approval");
+  CHECK(recs[3]["decision_id"] == held_id);
+  CHECK(recs[3]["tool"] == "wipe");
+  CHECK(Slurp(log).find("sk-live-0123456789abcdef") == std::string::npos);
+
+  // Tampering with one byte is caught and the record named.
+  std::string text = Slurp(log);
+  size_t at = text.find("\"tool\":\"wipe\"");
+  REQUIRE(at != std::string::npos);
+  text[at + 9] = 'W';
+  std::ofstream(dir / "tampered.jsonl") << text;
+  CHECK(RunTo(writ + " audit verify " + (dir / "tampered.jsonl").string(), dir / "verify.out") ==
+        1);
+  CHECK(Slurp(dir / "verify.out").find("tampered.jsonl:4: record 4: hash mismatch") !=
+        std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("writ serve fails closed when the audit log cannot be written") {
+  fs::path dir = fs::temp_directory_path() / ("writ-serve-audit-fail-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  std::string writ = std::string(WRIT_BINARY_DIR) + "/cli/writ";
+
+  SUBCASE("an audit path that cannot be opened: exit 2 with the reason") {
+    WriteAuditConfig(dir, "audit: { path: " + dir.string() + " }\n");
+    CHECK(RunTo(writ + " serve --stdio --config " + (dir / "writ.yaml").string() + " < /dev/null",
+                dir / "out") == 2);
+    CHECK(Slurp(dir / "out").find("cannot open the audit log") != std::string::npos);
+  }
+
+  SUBCASE("a config error in audit: located, with did-you-mean") {
+    WriteAuditConfig(dir, "audit:\n  path: a.jsonl\n  fsync: alway\n  on_failur: deny\n");
+    CHECK(RunTo(writ + " serve --stdio --config " + (dir / "writ.yaml").string() + " < /dev/null",
+                dir / "out") == 2);
+    std::string out = Slurp(dir / "out");
+    CHECK(out.find("writ.yaml:10:10: audit.fsync: `alway` is not one of always | interval | never") !=
+          std::string::npos);
+    CHECK(out.find("did you mean `always`?") != std::string::npos);
+    CHECK(out.find("audit.on_failur: unknown key") != std::string::npos);
+  }
+
+  SUBCASE("writes fail (/dev/full): allowed calls are denied, nothing forwarded") {
+    WriteAuditConfig(dir, "audit: { path: /dev/full, fsync: never }\n");
+    Gateway gw({"serve", "--stdio", "--config", (dir / "writ.yaml").string()});
+    REQUIRE(Init(gw).contains("result"));
+    json r = gw.Request(2, "tools/call", {{"name", "demo__echo"}, {"arguments", {{"msg", "hi"}}}});
+    CHECK(r["error"]["code"] == kDenied);
+    CHECK(r["error"]["message"].get<std::string>().find(
+              "audit trail unavailable; denied (fail closed)") != std::string::npos);
+    CHECK(r["error"]["data"]["decision_id"].get<std::string>().size() == 32);
+    // A policy denial still says why.
+    json d = gw.Request(3, "tools/call",
+                        {{"name", "demo__echo"}, {"arguments", {{"path", "/etc/passwd"}}}});
+    CHECK(d["error"]["message"].get<std::string>().find("system files") != std::string::npos);
+    gw.CloseStdin();
+    int status = -1;
+    REQUIRE(gw.WaitExit(&status));
+    CHECK(Slurp(dir / "demo.calls").find("echo") == std::string::npos);
+  }
+  fs::remove_all(dir);
+}
