@@ -887,12 +887,7 @@ class DagBuilder {
     *d << "\noutcomes:\n";
     for (size_t i = 0; i < t_->outcomes.size(); ++i) {
       const auto& o = t_->outcomes[i];
-      *d << "  leaf " << i << (o.forbid ? " forbid" : "") << (o.permit ? " permit" : "") << (o.approval ? " approval" : "")
-         << " matched [";
-      for (uint32_t k = 0; k < o.matched_count; ++k) *d << (k ? " " : "") << t_->strings[t_->statements[t_->stmt_pool[o.matched_begin + k]].id];
-      *d << "] errored [";
-      for (uint32_t k = 0; k < o.errored_count; ++k) *d << (k ? " " : "") << t_->strings[t_->statements[t_->stmt_pool[o.errored_begin + k]].id];
-      *d << "]\n";
+      *d << "  leaf " << i << ": " << (o.forbid ? "a forbid matches" : o.permit ? "a permit matches" : o.approval ? "an approval statement matches" : "no") << "\n";
     }
   }
 

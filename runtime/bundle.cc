@@ -493,12 +493,8 @@ std::string Disassemble(const Bundle& b) {
   o << "\noutcomes:\n";
   for (size_t i = 0; i < b.outcomes_.size(); ++i) {
     const Outcome& x = b.outcomes_[i];
-    o << "  leaf " << i << (x.forbid ? " forbid" : "") << (x.permit ? " permit" : "")
-      << (x.approval ? " approval" : "") << " matched [";
-    for (uint32_t k = 0; k < x.matched_count; ++k) o << (k ? " " : "") << "s" << b.stmt_pool_[x.matched_begin + k];
-    o << "] errored [";
-    for (uint32_t k = 0; k < x.errored_count; ++k) o << (k ? " " : "") << "s" << b.stmt_pool_[x.errored_begin + k];
-    o << "]\n";
+    o << "  leaf " << i << ": " << (x.forbid ? "forbid" : x.permit ? "permit" : x.approval ? "approval" : "no")
+      << "\n";
   }
   o << "\nprograms:\n";
   for (size_t i = 0; i < b.programs_.size(); ++i) {
