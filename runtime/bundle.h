@@ -181,6 +181,11 @@ struct StatementMeta {
 };
 static_assert(std::is_trivially_copyable_v<StatementMeta>);
 
+// The record sizes are part of the format (docs/bytecode.md); changing one is a new version.
+static_assert(sizeof(Slot) == 8 && sizeof(Program) == 12 && sizeof(Node) == 16 &&
+              sizeof(Outcome) == 20 && sizeof(Partition) == 20 && sizeof(SwitchEntry) == 24 &&
+              sizeof(StatementMeta) == 44);
+
 enum class Section : uint32_t {
   kStrings = 1,     // u8 blob; string i is [string_offsets[i], string_offsets[i+1])
   kStringOffsets,   // u32
