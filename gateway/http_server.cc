@@ -3,6 +3,7 @@
 #include "gateway/http_server.h"
 
 #include <openssl/rand.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -443,6 +444,19 @@ struct HttpServer::Impl {
         res.keep_alive(false);
         res.prepare_payload();
         http::write(sock, res, ec);
+        // Drain what the client is still sending (up to 1 s / 16 MiB) so closing with unread
+        // data does not reset the connection before the client has read the 413.
+        sock.shutdown(tcp::socket::shutdown_send, ec);
+        char sink[16384];
+        size_t drained = 0;
+        for (int i = 0; i < 20 && drained < (16u << 20) && !stopping; ++i) {
+          pollfd pfd{sock.native_handle(), POLLIN, 0};
+          if (::poll(&pfd, 1, 50) <= 0) continue;
+          ssize_t n = ::recv(sock.native_handle(), sink, sizeof sink, 0);
+          if (n <= 0) break;
+          drained += static_cast<size_t>(n);
+          i = 0;
+        }
         break;
       }
       if (ec) break;

@@ -187,6 +187,12 @@ TEST_CASE("http config keys are validated with line:col") {
   CHECK(c.http.port == 0);
   CHECK(c.http.path == "/x");
   CHECK(c.http.allow_anonymous);
+  // identity: is checked at load, located at the section.
+  CHECK_FALSE(writ::gateway::ParseConfig(
+      "policies: p\nupstreams: []\nidentity:\n  resource: http://h/mcp\n  api_keys:\n"
+      "    - {name: a, hash: nope, principal: 'User::\"a\"'}\n",
+      "g.yaml", "", &c, &errors));
+  CHECK(errors.find("g.yaml:4:3: identity.api_keys[0].hash") != std::string::npos);
 }
 
 TEST_CASE("writ serve over HTTP refuses to start without identity or allow_anonymous") {
@@ -208,6 +214,7 @@ TEST_CASE("writ serve over HTTP: sessions, identity, policy, origin checks") {
   std::ofstream(dir / "writ.yaml")
       << "policies: ./policies\n"
       << Upstreams() << "http: { listen: '127.0.0.1:0' }\n"
+      << "limits: { max_message_bytes: 65536 }\n"
       << "identity:\n"
       << "  resource: http://127.0.0.1/mcp\n"
       << "  api_keys:\n"
@@ -306,6 +313,14 @@ TEST_CASE("writ serve over HTTP: sessions, identity, policy, origin checks") {
   CHECK(r.result_int() == 405);
   r = Do(port, http::verb::post, "/mcp", "{nope", Mcp(kAlice, sid));
   CHECK(r.result_int() == 400);
+
+  // Wrong Content-Type: 415; a body over limits.max_message_bytes: 413.
+  Headers text = Mcp(kAlice, sid);
+  text["Content-Type"] = "text/plain";
+  r = Do(port, http::verb::post, "/mcp", Rpc(6, "tools/list").dump(), text);
+  CHECK(r.result_int() == 415);
+  r = Do(port, http::verb::post, "/mcp", std::string(70000, ' '), Mcp(kAlice, sid));
+  CHECK(r.result_int() == 413);
 
   // DELETE ends the session; later use is 404.
   r = Do(port, http::verb::delete_, "/mcp", "", Mcp(kAlice, sid));
