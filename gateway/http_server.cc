@@ -87,7 +87,8 @@ struct Waiter {
 
 // One MCP session: a Proxy, its upstream processes and the POSTs waiting for replies.
 struct Session {
-  std::string id;
+  std::string id;              // secret: never logged
+  std::string label;           // "#N", for logs
   std::string principal_key;  // who may use this session
   std::unique_ptr<Proxy> proxy;
   std::vector<std::unique_ptr<ChildProcess>> children;
@@ -202,7 +203,8 @@ struct HttpServer::Impl {
 
   std::mutex sess_mu;
   std::map<std::string, std::shared_ptr<Session>> sessions;
-  int creating = 0;  // sessions being initialized (counted against max_sessions)
+  int creating = 0;
+  std::atomic<int64_t> session_count{0};  // sessions being initialized (counted against max_sessions)
 
   explicit Impl(HttpServerOptions opts) : o(std::move(opts)) {}
 
@@ -231,6 +233,7 @@ struct HttpServer::Impl {
   std::shared_ptr<Session> NewSession(const Principal& p) {
     auto s = std::make_shared<Session>();
     s->id = NewSessionId();
+    s->label = "#" + std::to_string(++session_count);
     s->principal_key = PrincipalKey(p);
     s->last_used = NowMs();
     ProxyOptions popts;
@@ -334,7 +337,7 @@ struct HttpServer::Impl {
                       msg["id"]);
         if (!ok) return Plain(req, http::status::ok, reply);
       }
-      Log("session " + s->id.substr(0, 8) + "... opened for " + p.uid);
+      Log("session " + s->label + " opened for " + p.uid);
       Response res = Plain(req, http::status::ok, reply);
       if (ok && !stopping) res.set(kSessionHeader, s->id);
       return res;
@@ -387,7 +390,7 @@ struct HttpServer::Impl {
       sessions.erase(s->id);
     }
     s->Close();
-    Log("session " + s->id.substr(0, 8) + "... deleted");
+    Log("session " + s->label + " deleted");
     return Plain(req, http::status::no_content);
   }
 
@@ -503,7 +506,7 @@ struct HttpServer::Impl {
         last_sync = std::chrono::steady_clock::now();
       }
       for (auto& s : expired) {
-        Log("session " + s->id.substr(0, 8) + "... expired (idle)");
+        Log("session " + s->label + " expired (idle)");
         s->Close();
       }
     }
