@@ -1,4 +1,5 @@
-// serve_cmd.cc -- `writ serve --stdio --config FILE`: the MCP gateway over stdio. Loads and
+// serve_cmd.cc -- `writ serve --config FILE`: the MCP gateway over Streamable HTTP
+// (gateway/http_server.h), or with --stdio one session over stdin/stdout. Loads and
 // validates the config, compiles the policies (or loads a bundle), starts the upstream
 // servers, proxies newline-delimited JSON-RPC between stdin/stdout and them until stdin
 // closes, then shuts the upstreams down. stdout carries protocol messages only; logs go to
@@ -6,8 +7,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <csignal>
 #include <condition_variable>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
@@ -17,6 +22,8 @@
 #include "gateway/audit.h"
 #include "gateway/audit_format.h"
 #include "gateway/config.h"
+#include "gateway/http_server.h"
+#include "gateway/identity.h"
 #include "gateway/jsonrpc.h"
 #include "gateway/proxy.h"
 #include "gateway/upstream.h"
@@ -64,6 +71,107 @@ std::shared_ptr<const runtime::Bundle> LoadPolicies(const gateway::Config& c) {
   return b;
 }
 
+// Opens the audit log when configured. False (reason printed) when it cannot be opened.
+bool OpenAudit(const gateway::Config& config, std::shared_ptr<gateway::AuditLog>* out) {
+  std::shared_ptr<gateway::AuditLog>& audit = *out;
+  if (config.audit.enabled) {
+    gateway::AuditOptions aopts = config.audit.options;
+    std::string error;
+    if (!config.audit.key_file.empty() &&
+        !gateway::ReadAuditKeyFile(config.audit.key_file, &aopts.key, &error)) {
+      std::cerr << "error: audit.key_file: " << error << "\n";
+      return false;
+    }
+    std::unique_ptr<gateway::AuditLog> log;
+    gateway::AuditStatus st = gateway::AuditLog::Open(aopts, &log);
+    if (!st.ok()) {
+      std::cerr << "error: cannot open the audit log " << aopts.path << ": " << st.message << "\n"
+                << "help: fix audit.path (a writable file), or run `writ audit verify "
+                << aopts.path << "` if its tail is damaged\n";
+      return false;
+    }
+    if (!log->damaged_path().empty())
+      std::cerr << "writ: audit: damaged log moved to " << log->damaged_path()
+                << "; a new segment was started\n";
+    std::cerr << "writ: audit log " << aopts.path << " (record " << log->last_seq() + 1
+              << " next)\n";
+    audit = std::move(log);
+  }
+  return true;
+}
+
+void FinishAudit(const std::shared_ptr<gateway::AuditLog>& audit) {
+  if (audit == nullptr) return;
+  gateway::AuditStatus st = audit->Sync();
+  if (!st.ok()) std::cerr << "writ: audit: final sync failed: " << st.message << "\n";
+  std::cerr << "writ: audit: " << audit->last_seq() << " records, last hash "
+            << audit->last_hash() << "\n";
+}
+
+// `writ serve` without --stdio: Streamable HTTP (gateway/http_server.h) until SIGINT/SIGTERM.
+int RunServeHttp(const ServeOptions& o) {
+  gateway::Config config;
+  std::string errors;
+  if (!gateway::LoadConfig(o.config, &config, &errors)) {
+    std::cerr << errors;
+    return kExitUsage;
+  }
+  std::shared_ptr<const gateway::Authenticator> auth;
+  if (!config.identity.is_null()) {
+    std::string error;
+    std::string dir = std::filesystem::path(o.config).parent_path().string();
+    auth = gateway::Authenticator::Create(config.identity, dir, &error);
+    if (auth == nullptr) {
+      std::cerr << "error: " << error << "\n";
+      return kExitUsage;
+    }
+  } else if (!config.http.allow_anonymous) {
+    std::cerr << "error: " << o.config
+              << ": the HTTP transport needs `identity:` (who may call) and none is configured\n"
+                 "help: configure `identity:` (docs/identity.md), or set `http: { "
+                 "allow_anonymous: true }` to serve every caller as stdio_principal (local "
+                 "use only)\n";
+    return kExitUsage;
+  }
+  std::shared_ptr<const runtime::Bundle> bundle = LoadPolicies(config);
+  if (bundle == nullptr) return kExitFailure;
+  std::shared_ptr<gateway::AuditLog> audit;
+  if (!OpenAudit(config, &audit)) return kExitUsage;
+
+  gateway::HttpServerOptions hopts;
+  hopts.config = config;
+  hopts.bundle = bundle;
+  hopts.audit = audit;
+  hopts.auth = auth;
+  hopts.version = kVersion;
+  gateway::HttpServer server(std::move(hopts));
+  std::string error;
+  if (!server.Listen(&error)) {
+    std::cerr << "error: " << error << "\n";
+    return kExitFailure;
+  }
+  std::string host = config.http.host.find(':') != std::string::npos
+                         ? "[" + config.http.host + "]"
+                         : config.http.host;
+  std::cerr << "writ: listening on " << host << ":" << server.port() << " (path "
+            << config.http.path << (auth == nullptr ? ", anonymous" : "") << ")" << std::endl;
+
+  boost::asio::io_context sig_ioc;
+  boost::asio::signal_set signals(sig_ioc, SIGINT, SIGTERM);
+  signals.async_wait([&server](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    std::cerr << "writ: signal " << sig << "; shutting down\n";
+    server.Stop();
+  });
+  std::thread sig_thread([&sig_ioc] { sig_ioc.run(); });
+  server.Run();
+  sig_ioc.stop();
+  sig_thread.join();
+  FinishAudit(audit);
+  std::cerr << "writ: stopped\n";
+  return kExitOk;
+}
+
 int RunServeStdio(const ServeOptions& o) {
   gateway::Config config;
   std::string errors;
@@ -77,29 +185,7 @@ int RunServeStdio(const ServeOptions& o) {
   // The audit log is opened before any upstream starts: a gateway that cannot audit does not
   // serve (exit 2 with the reason).
   std::shared_ptr<gateway::AuditLog> audit;
-  if (config.audit.enabled) {
-    gateway::AuditOptions aopts = config.audit.options;
-    std::string error;
-    if (!config.audit.key_file.empty() &&
-        !gateway::ReadAuditKeyFile(config.audit.key_file, &aopts.key, &error)) {
-      std::cerr << "error: audit.key_file: " << error << "\n";
-      return kExitUsage;
-    }
-    std::unique_ptr<gateway::AuditLog> log;
-    gateway::AuditStatus st = gateway::AuditLog::Open(aopts, &log);
-    if (!st.ok()) {
-      std::cerr << "error: cannot open the audit log " << aopts.path << ": " << st.message << "\n"
-                << "help: fix audit.path (a writable file), or run `writ audit verify "
-                << aopts.path << "` if its tail is damaged\n";
-      return kExitUsage;
-    }
-    if (!log->damaged_path().empty())
-      std::cerr << "writ: audit: damaged log moved to " << log->damaged_path()
-                << "; a new segment was started\n";
-    std::cerr << "writ: audit log " << aopts.path << " (record " << log->last_seq() + 1
-              << " next)\n";
-    audit = std::move(log);
-  }
+  if (!OpenAudit(config, &audit)) return kExitUsage;
 
   std::mutex out_mu;
   auto write_client = [&out_mu](const std::string& line) {
@@ -171,32 +257,21 @@ int RunServeStdio(const ServeOptions& o) {
   for (auto& c : children) c->Shutdown(std::chrono::milliseconds(2000));
   stop = true;
   ticker.join();
-  if (audit != nullptr) {
-    gateway::AuditStatus st = audit->Sync();
-    if (!st.ok()) std::cerr << "writ: audit: final sync failed: " << st.message << "\n";
-    std::cerr << "writ: audit: " << audit->last_seq() << " records, last hash "
-              << audit->last_hash() << "\n";
-  }
+  FinishAudit(audit);
   return kExitOk;
 }
 
 CommandRegistrar reg_serve(60, [](CLI::App& app, int* exit_code) {
   auto o = std::make_shared<ServeOptions>();
-  CLI::App* cmd = app.add_subcommand("serve", "Run the MCP gateway (stdio for now).");
+  CLI::App* cmd = app.add_subcommand("serve", "Run the MCP gateway (Streamable HTTP, or --stdio).");
   cmd->footer(
       "The configuration is described in docs/gateway.md.\n"
-      "Example:\n  writ serve --stdio --config writ.yaml");
+      "Examples:\n  writ serve --config writ.yaml          # HTTP on http.listen\n"
+      "  writ serve --stdio --config writ.yaml  # one session on stdin/stdout");
   cmd->add_option("--config,-c", o->config, "Gateway configuration (YAML)")->required();
   cmd->add_flag("--stdio", o->stdio, "Serve one MCP session on stdin/stdout");
   cmd->callback([o, exit_code] {
-    if (!o->stdio) {
-      std::cerr << "error: the HTTP transport is not implemented yet\n"
-                   "help: run `writ serve --stdio --config FILE` and launch it from your MCP "
-                   "client as a stdio server\n";
-      *exit_code = kExitUsage;
-      return;
-    }
-    *exit_code = RunServeStdio(*o);
+    *exit_code = o->stdio ? RunServeStdio(*o) : RunServeHttp(*o);
   });
 });
 

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "base/source.h"
+#include "gateway/identity.h"
 #include "runtime/request.h"
 
 namespace writ::gateway {
@@ -369,6 +370,65 @@ void ParseAudit(const YAML::Node& n, const std::string& base_dir, Checker* c, Au
     o.on_corrupt_tail = i == 0 ? AuditCorruptTail::kRefuse : AuditCorruptTail::kNewSegment;
 }
 
+// "HOST:PORT" or "[V6]:PORT" (a bare ":PORT" means 127.0.0.1).
+bool ParseListen(const std::string& s, std::string* host, int* port) {
+  size_t colon = s.rfind(':');
+  if (colon == std::string::npos || colon + 1 >= s.size()) return false;
+  std::string h = s.substr(0, colon), p = s.substr(colon + 1);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (h.empty()) h = "127.0.0.1";
+  if (h.find_first_of(" /") != std::string::npos) return false;
+  for (char ch : p)
+    if (!std::isdigit(static_cast<unsigned char>(ch))) return false;
+  if (p.size() > 5) return false;
+  int v = std::stoi(p);
+  if (v > 65535) return false;
+  *host = h;
+  *port = v;
+  return true;
+}
+
+void ParseHttp(const YAML::Node& n, Checker* c, HttpConfig* h) {
+  if (!n.IsMap()) {
+    c->Error(n, "http", "expected a mapping", "e.g. http: { listen: 127.0.0.1:8080, path: /mcp }");
+    return;
+  }
+  c->Keys(n, "http.",
+          {"listen", "path", "allowed_hosts", "allowed_origins", "allow_anonymous",
+           "max_sessions", "max_connections", "session_idle_timeout"});
+  std::string s;
+  if (n["listen"] && c->String(n["listen"], "http.listen", &s, "HOST:PORT, e.g. 127.0.0.1:8080") &&
+      !ParseListen(s, &h->host, &h->port))
+    c->Error(n["listen"], "http.listen", "`" + s + "` is not HOST:PORT",
+             "e.g. listen: 127.0.0.1:8080 (port 0: any free port; IPv6: [::1]:8080)");
+  if (n["path"] && c->String(n["path"], "http.path", &s, "e.g. path: /mcp")) {
+    if (s.empty() || s[0] != '/' || s.find_first_of("?# ") != std::string::npos)
+      c->Error(n["path"], "http.path", "`" + s + "` is not an absolute path",
+               "e.g. path: /mcp");
+    else
+      h->path = s;
+  }
+  if (n["allowed_hosts"])
+    c->StringList(n["allowed_hosts"], "http.allowed_hosts", &h->allowed_hosts,
+                  "Host header values, e.g. [mcp.example.com, 'localhost:8080']; '*' allows any");
+  if (n["allowed_origins"])
+    c->StringList(n["allowed_origins"], "http.allowed_origins", &h->allowed_origins,
+                  "exact origins, e.g. ['https://app.example.com']");
+  size_t i = 0;
+  if (n["allow_anonymous"] &&
+      Choice(n["allow_anonymous"], c, "http.allow_anonymous", {"false", "true"}, &i))
+    h->allow_anonymous = i == 1;
+  long long v = 0;
+  if (n["max_sessions"] && c->Int(n["max_sessions"], "http.max_sessions", 1, 100000, &v))
+    h->max_sessions = static_cast<int>(v);
+  if (n["max_connections"] &&
+      c->Int(n["max_connections"], "http.max_connections", 1, 100000, &v))
+    h->max_connections = static_cast<int>(v);
+  if (n["session_idle_timeout"] &&
+      Duration(n["session_idle_timeout"], c, "http.session_idle_timeout", &v))
+    h->session_idle_timeout_ms = static_cast<int>(v);
+}
+
 }  // namespace
 
 std::string DidYouMean(const std::string& word, const std::vector<std::string>& candidates) {
@@ -414,7 +474,8 @@ bool ParseConfig(const std::string& text, const std::string& name, const std::st
     return false;
   }
   *out = Config{};
-  c.Keys(root, "", {"policies", "bundle", "schema", "stdio_principal", "upstreams", "limits", "audit"});
+  c.Keys(root, "", {"policies", "bundle", "schema", "stdio_principal", "upstreams", "limits", "audit",
+                    "http", "identity"});
   const std::string kPolicyHelp = "a policy file or directory, or a list of them";
   if (root["policies"]) {
     std::vector<std::string> ps;
@@ -436,6 +497,20 @@ bool ParseConfig(const std::string& text, const std::string& name, const std::st
   if (root["stdio_principal"]) ParsePrincipal(root["stdio_principal"], &c, &out->stdio_principal);
   if (root["limits"]) ParseLimits(root["limits"], &c, &out->limits);
   if (root["audit"]) ParseAudit(root["audit"], base_dir, &c, &out->audit);
+  if (root["http"]) ParseHttp(root["http"], &c, &out->http);
+  if (root["identity"]) {
+    // Validated here (errors located at the section); Authenticator::Create re-parses at start.
+    nlohmann::json id = ToJson(root["identity"], &c, "identity", 0);
+    IdentityConfig ic;
+    std::string error;
+    if (!id.is_object()) {
+      c.Error(root["identity"], "identity", "expected a mapping", "see docs/identity.md");
+    } else if (!ParseIdentityConfig(id, base_dir, &ic, &error)) {
+      c.Error(root["identity"], "", error, "see docs/identity.md");
+    } else {
+      out->identity = std::move(id);
+    }
+  }
   if (!root["upstreams"]) {
     c.ErrorAt(-1, 0, "upstreams", "missing", "list the MCP servers to proxy under `upstreams:`");
   } else if (!root["upstreams"].IsSequence()) {

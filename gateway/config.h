@@ -47,6 +47,19 @@ struct AuditConfig {
   std::string key_file;  // resolved against the config file's directory; empty: unkeyed
 };
 
+// `http:` (docs/gateway.md, "HTTP"): the Streamable HTTP downstream of `writ serve`.
+struct HttpConfig {
+  std::string host = "127.0.0.1";  // from `listen` (HOST:PORT; [v6]:PORT)
+  int port = 8080;                 // 0: any free port (printed at start)
+  std::string path = "/mcp";
+  std::vector<std::string> allowed_hosts;    // Host header values; empty: loopback names
+  std::vector<std::string> allowed_origins;  // exact Origin values; empty: loopback origins
+  bool allow_anonymous = false;  // without `identity:`, serve everyone as stdio_principal
+  int max_sessions = 64;
+  int max_connections = 128;
+  int session_idle_timeout_ms = 30 * 60 * 1000;
+};
+
 struct Config {
   std::vector<std::string> policies;  // resolved against the config file's directory
   std::string bundle;                 // exclusive with policies
@@ -55,6 +68,9 @@ struct Config {
   std::vector<UpstreamConfig> upstreams;
   LimitsConfig limits;
   AuditConfig audit;
+  HttpConfig http;
+  // `identity:` converted to JSON for Authenticator::Create (docs/identity.md); null: absent.
+  nlohmann::json identity;
 };
 
 // `name` is used in messages; relative paths are resolved against `base_dir` (may be empty).

@@ -215,7 +215,7 @@ rule if call.intent == "destructive" then require_approval(approvers: "ops");
   fs::remove_all(dir);
 }
 
-TEST_CASE("writ serve without --stdio is not yet supported; bad config exits 2") {
+TEST_CASE("writ serve: a bad config exits 2 (HTTP and stdio)") {
   fs::path dir = fs::temp_directory_path() / ("writ-serve-cfg-" + std::to_string(getpid()));
   fs::create_directories(dir);
   std::ofstream(dir / "bad.yaml") << "policies: p\nupstreams:\n  - name: x\n    comand: y\n";
@@ -226,7 +226,8 @@ TEST_CASE("writ serve without --stdio is not yet supported; bad config exits 2")
     return WEXITSTATUS(rc);
   };
   CHECK(run("serve --config " + (dir / "bad.yaml").string()) == 2);
-  CHECK(Slurp(dir / "out").find("not implemented yet") != std::string::npos);
+  CHECK(Slurp(dir / "out").find("bad.yaml:4:5: upstreams[0].comand: unknown key") !=
+        std::string::npos);
   CHECK(run("serve --stdio --config " + (dir / "bad.yaml").string() + " < /dev/null") == 2);
   std::string out = Slurp(dir / "out");
   CHECK(out.find("bad.yaml:4:5: upstreams[0].comand: unknown key") != std::string::npos);

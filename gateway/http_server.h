@@ -1,0 +1,60 @@
+// http_server.h -- the Streamable HTTP downstream (MCP 2025-03-26..2025-11-25) of `writ serve`:
+// one endpoint (`http.path`) on Boost.Beast. docs/gateway.md ("HTTP") lists the status codes.
+//
+// Each MCP session (created by the first `initialize`) owns one Proxy and its own upstream
+// processes; its id (MCP-Session-Id, 128 random bits in hex) is bound to the authenticated
+// principal. POST carries one JSON-RPC message: a request is answered with application/json,
+// notifications and responses get 202. DELETE ends a session. GET (the server-to-client SSE
+// stream) is 405 in this slice. Host and Origin are checked (DNS rebinding) before anything
+// else; credentials come from `Authorization` through gateway::Authenticator.
+//
+// Threading: one thread accepts; each connection gets a thread (at most
+// http.max_connections, beyond that 503). Sessions are shared under one mutex; a Proxy is
+// thread-safe. Run() returns after Stop() (callable from any thread, e.g. a signal handler
+// thread): the listener closes, open connections are shut down and every session's
+// upstreams are stopped.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "gateway/audit.h"
+#include "gateway/config.h"
+#include "gateway/identity.h"
+#include "runtime/evaluator.h"
+
+namespace writ::gateway {
+
+struct HttpServerOptions {
+  Config config;
+  std::shared_ptr<const runtime::Bundle> bundle;
+  std::shared_ptr<AuditLog> audit;                 // may be null
+  std::shared_ptr<const Authenticator> auth;       // null: anonymous (allow_anonymous)
+  std::string version = "0.1.0";
+};
+
+class HttpServer {
+ public:
+  explicit HttpServer(HttpServerOptions opts);
+  ~HttpServer();
+
+  // Binds the listener. False with *error. port() is the bound port afterwards.
+  bool Listen(std::string* error);
+  int port() const;
+  // Serves until Stop(). REQUIRES: Listen() succeeded.
+  void Run();
+  void Stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Whether the Host header value `host` is allowed (allowed_hosts; empty: loopback names with
+// any port). Exposed for tests.
+bool HostAllowed(const HttpConfig& c, std::string_view host);
+// Whether the Origin header value is allowed (allowed_origins; empty: loopback origins).
+bool OriginAllowed(const HttpConfig& c, std::string_view origin);
+
+}  // namespace writ::gateway
