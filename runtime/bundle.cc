@@ -340,6 +340,9 @@ bool Bundle::Verify(std::string* error) {
     if (!ParseJson(str(s.obligations), &j) || !j.is_array()) {
       return fail("statement " + std::to_string(i) + " obligations are not a JSON array");
     }
+    uint8_t approval = 0;
+    for (const auto& ob : j) approval |= ob.is_object() && ob.value("kind", "") == "require_approval";
+    statement_approval_.push_back(approval);
     statement_obligations_.push_back(std::move(j));
   }
   for (uint32_t p : program_pool_) {

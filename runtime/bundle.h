@@ -272,6 +272,7 @@ class Bundle {
   enum FastShape : uint8_t { kGeneral = 0, kSlotOpString, kSlotOpLong, kVarOpEntity };
   std::vector<uint8_t> fast_shape_;
   std::vector<nlohmann::json> statement_obligations_;  // parsed StatementMeta::obligations
+  std::vector<uint8_t> statement_approval_;  // derived at load: carries require_approval
 
  private:
   Bundle();

@@ -158,15 +158,14 @@ nlohmann::json DecisionToJson(const Bundle& b, const PreparedRequest& req, const
   for (uint32_t s : matched) {
     f |= b.statements_[s].effect == 1;
     p |= b.statements_[s].effect == 0;
-    for (const auto& ob : b.statement_obligations_[s]) a |= ob.value("kind", "") == "require_approval";
+    a |= b.statement_approval_[s] != 0;
   }
   bool inconsistent = !d.overflow && Combine(f, p, a) != d.effect;
   if (inconsistent) d.effect = Effect::kDeny;
   std::set<std::string> determining;
   for (uint32_t s : matched) {
     const StatementMeta& m = b.statements_[s];
-    bool approval = false;
-    for (const auto& ob : b.statement_obligations_[s]) approval |= ob.value("kind", "") == "require_approval";
+    const bool approval = b.statement_approval_[s] != 0;
     bool include = false;
     switch (d.effect) {
       case Effect::kDeny: include = m.effect == 1; break;

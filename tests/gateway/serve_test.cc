@@ -102,22 +102,8 @@ TEST_CASE("writ serve --stdio proxies and enforces policy") {
   fs::path dir = fs::temp_directory_path() / ("writ-serve-test-" + std::to_string(getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir / "policies");
-  std::ofstream(dir / "policies" / "p.writ") << R"(
-@id("analysts-demo")
-permit (principal in Role::"analyst", action == Action::"tools/call", resource in Server::"demo");
-
-@id("no-secret")
-forbid (principal, action, resource == Tool::"demo__secret")
-then reason("secret is off limits");
-
-@id("no-etc")
-forbid (principal, action == Action::"tools/call", resource == Tool::"demo__echo")
-when { args has path && args.path like "/etc/*" }
-then reason("system files are off limits");
-
-@id("destructive-needs-approval")
-rule if call.intent == "destructive" then require_approval(approvers: "ops");
-)";
+  fs::copy_file(std::string(WRIT_SOURCE_DIR) + "/tests/gateway/fixtures/demo.writ", dir / "policies" / "p.writ",
+                fs::copy_options::overwrite_existing);
   std::string fake = std::string(WRIT_SOURCE_DIR) + "/tests/gateway/fake_upstream.py";
   fs::path rec_demo = dir / "demo.calls", rec_other = dir / "other.calls";
   std::ofstream(dir / "writ.yaml") << "policies: ./policies\n"
@@ -254,18 +240,8 @@ std::vector<json> ReadRecords(const fs::path& p) {
 // `audit_yaml` appended.
 void WriteAuditConfig(const fs::path& dir, const std::string& audit_yaml) {
   fs::create_directories(dir / "policies");
-  std::ofstream(dir / "policies" / "p.writ") << R"(
-@id("analysts-demo")
-permit (principal in Role::"analyst", action == Action::"tools/call", resource in Server::"demo");
-
-@id("no-etc")
-forbid (principal, action == Action::"tools/call", resource == Tool::"demo__echo")
-when { args has path && args.path like "/etc/*" }
-then reason("system files are off limits");
-
-@id("destructive-needs-approval")
-rule if call.intent == "destructive" then require_approval(approvers: "ops");
-)";
+  fs::copy_file(std::string(WRIT_SOURCE_DIR) + "/tests/gateway/fixtures/demo.writ", dir / "policies" / "p.writ",
+                fs::copy_options::overwrite_existing);
   std::string fake = std::string(WRIT_SOURCE_DIR) + "/tests/gateway/fake_upstream.py";
   std::ofstream(dir / "writ.yaml")
       << "policies: ./policies\n"

@@ -135,14 +135,8 @@ fs::path MakeDir(const std::string& name) {
   fs::path dir = fs::temp_directory_path() / (name + "-" + std::to_string(getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir / "policies");
-  std::ofstream(dir / "policies" / "p.writ") << R"(
-@id("analysts-demo")
-permit (principal in Role::"analyst", action == Action::"tools/call", resource in Server::"demo");
-
-@id("no-secret")
-forbid (principal, action, resource == Tool::"demo__secret")
-then reason("secret is off limits");
-)";
+  fs::copy_file(std::string(WRIT_SOURCE_DIR) + "/tests/gateway/fixtures/demo.writ", dir / "policies" / "p.writ",
+                fs::copy_options::overwrite_existing);
   return dir;
 }
 
