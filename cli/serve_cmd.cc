@@ -196,6 +196,7 @@ int RunServeStdio(const ServeOptions& o) {
   };
   gateway::ProxyOptions popts;
   popts.principal = config.stdio_principal;
+  popts.identity = {{"auth", "stdio"}};
   popts.limits = config.limits;
   popts.version = kVersion;
   popts.audit = audit;

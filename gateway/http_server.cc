@@ -244,6 +244,7 @@ struct HttpServer::Impl {
       popts.principal.attrs = p.attrs;
       popts.principal.parents = p.parents;
     }
+    popts.identity = p.ToContextJson();
     popts.limits = o.config.limits;
     popts.version = o.version;
     popts.audit = o.audit;

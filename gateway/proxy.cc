@@ -129,7 +129,51 @@ std::string NewDecisionId() {
   return s;
 }
 
+int64_t CountRecords(const Json& result) {
+  if (!result.is_object() || result.value("isError", Json(false)) == Json(true)) return 0;
+  // The largest array directly in `v` (v itself, or one of its fields); -1 if none.
+  auto largest = [](const Json& v) -> int64_t {
+    if (v.is_array()) return static_cast<int64_t>(v.size());
+    int64_t best = -1;
+    if (v.is_object())
+      for (const auto& f : v)
+        if (f.is_array()) best = std::max<int64_t>(best, static_cast<int64_t>(f.size()));
+    return best;
+  };
+  auto sc = result.find("structuredContent");
+  if (sc != result.end()) {
+    int64_t n = largest(*sc);
+    return n >= 0 ? n : 1;
+  }
+  int64_t total = 0;
+  auto content = result.find("content");
+  if (content == result.end() || !content->is_array()) return 0;
+  for (const auto& item : *content) {
+    if (!item.is_object() || item.value("type", "") != "text") {
+      ++total;
+      continue;
+    }
+    const Json* text = item.contains("text") && item["text"].is_string() ? &item["text"] : nullptr;
+    int64_t n = -1;
+    if (text != nullptr && text->get_ref<const std::string&>().size() <= kMaxRecordParseBytes) {
+      Json parsed = Json::parse(text->get_ref<const std::string&>(), nullptr, false);
+      if (!parsed.is_discarded()) n = largest(parsed);
+    }
+    total += n >= 0 ? n : 1;
+  }
+  return total;
+}
+
 // ---- decisions ----
+
+Json Proxy::WithContext(Json request) {
+  Json& context = request["context"];
+  if (!context.is_object()) context = Json::object();
+  context["identity"] = opts_.identity.is_object() ? opts_.identity : Json::object();
+  std::lock_guard<std::mutex> lock(mu_);
+  context["session"] = {{"calls", session_calls_}, {"records", session_records_}};
+  return request;
+}
 
 Proxy::Proxy(ProxyOptions opts, std::shared_ptr<const runtime::Bundle> bundle, WriteFn to_client)
     : opts_(std::move(opts)), bundle_(std::move(bundle)), to_client_(std::move(to_client)) {
@@ -145,6 +189,7 @@ bool Proxy::AuditDecision(const AuditSubject& subject, const Decided& d) {
   r.kind = "decision";
   r.decision_id = d.id;
   r.principal = opts_.principal.uid;
+  r.on_behalf_of = opts_.identity.value("on_behalf_of", std::string());
   r.session = opts_.session;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -184,8 +229,8 @@ void Proxy::FailClosed(const Json& client_id, const Decided& d) {
 
 void Proxy::ForwardAudited(size_t up, const Json& client_id, const std::string& method,
                            Json params, const AuditSubject& subject,
-                           const std::string& decision_id) {
-  Done on_reply;
+                           const std::string& decision_id, Done also) {
+  Done on_reply = also;
   if (opts_.audit != nullptr) {
     auto start = std::chrono::steady_clock::now();
     std::shared_ptr<AuditLog> audit = opts_.audit;
@@ -193,6 +238,7 @@ void Proxy::ForwardAudited(size_t up, const Json& client_id, const std::string& 
     base.kind = "outcome";
     base.decision_id = decision_id;
     base.principal = opts_.principal.uid;
+    base.on_behalf_of = opts_.identity.value("on_behalf_of", std::string());
     base.session = opts_.session;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -202,7 +248,8 @@ void Proxy::ForwardAudited(size_t up, const Json& client_id, const std::string& 
     base.server = subject.server;
     base.tool = subject.tool;
     base.bundle_hash = bundle_hash_;
-    on_reply = [audit, base, start](const Json& reply) {
+    on_reply = [audit, base, start, also](const Json& reply) {
+      if (also) also(reply);
       AuditRecord r = base;
       AuditUpstream u;
       u.latency_us = std::chrono::duration_cast<std::chrono::microseconds>(
@@ -804,7 +851,8 @@ void Proxy::ListTools(const Json& id) {
           std::cerr << "writ: tool name collision on `" << full << "`; the later one is dropped\n";
           continue;
         }
-        if (!Visible(BuildToolRequest(opts_.principal, server, def, nullptr, now))) continue;
+        if (!Visible(WithContext(BuildToolRequest(opts_.principal, server, def, nullptr, now))))
+          continue;
         Json t = def;
         t["name"] = full;
         tools.push_back(std::move(t));
@@ -842,7 +890,8 @@ void Proxy::ListOther(const Json& id, const std::string& method, const std::stri
         if (key == "prompts") {
           if (!item.contains("name") || !item["name"].is_string()) continue;
           std::string name = item["name"];
-          if (!Visible(BuildPromptRequest(opts_.principal, server, name, nullptr, now))) continue;
+          if (!Visible(WithContext(BuildPromptRequest(opts_.principal, server, name, nullptr, now))))
+            continue;
           item["name"] = server + kSeparator + name;
         } else if (key == "resources") {
           if (!item.contains("uri") || !item["uri"].is_string()) continue;
@@ -856,7 +905,7 @@ void Proxy::ListOther(const Json& id, const std::string& method, const std::stri
               continue;
             }
           }
-          if (!Visible(BuildResourceRequest(opts_.principal, server, uri, now))) continue;
+          if (!Visible(WithContext(BuildResourceRequest(opts_.principal, server, uri, now)))) continue;
         }
         items.push_back(std::move(item));
       }
@@ -941,8 +990,13 @@ StageStatus Proxy::Route(CallState& s) {
 }
 
 StageStatus Proxy::Decide(CallState& s) {
-  s.request = BuildToolRequest(opts_.principal, s.server, s.tool_def,
-                               s.params.value("arguments", Json::object()), opts_.clock());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++session_calls_;  // this call counts: context.session.calls includes it
+  }
+  s.request = WithContext(BuildToolRequest(opts_.principal, s.server, s.tool_def,
+                                           s.params.value("arguments", Json::object()),
+                                           opts_.clock()));
   s.decided = DecideRequest(s.request, /*list_time=*/false);
   std::cerr << "writ: decision " << s.decided.id << " " << runtime::EffectName(s.decided.effect)
             << " tools/call " << s.server << kSeparator << s.tool << "\n";
@@ -969,7 +1023,12 @@ void Proxy::Forward(CallState& s) {
   Json params = s.params;
   params["name"] = s.tool;
   ForwardAudited(s.up, s.client_id, "tools/call", std::move(params),
-                 {"tools/call", s.server, s.tool, Json()}, s.decided.id);
+                 {"tools/call", s.server, s.tool, Json()}, s.decided.id,
+                 [this](const Json& reply) {
+                   int64_t n = reply.contains("result") ? CountRecords(reply["result"]) : 0;
+                   std::lock_guard<std::mutex> lock(mu_);
+                   session_records_ += n;
+                 });
 }
 
 void Proxy::GetPrompt(const Json& id, Json params) {
@@ -985,8 +1044,8 @@ void Proxy::GetPrompt(const Json& id, Json params) {
     return ReplyError(id, kInvalidParams, "unknown prompt: " + params.value("name", Json()).dump(),
                       Json{{"help", "prompt names are SERVER__name; list them with prompts/list"}});
   Decided d = DecideRequest(
-      BuildPromptRequest(opts_.principal, server, name, params.value("arguments", Json()),
-                         opts_.clock()),
+      WithContext(BuildPromptRequest(opts_.principal, server, name,
+                                     params.value("arguments", Json()), opts_.clock())),
       false);
   AuditSubject subject{"prompts/get", server, name, params.value("arguments", Json())};
   if (!AuditDecision(subject, d) && d.effect == runtime::Effect::kAllow) return FailClosed(id, d);
@@ -1016,8 +1075,8 @@ void Proxy::ReadResource(const Json& id, const std::string& method, Json params)
     return ReplyError(id, kInvalidParams, "unknown resource: " + uri,
                       Json{{"help", "resources are routed by the URIs resources/list returned"}});
   if (method != "resources/unsubscribe") {
-    Decided d = DecideRequest(BuildResourceRequest(opts_.principal, server, uri, opts_.clock()),
-                              false);
+    Decided d = DecideRequest(
+        WithContext(BuildResourceRequest(opts_.principal, server, uri, opts_.clock())), false);
     // The audit's `tool` field carries the resource's URI.
     AuditSubject subject{method, server, uri, Json()};
     if (!AuditDecision(subject, d) && d.effect == runtime::Effect::kAllow) return FailClosed(id, d);

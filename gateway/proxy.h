@@ -62,6 +62,14 @@ nlohmann::json BuildPromptRequest(const PrincipalConfig& p, const std::string& s
 nlohmann::json BuildResourceRequest(const PrincipalConfig& p, const std::string& server,
                                     const std::string& uri, std::time_t now);
 
+// The number of records a tools/call result returned, for context.session.records
+// (docs/gateway.md, "Session counters"): 0 for an error result; else the length of the
+// largest array in structuredContent (the value itself or one of its fields), 1 if it has
+// none; without structuredContent, per content item: a text item holding JSON counts the
+// largest array in it the same way (1 if none or not JSON), any other item counts 1.
+inline constexpr size_t kMaxRecordParseBytes = 1 << 20;  // larger texts count 1
+int64_t CountRecords(const nlohmann::json& result);
+
 // Renders an entity uid Type::"id" with id escaped.
 std::string EntityUid(std::string_view type, std::string_view id);
 
@@ -86,6 +94,10 @@ struct ProxyOptions {
   // and audit->options().on_failure is kDeny, the request is denied (fail closed).
   std::shared_ptr<AuditLog> audit;
   std::string session;  // the audit records' session id; empty: a random one per Proxy
+  // The request's context.identity: {"auth": "api_key"|"jwt"|"stdio"|"anonymous",
+  // "client", "on_behalf_of"} (identity.h Principal::ToContextJson); on_behalf_of also goes
+  // to the audit records.
+  nlohmann::json identity = nlohmann::json::object();
 };
 
 // The message of the error a call gets when its decision could not be audited (fail closed).
@@ -172,8 +184,10 @@ class Proxy {
   bool AuditDecision(const AuditSubject& subject, const Decided& d);
   void FailClosed(const Json& client_id, const Decided& d);
   // Forwards an allowed, audited request; its reply also gets an outcome record.
+  // `also`, if set, sees the reply first (session counters).
   void ForwardAudited(size_t up, const Json& client_id, const std::string& method, Json params,
-                      const AuditSubject& subject, const std::string& decision_id);
+                      const AuditSubject& subject, const std::string& decision_id,
+                      Done also = nullptr);
 
   // tools/call stages.
   StageStatus Route(CallState& s);
@@ -194,6 +208,8 @@ class Proxy {
                     std::function<void(Json items, Json error)> done);
   void RefreshTools(size_t up, std::function<void()> then);
 
+  // Adds context.identity and context.session {calls, records} to a policy request.
+  Json WithContext(Json request);
   Decided DecideRequest(const Json& request, bool list_time);
   void ReplyDecision(const Json& client_id, const Decided& d);
   bool Visible(const Json& request);
@@ -219,6 +235,8 @@ class Proxy {
   std::string client_name_;  // initialize's clientInfo.name, for the audit
   std::string bundle_hash_;  // Bundle::source_hash_hex(), for the audit
   int in_flight_ = 0;
+  int64_t session_calls_ = 0;    // tools/call requests decided in this session
+  int64_t session_records_ = 0;  // records returned by its calls (CountRecords)
 };
 
 }  // namespace writ::gateway

@@ -79,14 +79,14 @@ TEST_CASE("framing: parse errors, depth, size, lines") {
 
 namespace {
 
-std::shared_ptr<const writ::runtime::Bundle> TestBundle() {
-  std::string bytes, error;
-  REQUIRE_MESSAGE(writ::CompileText("t.writ", R"(
+constexpr char kTestPolicy[] = R"(
 @id("all") permit (principal, action, resource);
 @id("no-rm") forbid (principal, action, resource == Tool::"a__rm") then reason("no rm");
-)",
-                                    &bytes, &error),
-                  error);
+)";
+
+std::shared_ptr<const writ::runtime::Bundle> TestBundle(const char* policy = kTestPolicy) {
+  std::string bytes, error;
+  REQUIRE_MESSAGE(writ::CompileText("t.writ", policy, &bytes, &error), error);
   auto b = writ::runtime::Bundle::Load(bytes, &error);
   REQUIRE(b != nullptr);
   return b;
@@ -96,8 +96,8 @@ std::shared_ptr<const writ::runtime::Bundle> TestBundle() {
 struct Harness {
   std::vector<json> client, up_a, up_b;
   std::unique_ptr<Proxy> proxy;
-  Harness() {
-    proxy = std::make_unique<Proxy>(ProxyOptions{}, TestBundle(),
+  explicit Harness(const char* policy = kTestPolicy, ProxyOptions opts = {}) {
+    proxy = std::make_unique<Proxy>(std::move(opts), TestBundle(policy),
                                     [this](const std::string& l) { client.push_back(json::parse(l)); });
     proxy->AddUpstream("a", [this](const std::string& l) {
       up_a.push_back(json::parse(l));
@@ -110,7 +110,8 @@ struct Harness {
   }
   void Client(const json& m) { proxy->OnClientLine(m.dump()); }
   void Up(size_t i, const json& m) { proxy->OnUpstreamLine(i, m.dump()); }
-  void Init() {
+  // `visible`: the tools/list the client must get.
+  void Init(const json& visible = json::array({"a__run", "b__rm", "b__run"})) {
     Client({{"jsonrpc", "2.0"}, {"id", 0}, {"method", "initialize"},
             {"params", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()}}}});
     for (size_t i = 0; i < 2; ++i) {
@@ -129,7 +130,7 @@ struct Harness {
     }
     json names = json::array();
     for (auto& t : client.back()["result"]["tools"]) names.push_back(t["name"]);
-    REQUIRE(names == json::array({"a__run", "b__rm", "b__run"}));  // a__rm hidden by policy
+    REQUIRE(names == visible);  // by default a__rm is hidden by policy
   }
 };
 
@@ -199,4 +200,56 @@ TEST_CASE("denials, unknown tools, ping and parse errors are answered by the gat
   CHECK(h.client.back()["id"].is_null());
   h.proxy->OnClientLine("", /*oversized=*/true);
   CHECK(h.client.back()["error"]["code"] == kParseError);
+}
+
+TEST_CASE("CountRecords: structuredContent, JSON text, errors") {
+  CHECK(CountRecords({{"structuredContent", {{"rows", json::array({1, 2, 3})}, {"n", 3}}}}) == 3);
+  CHECK(CountRecords({{"structuredContent", json::array({1, 2})}}) == 2);
+  CHECK(CountRecords({{"structuredContent", {{"id", 7}}}}) == 1);
+  CHECK(CountRecords({{"content", json::array({{{"type", "text"}, {"text", "[1,2,3,4]"}},
+                                               {{"type", "text"}, {"text", "plain words"}},
+                                               {{"type", "image"}, {"data", "x"}}})}}) == 6);
+  CHECK(CountRecords({{"content", json::array({{{"type", "text"},
+                                                {"text", R"({"customers":[{},{}],"tags":[1]})"}}})}}) ==
+        2);
+  CHECK(CountRecords({{"isError", true}, {"content", json::array({{{"type", "text"}, {"text", "[1]"}}})}}) ==
+        0);
+  CHECK(CountRecords(json::array()) == 0);
+}
+
+TEST_CASE("context.session counts calls and records; context.identity reaches policies") {
+  ProxyOptions opts;
+  opts.identity = {{"auth", "api_key"}, {"client", "ci"}};
+  Harness h(R"(
+@id("all") permit (principal, action, resource) when { context.identity.client == "ci" };
+@id("budget") forbid (principal, action, resource)
+  when { context.session.records > 3 } then reason("record budget spent");
+@id("calls") forbid (principal, action, resource == Tool::"b__run")
+  when { context.session.calls > 2 } then reason("call budget spent");
+)",
+            opts);
+  h.Init(json::array({"a__rm", "a__run", "b__rm", "b__run"}));
+  h.Client({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/call"}, {"params", {{"name", "a__run"}}}});
+  json req = h.up_a.back();
+  REQUIRE(req["method"] == "tools/call");
+  h.Up(0, {{"jsonrpc", "2.0"}, {"id", req["id"]},
+           {"result", {{"content", json::array()}, {"structuredContent", {{"rows", {1, 2, 3, 4}}}}}}});
+  CHECK(h.client.back()["result"]["structuredContent"]["rows"].size() == 4);
+  // 4 records returned so far: the budget forbid now matches, for any tool.
+  h.Client({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "tools/call"}, {"params", {{"name", "b__run"}}}});
+  CHECK(h.client.back()["error"]["code"] == kDenied);
+  CHECK(h.client.back()["error"]["data"]["determining"] == json::array({"budget"}));
+  // The third call in the session also trips the call budget on b__run.
+  h.Client({{"jsonrpc", "2.0"}, {"id", 3}, {"method", "tools/call"}, {"params", {{"name", "b__run"}}}});
+  CHECK(h.client.back()["error"]["data"]["determining"] == json::array({"budget", "calls"}));
+}
+
+TEST_CASE("context.identity: a session of another client is denied by default") {
+  ProxyOptions opts;
+  opts.identity = {{"auth", "jwt"}, {"client", "cursor"}};
+  Harness h(R"(@id("ci-only") permit (principal, action, resource) when { context.identity.client == "ci" };)",
+            opts);
+  h.Init(json::array());  // nothing is visible, but initialize and list work
+  h.Client({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/call"}, {"params", {{"name", "a__run"}}}});
+  CHECK(h.client.back()["error"]["code"] == kDenied);
 }
