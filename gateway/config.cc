@@ -2,6 +2,7 @@
 // into a located error like every other (config loading is not on the request path).
 #include "gateway/config.h"
 
+#include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 
 #include "base/source.h"
 #include "gateway/identity.h"
+#include "gateway/secrets.h"
 #include "runtime/request.h"
 
 namespace writ::gateway {
@@ -429,6 +431,168 @@ void ParseHttp(const YAML::Node& n, Checker* c, HttpConfig* h) {
     h->session_idle_timeout_ms = static_cast<int>(v);
 }
 
+// `dlp:` (docs/dlp.md). Custom patterns are compiled here so a bad regex is reported with
+// its line; DlpScanner::Create compiles them again at start.
+void ParseDlp(const YAML::Node& n, Checker* c, DlpConfig* d) {
+  if (!n.IsMap()) {
+    c->Error(n, "dlp", "expected a mapping", "e.g. dlp: { detectors: [email, credit_card] }");
+    return;
+  }
+  c->Keys(n, "dlp.", {"detectors", "custom", "max_scan_bytes", "scan_results"});
+  const auto& builtins = BuiltinDlpClasses();
+  std::string names;
+  for (const auto& b : builtins) names += (names.empty() ? "" : ", ") + b;
+  if (n["detectors"]) {
+    const YAML::Node ds = n["detectors"];  // a copy: yaml-cpp returns proxies
+    if (!ds.IsSequence()) {
+      c->Error(ds, "dlp.detectors", "expected a list of detector names", "any of: " + names);
+    } else {
+      d->detectors.clear();
+      for (size_t i = 0; i < ds.size(); ++i) {
+        std::string key = "dlp.detectors[" + std::to_string(i) + "]", s;
+        if (!c->String(ds[i], key, &s, "any of: " + names)) continue;
+        if (std::find(builtins.begin(), builtins.end(), s) == builtins.end()) {
+          std::string hint = DidYouMean(s, builtins);
+          c->Error(ds[i], key, "unknown detector `" + s + "`",
+                   hint.empty() ? "any of: " + names : "did you mean `" + hint + "`?");
+        } else if (std::find(d->detectors.begin(), d->detectors.end(), s) ==
+                   d->detectors.end()) {
+          d->detectors.push_back(s);
+        }
+      }
+    }
+  }
+  if (n["custom"]) {
+    const YAML::Node cs = n["custom"];
+    if (!cs.IsSequence()) {
+      c->Error(cs, "dlp.custom", "expected a list",
+               "e.g.\n  custom:\n    - { name: employee_id, pattern: 'EMP-[0-9]{6}' }");
+    } else {
+      for (size_t i = 0; i < cs.size(); ++i) {
+        const YAML::Node e = cs[i];
+        std::string k = "dlp.custom[" + std::to_string(i) + "]";
+        if (!e.IsMap()) {
+          c->Error(e, k, "expected a mapping", "e.g. - { name: employee_id, pattern: 'EMP-[0-9]{6}' }");
+          continue;
+        }
+        c->Keys(e, k + ".", {"name", "pattern"});
+        DlpCustomPattern p;
+        bool ok = true;
+        if (!e["name"]) {
+          c->Error(e, k + ".name", "missing", "the class name policies see, e.g. name: employee_id");
+          ok = false;
+        } else if (c->String(e["name"], k + ".name", &p.name, "e.g. name: employee_id")) {
+          bool valid = !p.name.empty() && std::islower(static_cast<unsigned char>(p.name[0]));
+          for (char ch : p.name)
+            valid = valid && (std::islower(static_cast<unsigned char>(ch)) ||
+                              std::isdigit(static_cast<unsigned char>(ch)) || ch == '_');
+          if (!valid) {
+            c->Error(e["name"], k + ".name", "`" + p.name + "` is not a valid class name",
+                     "use lowercase letters, digits and _, starting with a letter");
+            ok = false;
+          } else if (IsReservedDlpName(p.name)) {
+            c->Error(e["name"], k + ".name", "`" + p.name + "` is reserved",
+                     "built-in classes and all, args, result, truncated cannot be redefined");
+            ok = false;
+          } else {
+            for (const auto& prev : d->custom) {
+              if (prev.name == p.name) {
+                c->Error(e["name"], k + ".name", "duplicate class `" + p.name + "`",
+                         "each custom pattern needs its own name");
+                ok = false;
+              }
+            }
+          }
+        } else {
+          ok = false;
+        }
+        if (!e["pattern"]) {
+          c->Error(e, k + ".pattern", "missing", "an RE2 regex, e.g. pattern: 'EMP-[0-9]{6}'");
+          ok = false;
+        } else if (c->String(e["pattern"], k + ".pattern", &p.pattern, "an RE2 regex")) {
+          RE2::Options o;
+          o.set_log_errors(false);
+          RE2 re(p.pattern, o);
+          YAML::Mark m = e["pattern"].Mark();
+          p.line = m.line;
+          p.col = m.column;
+          if (!re.ok()) {
+            c->Error(e["pattern"], k + ".pattern", "invalid regex: " + re.error(),
+                     "RE2 syntax (no backreferences or lookaround); quote it in single quotes");
+            ok = false;
+          } else if (RE2::FullMatch("", re)) {
+            c->Error(e["pattern"], k + ".pattern", "the pattern matches the empty string",
+                     "a detector must match at least one character, e.g. 'EMP-[0-9]{6}'");
+            ok = false;
+          }
+        } else {
+          ok = false;
+        }
+        if (ok) d->custom.push_back(std::move(p));
+      }
+    }
+  }
+  long long v = 0;
+  if (n["max_scan_bytes"] &&
+      c->Int(n["max_scan_bytes"], "dlp.max_scan_bytes", 1024, 1LL << 30, &v))
+    d->max_scan_bytes = static_cast<size_t>(v);
+  size_t i = 0;
+  if (n["scan_results"] &&
+      Choice(n["scan_results"], c, "dlp.scan_results", {"false", "true"}, &i))
+    d->scan_results = i == 1;
+}
+
+// `secrets:` (docs/credentials.md) and every ${secret:NAME} in upstreams[i].env / .headers.
+// Called even without `secrets:`, so a reference with no source is reported with its line.
+void ParseSecrets(const YAML::Node& root, const std::string& name, const std::string& base_dir,
+                  Checker* c, SecretsConfig* s) {
+  s->config_name = name;
+  const YAML::Node n = root["secrets"];
+  if (n) {
+    if (!n.IsMap()) {
+      c->Error(n, "secrets", "expected a mapping", "e.g. secrets: { file: secrets.yaml }");
+    } else {
+      c->Keys(n, "secrets.", {"file", "env"});
+      if (n["file"] && c->String(n["file"], "secrets.file", &s->file,
+                                 "a YAML file of NAME: value, mode 0600")) {
+        if (s->file.empty())
+          c->Error(n["file"], "secrets.file", "empty", "e.g. file: secrets.yaml");
+        s->file = Resolve(base_dir, s->file);
+      }
+      size_t i = 0;
+      if (n["env"] && Choice(n["env"], c, "secrets.env", {"false", "true"}, &i)) s->env = i == 1;
+    }
+  }
+  const YAML::Node us = root["upstreams"];
+  if (!us || !us.IsSequence()) return;
+  for (size_t i = 0; i < us.size(); ++i) {
+    if (!us[i].IsMap()) continue;
+    for (const char* field : {"env", "headers"}) {
+      const YAML::Node m = us[i][field];
+      if (!m || !m.IsMap()) continue;
+      for (auto it = m.begin(); it != m.end(); ++it) {
+        if (!it->second.IsScalar()) continue;
+        std::string key = "upstreams[" + std::to_string(i) + "]." + field + "." +
+                          (it->first.IsScalar() ? it->first.Scalar() : "?");
+        std::vector<std::string> refs;
+        std::string error;
+        if (!FindSecretRefs(it->second.Scalar(), &refs, &error)) {
+          c->Error(it->second, key, error,
+                   "write ${secret:NAME} with NAME of letters, digits and _");
+          continue;
+        }
+        YAML::Mark m2 = it->second.Mark();
+        for (const auto& r : refs) {
+          s->refs.push_back({i, key, r, m2.line, m2.column});
+          if (!n)
+            c->Error(it->second, key, "`${secret:" + r + "}` but no `secrets:` source is configured",
+                     "add `secrets: {file: secrets.yaml}` (a NAME: value file, mode 0600)");
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 std::string DidYouMean(const std::string& word, const std::vector<std::string>& candidates) {
@@ -475,7 +639,7 @@ bool ParseConfig(const std::string& text, const std::string& name, const std::st
   }
   *out = Config{};
   c.Keys(root, "", {"policies", "bundle", "schema", "stdio_principal", "upstreams", "limits", "audit",
-                    "http", "identity"});
+                    "http", "identity", "dlp", "secrets"});
   const std::string kPolicyHelp = "a policy file or directory, or a list of them";
   if (root["policies"]) {
     std::vector<std::string> ps;
@@ -498,6 +662,8 @@ bool ParseConfig(const std::string& text, const std::string& name, const std::st
   if (root["limits"]) ParseLimits(root["limits"], &c, &out->limits);
   if (root["audit"]) ParseAudit(root["audit"], base_dir, &c, &out->audit);
   if (root["http"]) ParseHttp(root["http"], &c, &out->http);
+  if (root["dlp"]) ParseDlp(root["dlp"], &c, &out->dlp);
+  ParseSecrets(root, name, base_dir, &c, &out->secrets);
   if (root["identity"]) {
     // Validated here (errors located at the section); Authenticator::Create re-parses at start.
     nlohmann::json id = ToJson(root["identity"], &c, "identity", 0);

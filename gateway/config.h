@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "gateway/audit.h"
+#include "gateway/dlp.h"
 
 namespace writ::gateway {
 
@@ -60,6 +61,23 @@ struct HttpConfig {
   int session_idle_timeout_ms = 30 * 60 * 1000;
 };
 
+// One `${secret:NAME}` in an upstream's env (or headers), for messages (docs/credentials.md).
+struct SecretRef {
+  size_t upstream = 0;  // index into Config::upstreams
+  std::string key;      // e.g. upstreams[0].env.GITHUB_TOKEN
+  std::string name;     // NAME
+  int line = -1;        // 0-based, -1 unknown
+  int col = -1;
+};
+
+// `secrets:` (docs/credentials.md); resolved by gateway/secrets.h at start and on reload.
+struct SecretsConfig {
+  std::string file;  // YAML map NAME: value; resolved against the config's directory; optional
+  bool env = false;  // a NAME missing from the file may come from the gateway's env var NAME
+  std::string config_name;      // the config file, for messages
+  std::vector<SecretRef> refs;  // every reference in upstreams, in config order
+};
+
 struct Config {
   std::vector<std::string> policies;  // resolved against the config file's directory
   std::string bundle;                 // exclusive with policies
@@ -69,6 +87,8 @@ struct Config {
   LimitsConfig limits;
   AuditConfig audit;
   HttpConfig http;
+  DlpConfig dlp;          // `dlp:` (docs/dlp.md)
+  SecretsConfig secrets;  // `secrets:` and the ${secret:NAME} references (docs/credentials.md)
   // `identity:` converted to JSON for Authenticator::Create (docs/identity.md); null: absent.
   nlohmann::json identity;
 };
