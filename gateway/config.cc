@@ -217,12 +217,17 @@ void ParsePrincipal(const YAML::Node& n, Checker* c, PrincipalConfig* p) {
   }
 }
 
-void ParseUpstream(const YAML::Node& n, const std::string& k, Checker* c, UpstreamConfig* u) {
+void ParseBreaker(const YAML::Node& n, const std::string& k, Checker* c, BreakerOptions* b);
+
+void ParseUpstream(const YAML::Node& n, const std::string& k, Checker* c, UpstreamConfig* u,
+                   const BreakerOptions& breaker_defaults) {
+  u->breaker = breaker_defaults;
   if (!n.IsMap()) {
     c->Error(n, k, "expected a mapping", "e.g. `- { name: fs, command: npx, args: [...] }`");
     return;
   }
-  c->Keys(n, k + ".", {"name", "command", "args", "env"});
+  c->Keys(n, k + ".", {"name", "command", "args", "env", "breaker"});
+  if (n["breaker"]) ParseBreaker(n["breaker"], k + ".breaker", c, &u->breaker);
   if (!n["name"]) {
     c->Error(n, k + ".name", "missing", "every upstream needs a name; its tools appear as NAME__tool");
   } else if (c->String(n["name"], k + ".name", &u->name, "e.g. name: fs") &&
@@ -529,6 +534,76 @@ void ParseDlp(const YAML::Node& n, Checker* c, DlpConfig* d) {
           ok = false;
         }
         if (ok) d->custom.push_back(std::move(p));
+// `breaker:` (top level: defaults) or `upstreams[i].breaker:` (overrides). docs/limits.md.
+void ParseBreaker(const YAML::Node& n, const std::string& k, Checker* c, BreakerOptions* b) {
+  if (!n.IsMap()) {
+    c->Error(n, k, "expected a mapping",
+             "e.g. breaker: { failure_threshold: 5, cool_down: 30s, half_open_probes: 1 }");
+    return;
+  }
+  c->Keys(n, k + ".", {"failure_threshold", "cool_down", "half_open_probes", "enabled"});
+  long long v = 0;
+  if (n["failure_threshold"] &&
+      c->Int(n["failure_threshold"], k + ".failure_threshold", 1, 1000, &v))
+    b->failure_threshold = static_cast<int>(v);
+  if (n["cool_down"] && Duration(n["cool_down"], c, k + ".cool_down", &v)) b->cool_down_ms = v;
+  if (n["half_open_probes"] &&
+      c->Int(n["half_open_probes"], k + ".half_open_probes", 1, 1000, &v))
+    b->half_open_probes = static_cast<int>(v);
+  size_t i = 0;
+  if (n["enabled"] && Choice(n["enabled"], c, k + ".enabled", {"false", "true"}, &i))
+    b->enabled = i == 1;
+}
+
+// `intent:` (docs/intent.md). Runs after `upstreams:` so server names can be checked.
+void ParseIntent(const YAML::Node& n, Checker* c, const std::vector<UpstreamConfig>& ups,
+                 IntentConfig* out) {
+  if (!n.IsMap()) {
+    c->Error(n, "intent", "expected a mapping",
+             "e.g. intent: { trusted_servers: [fs], overrides: { db__run_query: read } }");
+    return;
+  }
+  c->Keys(n, "intent.", {"overrides", "trusted_servers", "bulk_threshold"});
+  std::vector<std::string> names;
+  for (const auto& u : ups) names.push_back(u.name);
+  auto known = [&](const YAML::Node& at, const std::string& key, const std::string& server) {
+    if (std::find(names.begin(), names.end(), server) != names.end()) return;
+    std::string hint = DidYouMean(server, names);
+    c->Error(at, key, "`" + server + "` is not a configured upstream",
+             hint.empty() ? "name one of the servers under `upstreams:`"
+                          : "did you mean `" + hint + "`?");
+  };
+  if (n["trusted_servers"]) {
+    const YAML::Node t = n["trusted_servers"];  // a copy: yaml-cpp returns proxies
+    std::vector<std::string> list;
+    if (!t.IsSequence()) {
+      c->Error(t, "intent.trusted_servers", "expected a list of upstream names",
+               "e.g. trusted_servers: [fs, github]");
+    } else if (c->StringList(t, "intent.trusted_servers", &list, "an upstream name")) {
+      for (size_t i = 0; i < list.size(); ++i)
+        known(t[i], "intent.trusted_servers[" + std::to_string(i) + "]", list[i]);
+      out->trusted_servers = list;
+    }
+  }
+  if (n["overrides"]) {
+    const YAML::Node o = n["overrides"];
+    if (!o.IsMap()) {
+      c->Error(o, "intent.overrides", "expected a mapping of SERVER__tool: intent",
+               "e.g. overrides: { db__run_query: read, github__*: write }");
+    } else {
+      for (auto it = o.begin(); it != o.end(); ++it) {
+        std::string tool = it->first.Scalar();
+        std::string key = "intent.overrides." + tool;
+        size_t sep = tool.find("__");
+        if (sep == std::string::npos || sep == 0 || sep + 2 >= tool.size()) {
+          c->Error(it->first, key, "`" + tool + "` is not SERVER__tool or SERVER__*",
+                   "name a namespaced tool as agents see it, e.g. db__run_query");
+          continue;
+        }
+        known(it->first, key, tool.substr(0, sep));
+        size_t i = 0;
+        if (Choice(it->second, c, key, {"read", "write", "exfiltrative", "destructive"}, &i))
+          out->overrides[tool] = static_cast<Intent>(i);
       }
     }
   }
@@ -591,6 +666,35 @@ void ParseSecrets(const YAML::Node& root, const std::string& name, const std::st
       }
     }
   }
+  if (n["bulk_threshold"] &&
+      c->Int(n["bulk_threshold"], "intent.bulk_threshold", 1, 1000000000000LL, &v))
+    out->bulk_threshold = v;
+}
+
+// `lock:` (docs/integrity.md).
+void ParseLock(const YAML::Node& n, const std::string& base_dir, Checker* c, LockConfig* l) {
+  l->enabled = true;
+  l->file = Resolve(base_dir, "writ.lock");
+  if (n.IsNull()) return;
+  if (!n.IsMap()) {
+    c->Error(n, "lock", "expected a mapping", "e.g. lock: { file: writ.lock, on_drift: hide }");
+    return;
+  }
+  c->Keys(n, "lock.", {"file", "on_drift", "on_new"});
+  std::string f;
+  if (n["file"] && c->String(n["file"], "lock.file", &f, "the lockfile `writ lock` writes")) {
+    if (f.empty()) {
+      c->Error(n["file"], "lock.file", "empty", "e.g. file: writ.lock");
+    } else {
+      l->file = Resolve(base_dir, f);
+    }
+  }
+  const std::vector<std::string> kActions{"hide", "deny", "allow"};
+  size_t i = 0;
+  if (n["on_drift"] && Choice(n["on_drift"], c, "lock.on_drift", kActions, &i))
+    l->on_drift = static_cast<LockAction>(i);
+  if (n["on_new"] && Choice(n["on_new"], c, "lock.on_new", kActions, &i))
+    l->on_new = static_cast<LockAction>(i);
 }
 
 }  // namespace
@@ -639,7 +743,7 @@ bool ParseConfig(const std::string& text, const std::string& name, const std::st
   }
   *out = Config{};
   c.Keys(root, "", {"policies", "bundle", "schema", "stdio_principal", "upstreams", "limits", "audit",
-                    "http", "identity", "dlp", "secrets"});
+                    "http", "identity", "dlp", "secrets", "intent", "lock", "breaker"});
   const std::string kPolicyHelp = "a policy file or directory, or a list of them";
   if (root["policies"]) {
     std::vector<std::string> ps;
@@ -677,6 +781,7 @@ bool ParseConfig(const std::string& text, const std::string& name, const std::st
       out->identity = std::move(id);
     }
   }
+  if (root["breaker"]) ParseBreaker(root["breaker"], "breaker", &c, &out->breaker);
   if (!root["upstreams"]) {
     c.ErrorAt(-1, 0, "upstreams", "missing", "list the MCP servers to proxy under `upstreams:`");
   } else if (!root["upstreams"].IsSequence()) {
@@ -688,13 +793,15 @@ bool ParseConfig(const std::string& text, const std::string& name, const std::st
     for (size_t i = 0; i < us.size(); ++i) {
       std::string k = "upstreams[" + std::to_string(i) + "]";
       UpstreamConfig u;
-      ParseUpstream(us[i], k, &c, &u);
+      ParseUpstream(us[i], k, &c, &u, out->breaker);
       if (!u.name.empty() && !seen.insert(u.name).second)
         c.Error(us[i]["name"], k + ".name", "duplicate upstream name `" + u.name + "`",
                 "upstream names are namespaces and must be unique");
       out->upstreams.push_back(std::move(u));
     }
   }
+  if (root["intent"]) ParseIntent(root["intent"], &c, out->upstreams, &out->intent);
+  if (root["lock"]) ParseLock(root["lock"], base_dir, &c, &out->lock);
   // Credentials never reach the audit: every upstream env value is a secret to scrub.
   for (const auto& u : out->upstreams)
     for (const auto& [k, v] : u.env)

@@ -15,6 +15,8 @@
 
 #include "gateway/audit.h"
 #include "gateway/dlp.h"
+#include "gateway/breaker.h"
+#include "gateway/intent.h"
 
 namespace writ::gateway {
 
@@ -23,6 +25,7 @@ struct UpstreamConfig {
   std::string command;  // looked up on PATH
   std::vector<std::string> args;
   std::vector<std::pair<std::string, std::string>> env;  // added to the inherited environment
+  BreakerOptions breaker;  // the top-level `breaker:` defaults overridden by this upstream's
 };
 
 struct PrincipalConfig {
@@ -76,6 +79,14 @@ struct SecretsConfig {
   bool env = false;  // a NAME missing from the file may come from the gateway's env var NAME
   std::string config_name;      // the config file, for messages
   std::vector<SecretRef> refs;  // every reference in upstreams, in config order
+// `lock:` (docs/integrity.md): the tool lockfile written by `writ lock` and what the gateway
+// does with a tool that is not in it (new) or differs from it (changed, a rug pull).
+enum class LockAction { kHide, kDeny, kAllow };  // hide from lists and deny calls | deny | log
+struct LockConfig {
+  bool enabled = false;  // the `lock:` key is present
+  std::string file;      // resolved against the config file's directory; default writ.lock
+  LockAction on_drift = LockAction::kHide;
+  LockAction on_new = LockAction::kHide;
 };
 
 struct Config {
@@ -91,6 +102,9 @@ struct Config {
   SecretsConfig secrets;  // `secrets:` and the ${secret:NAME} references (docs/credentials.md)
   // `identity:` converted to JSON for Authenticator::Create (docs/identity.md); null: absent.
   nlohmann::json identity;
+  IntentConfig intent;     // `intent:` (docs/intent.md)
+  LockConfig lock;         // `lock:` (docs/integrity.md)
+  BreakerOptions breaker;  // `breaker:` defaults (docs/limits.md); each upstream has its own copy
 };
 
 // `name` is used in messages; relative paths are resolved against `base_dir` (may be empty).
