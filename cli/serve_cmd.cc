@@ -22,6 +22,7 @@
 #include "gateway/audit.h"
 #include "gateway/audit_format.h"
 #include "gateway/config.h"
+#include "gateway/governance.h"
 #include "gateway/http_server.h"
 #include "gateway/identity.h"
 #include "gateway/jsonrpc.h"
@@ -108,6 +109,24 @@ void FinishAudit(const std::shared_ptr<gateway::AuditLog>& audit) {
             << audit->last_hash() << "\n";
 }
 
+// Starts approvals, kill switch, notifier and the admin API when configured
+// (gateway/governance.h). False (reason printed) when one cannot start.
+bool StartGovernance(const gateway::Config& config,
+                     const std::shared_ptr<gateway::AuditLog>& audit, gateway::Governance* gov) {
+  std::string error;
+  if (!gateway::StartGovernance(config, audit, gov, &error)) {
+    std::cerr << error;
+    return false;
+  }
+  if (gov->admin != nullptr) {
+    std::string host = config.admin.host.find(':') != std::string::npos
+                           ? "[" + config.admin.host + "]"
+                           : config.admin.host;
+    std::cerr << "writ: admin API on " << host << ":" << gov->admin->port() << std::endl;
+  }
+  return true;
+}
+
 // `writ serve` without --stdio: Streamable HTTP (gateway/http_server.h) until SIGINT/SIGTERM.
 int RunServeHttp(const ServeOptions& o) {
   gateway::Config config;
@@ -137,6 +156,8 @@ int RunServeHttp(const ServeOptions& o) {
   if (bundle == nullptr) return kExitFailure;
   std::shared_ptr<gateway::AuditLog> audit;
   if (!OpenAudit(config, &audit)) return kExitUsage;
+  gateway::Governance gov;
+  if (!StartGovernance(config, audit, &gov)) return kExitUsage;
 
   gateway::HttpServerOptions hopts;
   hopts.config = config;
@@ -167,6 +188,7 @@ int RunServeHttp(const ServeOptions& o) {
   server.Run();
   sig_ioc.stop();
   sig_thread.join();
+  gov.Stop();
   FinishAudit(audit);
   std::cerr << "writ: stopped\n";
   return kExitOk;
@@ -186,6 +208,8 @@ int RunServeStdio(const ServeOptions& o) {
   // serve (exit 2 with the reason).
   std::shared_ptr<gateway::AuditLog> audit;
   if (!OpenAudit(config, &audit)) return kExitUsage;
+  gateway::Governance gov;
+  if (!StartGovernance(config, audit, &gov)) return kExitUsage;
 
   std::mutex out_mu;
   auto write_client = [&out_mu](const std::string& line) {
@@ -258,6 +282,7 @@ int RunServeStdio(const ServeOptions& o) {
   for (auto& c : children) c->Shutdown(std::chrono::milliseconds(2000));
   stop = true;
   ticker.join();
+  gov.Stop();
   FinishAudit(audit);
   return kExitOk;
 }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
@@ -17,6 +18,7 @@
 #include "gateway/dlp.h"
 #include "gateway/breaker.h"
 #include "gateway/intent.h"
+#include "gateway/notify.h"
 
 namespace writ::gateway {
 
@@ -87,6 +89,30 @@ struct LockConfig {
   std::string file;      // resolved against the config file's directory; default writ.lock
   LockAction on_drift = LockAction::kHide;
   LockAction on_new = LockAction::kHide;
+// `approvals:` (docs/approvals.md): human approval of `require_approval` calls.
+struct ApprovalsConfig {
+  bool enabled = false;  // the `approvals:` key is present
+  std::string db;        // the state file (SQLite); resolved against the config's directory
+  int64_t wait_ms = 30 * 1000;  // how long a held call waits before -32002 with the approval id
+  int64_t default_timeout_ms = 15 * 60 * 1000;  // ttl when an obligation carries no timeout_ms
+  std::string notify_channel;  // a notify.channels name told about new approvals; "" = none
+  std::string notify_target;   // its `target` field (e.g. "#approvals")
+};
+
+// `admin:` (docs/approvals.md, "Admin API"): the admin HTTP listener.
+struct AdminConfig {
+  bool enabled = false;  // the `admin:` key is present
+  std::string host = "127.0.0.1";
+  int port = 9090;
+  std::string token_sha256;  // 32 raw bytes from `token_sha256`; empty when token_file is used
+  std::string token_file;    // a file holding the token itself; resolved; read at start
+  bool allow_remote = false;  // a non-loopback listen address needs this
+};
+
+// `killswitch:` (docs/approvals.md, "Kill switch"). The kill switch is available whenever a
+// state file is configured: `killswitch.db`, else `approvals.db`.
+struct KillSwitchConfig {
+  std::string db;  // resolved; empty: use approvals.db
 };
 
 struct Config {
@@ -105,6 +131,14 @@ struct Config {
   IntentConfig intent;     // `intent:` (docs/intent.md)
   LockConfig lock;         // `lock:` (docs/integrity.md)
   BreakerOptions breaker;  // `breaker:` defaults (docs/limits.md); each upstream has its own copy
+  ApprovalsConfig approvals;
+  AdminConfig admin;
+  KillSwitchConfig killswitch;
+  bool notify_enabled = false;  // the `notify:` key is present
+  NotifyOptions notify;         // `notify:`: webhook channels (gateway/notify.h)
+
+  // The state file of the kill switch: killswitch.db, else approvals.db ("" = none).
+  std::string KillSwitchDb() const { return !killswitch.db.empty() ? killswitch.db : approvals.db; }
 };
 
 // `name` is used in messages; relative paths are resolved against `base_dir` (may be empty).
