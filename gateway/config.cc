@@ -535,6 +535,70 @@ void ParseDlp(const YAML::Node& n, Checker* c, DlpConfig* d) {
           ok = false;
         }
         if (ok) d->custom.push_back(std::move(p));
+      }
+    }
+  }
+  long long v = 0;
+  if (n["max_scan_bytes"] &&
+      c->Int(n["max_scan_bytes"], "dlp.max_scan_bytes", 1024, 1LL << 30, &v))
+    d->max_scan_bytes = static_cast<size_t>(v);
+  size_t i = 0;
+  if (n["scan_results"] &&
+      Choice(n["scan_results"], c, "dlp.scan_results", {"false", "true"}, &i))
+    d->scan_results = i == 1;
+}
+
+// `secrets:` (docs/credentials.md) and every ${secret:NAME} in upstreams[i].env / .headers.
+// Called even without `secrets:`, so a reference with no source is reported with its line.
+void ParseSecrets(const YAML::Node& root, const std::string& name, const std::string& base_dir,
+                  Checker* c, SecretsConfig* s) {
+  s->config_name = name;
+  const YAML::Node n = root["secrets"];
+  if (n) {
+    if (!n.IsMap()) {
+      c->Error(n, "secrets", "expected a mapping", "e.g. secrets: { file: secrets.yaml }");
+    } else {
+      c->Keys(n, "secrets.", {"file", "env"});
+      if (n["file"] && c->String(n["file"], "secrets.file", &s->file,
+                                 "a YAML file of NAME: value, mode 0600")) {
+        if (s->file.empty())
+          c->Error(n["file"], "secrets.file", "empty", "e.g. file: secrets.yaml");
+        s->file = Resolve(base_dir, s->file);
+      }
+      size_t i = 0;
+      if (n["env"] && Choice(n["env"], c, "secrets.env", {"false", "true"}, &i)) s->env = i == 1;
+    }
+  }
+  const YAML::Node us = root["upstreams"];
+  if (!us || !us.IsSequence()) return;
+  for (size_t i = 0; i < us.size(); ++i) {
+    if (!us[i].IsMap()) continue;
+    for (const char* field : {"env", "headers"}) {
+      const YAML::Node m = us[i][field];
+      if (!m || !m.IsMap()) continue;
+      for (auto it = m.begin(); it != m.end(); ++it) {
+        if (!it->second.IsScalar()) continue;
+        std::string key = "upstreams[" + std::to_string(i) + "]." + field + "." +
+                          (it->first.IsScalar() ? it->first.Scalar() : "?");
+        std::vector<std::string> refs;
+        std::string error;
+        if (!FindSecretRefs(it->second.Scalar(), &refs, &error)) {
+          c->Error(it->second, key, error,
+                   "write ${secret:NAME} with NAME of letters, digits and _");
+          continue;
+        }
+        YAML::Mark m2 = it->second.Mark();
+        for (const auto& r : refs) {
+          s->refs.push_back({i, key, r, m2.line, m2.column});
+          if (!n)
+            c->Error(it->second, key, "`${secret:" + r + "}` but no `secrets:` source is configured",
+                     "add `secrets: {file: secrets.yaml}` (a NAME: value file, mode 0600)");
+        }
+      }
+    }
+  }
+}
+
 // `breaker:` (top level: defaults) or `upstreams[i].breaker:` (overrides). docs/limits.md.
 void ParseBreaker(const YAML::Node& n, const std::string& k, Checker* c, BreakerOptions* b) {
   if (!n.IsMap()) {
@@ -609,64 +673,6 @@ void ParseIntent(const YAML::Node& n, Checker* c, const std::vector<UpstreamConf
     }
   }
   long long v = 0;
-  if (n["max_scan_bytes"] &&
-      c->Int(n["max_scan_bytes"], "dlp.max_scan_bytes", 1024, 1LL << 30, &v))
-    d->max_scan_bytes = static_cast<size_t>(v);
-  size_t i = 0;
-  if (n["scan_results"] &&
-      Choice(n["scan_results"], c, "dlp.scan_results", {"false", "true"}, &i))
-    d->scan_results = i == 1;
-}
-
-// `secrets:` (docs/credentials.md) and every ${secret:NAME} in upstreams[i].env / .headers.
-// Called even without `secrets:`, so a reference with no source is reported with its line.
-void ParseSecrets(const YAML::Node& root, const std::string& name, const std::string& base_dir,
-                  Checker* c, SecretsConfig* s) {
-  s->config_name = name;
-  const YAML::Node n = root["secrets"];
-  if (n) {
-    if (!n.IsMap()) {
-      c->Error(n, "secrets", "expected a mapping", "e.g. secrets: { file: secrets.yaml }");
-    } else {
-      c->Keys(n, "secrets.", {"file", "env"});
-      if (n["file"] && c->String(n["file"], "secrets.file", &s->file,
-                                 "a YAML file of NAME: value, mode 0600")) {
-        if (s->file.empty())
-          c->Error(n["file"], "secrets.file", "empty", "e.g. file: secrets.yaml");
-        s->file = Resolve(base_dir, s->file);
-      }
-      size_t i = 0;
-      if (n["env"] && Choice(n["env"], c, "secrets.env", {"false", "true"}, &i)) s->env = i == 1;
-    }
-  }
-  const YAML::Node us = root["upstreams"];
-  if (!us || !us.IsSequence()) return;
-  for (size_t i = 0; i < us.size(); ++i) {
-    if (!us[i].IsMap()) continue;
-    for (const char* field : {"env", "headers"}) {
-      const YAML::Node m = us[i][field];
-      if (!m || !m.IsMap()) continue;
-      for (auto it = m.begin(); it != m.end(); ++it) {
-        if (!it->second.IsScalar()) continue;
-        std::string key = "upstreams[" + std::to_string(i) + "]." + field + "." +
-                          (it->first.IsScalar() ? it->first.Scalar() : "?");
-        std::vector<std::string> refs;
-        std::string error;
-        if (!FindSecretRefs(it->second.Scalar(), &refs, &error)) {
-          c->Error(it->second, key, error,
-                   "write ${secret:NAME} with NAME of letters, digits and _");
-          continue;
-        }
-        YAML::Mark m2 = it->second.Mark();
-        for (const auto& r : refs) {
-          s->refs.push_back({i, key, r, m2.line, m2.column});
-          if (!n)
-            c->Error(it->second, key, "`${secret:" + r + "}` but no `secrets:` source is configured",
-                     "add `secrets: {file: secrets.yaml}` (a NAME: value file, mode 0600)");
-        }
-      }
-    }
-  }
   if (n["bulk_threshold"] &&
       c->Int(n["bulk_threshold"], "intent.bulk_threshold", 1, 1000000000000LL, &v))
     out->bulk_threshold = v;
@@ -696,6 +702,8 @@ void ParseLock(const YAML::Node& n, const std::string& base_dir, Checker* c, Loc
     l->on_drift = static_cast<LockAction>(i);
   if (n["on_new"] && Choice(n["on_new"], c, "lock.on_new", kActions, &i))
     l->on_new = static_cast<LockAction>(i);
+}
+
 // A duration with a unit: ms, s, m or h (e.g. 30s, 15m, 24h); a plain integer is ms. Between
 // 1 ms and `max_ms`.
 bool LongDuration(const YAML::Node& n, Checker* c, const std::string& key, long long max_ms,

@@ -81,6 +81,8 @@ struct SecretsConfig {
   bool env = false;  // a NAME missing from the file may come from the gateway's env var NAME
   std::string config_name;      // the config file, for messages
   std::vector<SecretRef> refs;  // every reference in upstreams, in config order
+};
+
 // `lock:` (docs/integrity.md): the tool lockfile written by `writ lock` and what the gateway
 // does with a tool that is not in it (new) or differs from it (changed, a rug pull).
 enum class LockAction { kHide, kDeny, kAllow };  // hide from lists and deny calls | deny | log
@@ -89,6 +91,8 @@ struct LockConfig {
   std::string file;      // resolved against the config file's directory; default writ.lock
   LockAction on_drift = LockAction::kHide;
   LockAction on_new = LockAction::kHide;
+};
+
 // `approvals:` (docs/approvals.md): human approval of `require_approval` calls.
 struct ApprovalsConfig {
   bool enabled = false;  // the `approvals:` key is present
