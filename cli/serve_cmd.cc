@@ -23,6 +23,7 @@
 #include "gateway/audit_format.h"
 #include "gateway/config.h"
 #include "gateway/governance.h"
+#include "gateway/guards.h"
 #include "gateway/http_server.h"
 #include "gateway/identity.h"
 #include "gateway/jsonrpc.h"
@@ -127,6 +128,19 @@ bool StartGovernance(const gateway::Config& config,
   return true;
 }
 
+// Builds the shared tools/call protections (gateway/guards.h). Null (reason printed) on error.
+std::shared_ptr<const gateway::Guards> MakeGuards(
+    const gateway::Config& config, const std::vector<std::pair<std::string, std::string>>& secrets,
+    gateway::Governance* gov) {
+  auto guards = std::make_shared<gateway::Guards>();
+  std::string error;
+  if (!gateway::BuildGuards(config, secrets, gov, guards.get(), &error)) {
+    std::cerr << error;
+    return nullptr;
+  }
+  return guards;
+}
+
 // `writ serve` without --stdio: Streamable HTTP (gateway/http_server.h) until SIGINT/SIGTERM.
 int RunServeHttp(const ServeOptions& o) {
   gateway::Config config;
@@ -154,15 +168,23 @@ int RunServeHttp(const ServeOptions& o) {
   }
   std::shared_ptr<const runtime::Bundle> bundle = LoadPolicies(config);
   if (bundle == nullptr) return kExitFailure;
+  std::vector<std::pair<std::string, std::string>> secrets;
+  if (!gateway::ResolveSecrets(&config, &secrets, &errors)) {
+    std::cerr << errors;
+    return kExitUsage;
+  }
   std::shared_ptr<gateway::AuditLog> audit;
   if (!OpenAudit(config, &audit)) return kExitUsage;
   gateway::Governance gov;
   if (!StartGovernance(config, audit, &gov)) return kExitUsage;
+  std::shared_ptr<const gateway::Guards> guards = MakeGuards(config, secrets, &gov);
+  if (guards == nullptr) return kExitUsage;
 
   gateway::HttpServerOptions hopts;
   hopts.config = config;
   hopts.bundle = bundle;
   hopts.audit = audit;
+  hopts.guards = guards;
   hopts.auth = auth;
   hopts.version = kVersion;
   gateway::HttpServer server(std::move(hopts));
@@ -206,10 +228,17 @@ int RunServeStdio(const ServeOptions& o) {
 
   // The audit log is opened before any upstream starts: a gateway that cannot audit does not
   // serve (exit 2 with the reason).
+  std::vector<std::pair<std::string, std::string>> secrets;
+  if (!gateway::ResolveSecrets(&config, &secrets, &errors)) {
+    std::cerr << errors;
+    return kExitUsage;
+  }
   std::shared_ptr<gateway::AuditLog> audit;
   if (!OpenAudit(config, &audit)) return kExitUsage;
   gateway::Governance gov;
   if (!StartGovernance(config, audit, &gov)) return kExitUsage;
+  std::shared_ptr<const gateway::Guards> guards = MakeGuards(config, secrets, &gov);
+  if (guards == nullptr) return kExitUsage;
 
   std::mutex out_mu;
   auto write_client = [&out_mu](const std::string& line) {
@@ -224,6 +253,7 @@ int RunServeStdio(const ServeOptions& o) {
   popts.limits = config.limits;
   popts.version = kVersion;
   popts.audit = audit;
+  popts.guards = guards;
   gateway::Proxy proxy(popts, bundle, write_client);
 
   std::vector<std::unique_ptr<gateway::ChildProcess>> children;

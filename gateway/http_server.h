@@ -21,6 +21,7 @@
 
 #include "gateway/audit.h"
 #include "gateway/config.h"
+#include "gateway/guards.h"
 #include "gateway/identity.h"
 #include "runtime/evaluator.h"
 
@@ -30,6 +31,7 @@ struct HttpServerOptions {
   Config config;
   std::shared_ptr<const runtime::Bundle> bundle;
   std::shared_ptr<AuditLog> audit;                 // may be null
+  std::shared_ptr<const Guards> guards;  // shared tools/call protections; null: none
   std::shared_ptr<const Authenticator> auth;       // null: anonymous (allow_anonymous)
   std::string version = "0.1.0";
 };

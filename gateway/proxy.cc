@@ -4,6 +4,7 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <iostream>
 #include <random>
 #include <set>
@@ -183,7 +184,7 @@ Proxy::Proxy(ProxyOptions opts, std::shared_ptr<const runtime::Bundle> bundle, W
 
 // ---- audit ----
 
-bool Proxy::AuditDecision(const AuditSubject& subject, const Decided& d) {
+bool Proxy::AuditDecision(const AuditSubject& subject, const Decided& d, const Json& detail) {
   if (opts_.audit == nullptr) return true;
   AuditRecord r;
   r.kind = "decision";
@@ -207,6 +208,8 @@ bool Proxy::AuditDecision(const AuditSubject& subject, const Decided& d) {
     if (id.is_string()) r.determining.push_back(id);
   r.bundle_hash = bundle_hash_;
   if (!obligations.empty()) r.detail = {{"obligations", obligations}};
+  if (detail.is_object())
+    for (auto it = detail.begin(); it != detail.end(); ++it) r.detail[it.key()] = it.value();
   AuditStatus st = opts_.audit->Append(r);
   if (st.ok()) return true;
   bool deny = opts_.audit->options().on_failure == AuditFailurePolicy::kDeny;
@@ -229,8 +232,9 @@ void Proxy::FailClosed(const Json& client_id, const Decided& d) {
 
 void Proxy::ForwardAudited(size_t up, const Json& client_id, const std::string& method,
                            Json params, const AuditSubject& subject,
-                           const std::string& decision_id, Done also) {
-  Done on_reply = also;
+                           const std::string& decision_id, Filter also,
+                           std::shared_ptr<Json> detail) {
+  Filter on_reply = also;
   if (opts_.audit != nullptr) {
     auto start = std::chrono::steady_clock::now();
     std::shared_ptr<AuditLog> audit = opts_.audit;
@@ -248,9 +252,10 @@ void Proxy::ForwardAudited(size_t up, const Json& client_id, const std::string& 
     base.server = subject.server;
     base.tool = subject.tool;
     base.bundle_hash = bundle_hash_;
-    on_reply = [audit, base, start, also](const Json& reply) {
+    on_reply = [audit, base, start, also, detail](Json& reply) {
       if (also) also(reply);
       AuditRecord r = base;
+      if (detail != nullptr && detail->is_object() && !detail->empty()) r.detail = *detail;
       AuditUpstream u;
       u.latency_us = std::chrono::duration_cast<std::chrono::microseconds>(
                          std::chrono::steady_clock::now() - start)
@@ -322,7 +327,7 @@ bool Proxy::Visible(const Json& request) {
   return DecideRequest(request, /*list_time=*/true).effect != runtime::Effect::kDeny;
 }
 
-void Proxy::ReplyDecision(const Json& client_id, const Decided& d) {
+void Proxy::ReplyDecision(const Json& client_id, const Decided& d, Json extra) {
   std::string reasons;
   if (d.decision.contains("obligations")) {
     for (const auto& o : d.decision["obligations"]) {
@@ -333,12 +338,14 @@ void Proxy::ReplyDecision(const Json& client_id, const Decided& d) {
   Json data = {{"decision_id", d.id},
                {"decision", runtime::EffectName(d.effect)},
                {"determining", d.decision.value("determining", Json::array())}};
+  if (extra.is_object())
+    for (auto it = extra.begin(); it != extra.end(); ++it) data[it.key()] = it.value();
   if (d.effect == runtime::Effect::kRequireApproval) {
     for (const auto& o : d.decision["obligations"])
       if (o.value("kind", "") == "require_approval") data["approval"] = o;
     ReplyError(client_id, kHeldForApproval,
                "held for approval" + (reasons.empty() ? "" : ": " + reasons) + " (decision " +
-                   d.id + "; approvals are not implemented yet, the call was not forwarded)",
+                   d.id + "; no approval store is configured, the call was not forwarded)",
                data);
     return;
   }
@@ -350,7 +357,17 @@ void Proxy::ReplyDecision(const Json& client_id, const Decided& d) {
 
 // ---- the message loop ----
 
-void Proxy::ToClient(const Json& msg) { to_client_(ToLine(msg)); }
+void Proxy::ToClient(const Json& msg) {
+  // Upstream credentials never reach the client, whatever the upstream echoes.
+  if (opts_.guards != nullptr && opts_.guards->scrub != nullptr) {
+    Json copy = msg;
+    if (opts_.guards->scrub->ScrubJson(&copy) > 0) {
+      std::cerr << "writ: scrubbed an upstream secret from a message to the client\n";
+      return to_client_(ToLine(copy));
+    }
+  }
+  to_client_(ToLine(msg));
+}
 
 void Proxy::ReplyError(const Json& id, int code, const std::string& message, Json data) {
   ToClient(ErrorReply(id, code, message, std::move(data)));
@@ -428,7 +445,12 @@ void Proxy::HandleClientNotification(Json msg) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (method == "notifications/cancelled") {
-      auto it = client_requests_.find(params.value("requestId", Json()).dump());
+      // A call held for approval is dropped (it was never forwarded).
+      const Json rid = params.value("requestId", Json());
+      held_.erase(std::remove_if(held_.begin(), held_.end(),
+                                 [&](const auto& h) { return h->client_id == rid; }),
+                  held_.end());
+      auto it = client_requests_.find(rid.dump());
       if (it == client_requests_.end()) return;  // finished already, or never forwarded
       auto p = pending_.find(it->second);
       if (p == pending_.end()) return;
@@ -588,6 +610,7 @@ void Proxy::Tick() {
   }
   for (auto& [up, d] : expired)
     d(ErrorReply(nullptr, kUpstreamTimeout, "upstream '" + ups_[up].name + "' did not answer in time"));
+  CheckHeld();
 }
 
 // ---- upstream plumbing ----
@@ -639,7 +662,7 @@ void Proxy::SendUpstream(size_t up, const std::string& method, Json params, Done
 }
 
 void Proxy::ForwardClientRequest(size_t up, const Json& client_id, const std::string& method,
-                                 Json params, Done on_reply) {
+                                 Json params, Filter on_reply) {
   std::string key = client_id.dump();
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -648,13 +671,13 @@ void Proxy::ForwardClientRequest(size_t up, const Json& client_id, const std::st
   SendUpstream(
       up, method, std::move(params),
       [this, client_id, key, on_reply](const Json& reply) {
-        if (on_reply) on_reply(reply);
+        Json out = reply;
+        if (on_reply) on_reply(out);
         {
           std::lock_guard<std::mutex> lock(mu_);
           --in_flight_;
           client_requests_.erase(key);
         }
-        Json out = reply;
         out["id"] = client_id;
         ToClient(out);
       },
@@ -851,8 +874,10 @@ void Proxy::ListTools(const Json& id) {
           std::cerr << "writ: tool name collision on `" << full << "`; the later one is dropped\n";
           continue;
         }
-        if (!Visible(WithContext(BuildToolRequest(opts_.principal, server, def, nullptr, now))))
-          continue;
+        if (HiddenByLock(full, def)) continue;
+        Json request = WithContext(BuildToolRequest(opts_.principal, server, def, nullptr, now));
+        Enrich(&request, server, def, nullptr);
+        if (!Visible(request)) continue;
         Json t = def;
         t["name"] = full;
         tools.push_back(std::move(t));
@@ -922,113 +947,6 @@ void Proxy::ListOther(const Json& id, const std::string& method, const std::stri
       fan->Add(up, error.is_null() ? std::move(items) : Json::array());
     });
   }
-}
-
-// tools/call: Route -> (refresh the tool catalog if needed) -> Decide -> Forward.
-void Proxy::CallTool(const Json& id, const Json& params) {
-  auto s = std::make_shared<CallState>();
-  s->client_id = id;
-  s->params = params;
-  if (Route(*s) != StageStatus::kContinue) return;
-  auto rest = [this, s] {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = ups_[s->up].tools.find(s->tool);
-      if (it != ups_[s->up].tools.end()) s->tool_def = it->second;
-    }
-    if (s->tool_def.is_null()) {
-      ReplyError(s->client_id, kInvalidParams,
-                 "unknown tool: " + s->server + kSeparator + s->tool,
-                 Json{{"help", "list the tools with tools/list"}});
-      return;
-    }
-    if (Decide(*s) != StageStatus::kContinue) return;
-    Forward(*s);
-  };
-  bool known;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    known = ups_[s->up].tools_known && ups_[s->up].tools.count(s->tool);
-  }
-  if (known) {
-    rest();
-  } else {
-    RefreshTools(s->up, rest);  // the client called without listing, or the list changed
-  }
-}
-
-StageStatus Proxy::Route(CallState& s) {
-  auto name = s.params.find("name");
-  if (name == s.params.end() || !name->is_string()) {
-    ReplyError(s.client_id, kInvalidParams, "tools/call needs a string `name`");
-    return StageStatus::kRespondNow;
-  }
-  auto args = s.params.find("arguments");
-  if (args != s.params.end() && !args->is_object()) {
-    ReplyError(s.client_id, kInvalidParams, "tools/call `arguments` must be an object");
-    return StageStatus::kRespondNow;
-  }
-  std::string full = *name;
-  bool ok = SplitName(full, &s.server, &s.tool);
-  bool alive = false;
-  if (ok) {
-    std::lock_guard<std::mutex> lock(mu_);
-    ok = FindUpstream(s.server, &s.up);
-    alive = ok && ups_[s.up].alive;
-  }
-  if (!ok) {
-    ReplyError(s.client_id, kInvalidParams, "unknown tool: " + full,
-               Json{{"help", "tool names are SERVER__tool; list them with tools/list"}});
-    return StageStatus::kRespondNow;
-  }
-  if (!alive) {
-    ReplyError(s.client_id, kUpstreamUnavailable, "upstream '" + s.server + "' is not running",
-               Json{{"upstream", s.server}});
-    return StageStatus::kRespondNow;
-  }
-  return StageStatus::kContinue;
-}
-
-StageStatus Proxy::Decide(CallState& s) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++session_calls_;  // this call counts: context.session.calls includes it
-  }
-  s.request = WithContext(BuildToolRequest(opts_.principal, s.server, s.tool_def,
-                                           s.params.value("arguments", Json::object()),
-                                           opts_.clock()));
-  s.decided = DecideRequest(s.request, /*list_time=*/false);
-  std::cerr << "writ: decision " << s.decided.id << " " << runtime::EffectName(s.decided.effect)
-            << " tools/call " << s.server << kSeparator << s.tool << "\n";
-  if (!AuditDecision({"tools/call", s.server, s.tool, s.params.value("arguments", Json())},
-                     s.decided) &&
-      s.decided.effect == runtime::Effect::kAllow) {
-    FailClosed(s.client_id, s.decided);
-    return StageStatus::kRespondNow;
-  }
-  switch (s.decided.effect) {
-    case runtime::Effect::kAllow:
-      return StageStatus::kContinue;
-    case runtime::Effect::kDeny:
-      ReplyDecision(s.client_id, s.decided);
-      return StageStatus::kRespondNow;
-    case runtime::Effect::kRequireApproval:
-      ReplyDecision(s.client_id, s.decided);
-      return StageStatus::kHoldForApproval;
-  }
-  return StageStatus::kRespondNow;
-}
-
-void Proxy::Forward(CallState& s) {
-  Json params = s.params;
-  params["name"] = s.tool;
-  ForwardAudited(s.up, s.client_id, "tools/call", std::move(params),
-                 {"tools/call", s.server, s.tool, Json()}, s.decided.id,
-                 [this](const Json& reply) {
-                   int64_t n = reply.contains("result") ? CountRecords(reply["result"]) : 0;
-                   std::lock_guard<std::mutex> lock(mu_);
-                   session_records_ += n;
-                 });
 }
 
 void Proxy::GetPrompt(const Json& id, Json params) {

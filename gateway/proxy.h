@@ -33,6 +33,7 @@
 
 #include "gateway/audit.h"
 #include "gateway/config.h"
+#include "gateway/guards.h"
 #include "runtime/evaluator.h"
 
 namespace writ::gateway {
@@ -94,6 +95,10 @@ struct ProxyOptions {
   // and audit->options().on_failure is kDeny, the request is denied (fail closed).
   std::shared_ptr<AuditLog> audit;
   std::string session;  // the audit records' session id; empty: a random one per Proxy
+  // The shared protections (gateway/guards.h): kill switch, lock, intent, DLP, rate limits,
+  // approvals, breakers, secret scrubbing. Null: none (annotation-only intent, approvals
+  // held without a store).
+  std::shared_ptr<const Guards> guards;
   // The request's context.identity: {"auth": "api_key"|"jwt"|"stdio"|"anonymous",
   // "client", "on_behalf_of"} (identity.h Principal::ToContextJson); on_behalf_of also goes
   // to the audit records.
@@ -128,6 +133,7 @@ class Proxy {
 
  private:
   using Done = std::function<void(const Json& reply)>;  // a full JSON-RPC response
+  using Filter = std::function<void(Json& reply)>;      // sees (and may change) a reply
   struct Upstream {
     std::string name;
     SendFn send;
@@ -154,11 +160,19 @@ class Proxy {
   // The state of one tools/call through the stages.
   struct CallState {
     Json client_id, params;
+    Json args = Json::object();  // params.arguments
+    Json progress_token;         // params._meta.progressToken, if the client sent one
     size_t up = 0;
     std::string server, tool;
     Json tool_def;
     Json request;
     Decided decided;
+    DlpReport args_report;            // the DLP scan of args (guards with dlp only)
+    std::vector<std::string> redact;  // redact targets of the decision
+    int64_t retry_after_ms = 0;       // set when a rate limit denied the call
+    // Held for approval (Hold/CheckHeld).
+    std::string approval_id;
+    int64_t held_since_ms = 0, held_until_ms = 0, next_progress_ms = 0;
   };
 
   void HandleClientRequest(Json msg);
@@ -181,18 +195,32 @@ class Proxy {
   };
   // Writes the decision record. False when it could not be written and the policy is to
   // fail closed; the caller then answers with FailClosed and forwards nothing.
-  bool AuditDecision(const AuditSubject& subject, const Decided& d);
+  // `detail` (an object, may be null) is added to the record's detail (intent, DLP, ...).
+  bool AuditDecision(const AuditSubject& subject, const Decided& d, const Json& detail = nullptr);
   void FailClosed(const Json& client_id, const Decided& d);
   // Forwards an allowed, audited request; its reply also gets an outcome record.
-  // `also`, if set, sees the reply first (session counters).
+  // `also`, if set, sees (and may change) the reply first; what it puts into *detail goes
+  // into the outcome record's detail.
   void ForwardAudited(size_t up, const Json& client_id, const std::string& method, Json params,
                       const AuditSubject& subject, const std::string& decision_id,
-                      Done also = nullptr);
+                      Filter also = nullptr, std::shared_ptr<Json> detail = nullptr);
 
-  // tools/call stages.
+  // tools/call stages (proxy_call.cc).
   StageStatus Route(CallState& s);
-  StageStatus Decide(CallState& s);
-  void Forward(CallState& s);
+  StageStatus Guard(CallState& s);   // kill switch, tool pinned by the lockfile
+  StageStatus Decide(CallState& s);  // intent, DLP, policy, rate limits, audit, notify
+  void Hold(std::shared_ptr<CallState> s);     // require_approval: wait for a human
+  void CheckHeld();                            // from Tick: approved / denied / timed out
+  void Forward(std::shared_ptr<CallState> s);  // redact args, breaker, result filters
+  StageStatus GatewayDeny(CallState& s, const std::string& reason, Json data);
+  void Notify(const CallState& s);
+  // Adds tool.intent and tool.poisoning (and call.intent from the tool) to a request.
+  // `args` null: list time. Fills *detail (may be null) with the why, for the audit.
+  void Enrich(Json* request, const std::string& server, const Json& tool_def, const Json* args,
+              Json* detail = nullptr);
+  int64_t NowMs() const;
+  // Whether tools/list hides `full` (SERVER__tool) because it drifted from the lockfile.
+  bool HiddenByLock(const std::string& full, const Json& tool_def);
 
   // Sends a request upstream under a fresh gateway id; `done` gets the reply (or a synthetic
   // error if the upstream is gone, the send fails or the deadline passes).
@@ -202,7 +230,7 @@ class Proxy {
   // Forwards a client request and relays the reply under the client's id.
   // `on_reply`, if set, sees the upstream's reply first (audit outcome).
   void ForwardClientRequest(size_t up, const Json& client_id, const std::string& method,
-                            Json params, Done on_reply = nullptr);
+                            Json params, Filter on_reply = nullptr);
   // Lists every page of `method` from one upstream; `done(items, error)`.
   void ListAllPages(size_t up, const std::string& method, const std::string& key,
                     std::function<void(Json items, Json error)> done);
@@ -211,7 +239,8 @@ class Proxy {
   // Adds context.identity and context.session {calls, records} to a policy request.
   Json WithContext(Json request);
   Decided DecideRequest(const Json& request, bool list_time);
-  void ReplyDecision(const Json& client_id, const Decided& d);
+  // `extra` (an object, may be null) is merged into the error's data.
+  void ReplyDecision(const Json& client_id, const Decided& d, Json extra = nullptr);
   bool Visible(const Json& request);
 
   void ToClient(const Json& msg);
@@ -235,6 +264,7 @@ class Proxy {
   std::string client_name_;  // initialize's clientInfo.name, for the audit
   std::string bundle_hash_;  // Bundle::source_hash_hex(), for the audit
   int in_flight_ = 0;
+  std::vector<std::shared_ptr<CallState>> held_;  // calls waiting for an approval
   int64_t session_calls_ = 0;    // tools/call requests decided in this session
   int64_t session_records_ = 0;  // records returned by its calls (CountRecords)
 };
