@@ -274,7 +274,8 @@ void ParseLimits(const YAML::Node& n, Checker* c, LimitsConfig* l) {
     return;
   }
   c->Keys(n, "limits.",
-          {"max_message_bytes", "max_depth", "max_in_flight", "upstream_timeout_ms"});
+          {"max_message_bytes", "max_depth", "max_in_flight", "upstream_timeout_ms",
+           "call_timeout_ms"});
   long long v = 0;
   if (n["max_message_bytes"] &&
       c->Int(n["max_message_bytes"], "limits.max_message_bytes", 1024, 1LL << 30, &v))
@@ -286,6 +287,9 @@ void ParseLimits(const YAML::Node& n, Checker* c, LimitsConfig* l) {
   if (n["upstream_timeout_ms"] &&
       c->Int(n["upstream_timeout_ms"], "limits.upstream_timeout_ms", 100, 3600000, &v))
     l->upstream_timeout_ms = static_cast<int>(v);
+  if (n["call_timeout_ms"] &&
+      c->Int(n["call_timeout_ms"], "limits.call_timeout_ms", 0, 24 * 3600000, &v))
+    l->call_timeout_ms = static_cast<int>(v);
 }
 
 // A duration: an integer of milliseconds, or a number with `ms` or `s` (e.g. 500ms, 1s).

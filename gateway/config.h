@@ -40,7 +40,8 @@ struct LimitsConfig {
   size_t max_message_bytes = 4 * 1024 * 1024;
   int max_depth = 64;
   int max_in_flight = 64;
-  int upstream_timeout_ms = 30000;  // initialize and list fan-outs; tool calls are unbounded
+  int upstream_timeout_ms = 30000;  // initialize and list fan-outs
+  int call_timeout_ms = 300000;     // one tools/call (or other forwarded request); 0: none
 };
 
 // `audit:` (docs/gateway.md, docs/audit.md). Present means the gateway writes the audit trail.

@@ -596,11 +596,13 @@ void Proxy::OnUpstreamExit(size_t up, const std::string& why) {
 
 void Proxy::Tick() {
   std::vector<std::pair<size_t, Done>> expired;
+  std::vector<std::pair<size_t, int64_t>> cancel;  // the upstream stops working on them
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto now = std::chrono::steady_clock::now();
     for (auto it = pending_.begin(); it != pending_.end();) {
       if (it->second.deadline < now) {
+        cancel.emplace_back(it->second.up, it->first);
         expired.emplace_back(it->second.up, std::move(it->second.done));
         it = pending_.erase(it);
       } else {
@@ -608,6 +610,10 @@ void Proxy::Tick() {
       }
     }
   }
+  for (auto& [up, id] : cancel)
+    ups_[up].send(ToLine({{"jsonrpc", "2.0"},
+                          {"method", "notifications/cancelled"},
+                          {"params", {{"requestId", id}, {"reason", "timed out at the gateway"}}}}));
   for (auto& [up, d] : expired)
     d(ErrorReply(nullptr, kUpstreamTimeout, "upstream '" + ups_[up].name + "' did not answer in time"));
   CheckHeld();
@@ -634,16 +640,15 @@ std::vector<size_t> Proxy::LiveUpstreams() {
 }
 
 void Proxy::SendUpstream(size_t up, const std::string& method, Json params, Done done,
-                         bool with_deadline, const std::string* client_key) {
+                         int64_t timeout_ms, const std::string* client_key) {
   int64_t id = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (ups_[up].alive) {
       id = next_id_++;
       Pending p{up, std::move(done)};
-      if (with_deadline)
-        p.deadline = std::chrono::steady_clock::now() +
-                     std::chrono::milliseconds(opts_.limits.upstream_timeout_ms);
+      if (timeout_ms > 0)
+        p.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
       pending_[id] = std::move(p);
       if (client_key != nullptr) client_requests_[*client_key] = id;
     }
@@ -681,7 +686,7 @@ void Proxy::ForwardClientRequest(size_t up, const Json& client_id, const std::st
         out["id"] = client_id;
         ToClient(out);
       },
-      /*with_deadline=*/false, &key);
+      opts_.limits.call_timeout_ms, &key);
 }
 
 void Proxy::ListAllPages(size_t up, const std::string& method, const std::string& key,
@@ -715,7 +720,7 @@ void Proxy::ListAllPages(size_t up, const std::string& method, const std::string
             *step = nullptr;
           }
         },
-        /*with_deadline=*/true);
+        opts_.limits.upstream_timeout_ms);
   };
   (*step)(nullptr);
 }
@@ -846,7 +851,7 @@ void Proxy::Initialize(const Json& id, const Json& params) {
   }
   for (size_t up : targets)
     SendUpstream(up, "initialize", up_params, [fan, up](const Json& r) { fan->Add(up, r); },
-                 /*with_deadline=*/true);
+                 opts_.limits.upstream_timeout_ms);
 }
 
 void Proxy::ListTools(const Json& id) {

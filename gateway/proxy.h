@@ -223,10 +223,10 @@ class Proxy {
   bool HiddenByLock(const std::string& full, const Json& tool_def);
 
   // Sends a request upstream under a fresh gateway id; `done` gets the reply (or a synthetic
-  // error if the upstream is gone, the send fails or the deadline passes).
+  // error if the upstream is gone, the send fails or `timeout_ms` passes; 0: no deadline).
   // With `client_key`, also maps that client request to the gateway id (for cancellation).
   void SendUpstream(size_t up, const std::string& method, Json params, Done done,
-                    bool with_deadline, const std::string* client_key = nullptr);
+                    int64_t timeout_ms, const std::string* client_key = nullptr);
   // Forwards a client request and relays the reply under the client's id.
   // `on_reply`, if set, sees the upstream's reply first (audit outcome).
   void ForwardClientRequest(size_t up, const Json& client_id, const std::string& method,

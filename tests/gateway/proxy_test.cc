@@ -1,7 +1,13 @@
 // Proxy unit tests, driven in memory: names, request construction, framing, id remapping.
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
 #include "compiler/compile.h"
+#include "gateway/approvals.h"
+#include "gateway/governance.h"
 #include "gateway/jsonrpc.h"
 #include "gateway/proxy.h"
 
@@ -252,4 +258,132 @@ TEST_CASE("context.identity: a session of another client is denied by default") 
   h.Init(json::array());  // nothing is visible, but initialize and list work
   h.Client({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/call"}, {"params", {{"name", "a__run"}}}});
   CHECK(h.client.back()["error"]["code"] == kDenied);
+}
+
+namespace {
+
+// Guards with a controllable clock, an approval store in a temporary file, and breakers that
+// open after one failure.
+struct GuardedHarness {
+  int64_t now = 1'000'000;
+  std::string db = "/tmp/writ-proxy-test-" + NewDecisionId() + ".db";
+  Governance gov;
+  std::shared_ptr<Guards> guards = std::make_shared<Guards>();
+  std::unique_ptr<Harness> h;
+  explicit GuardedHarness(const char* policy, int call_timeout_ms = 0) {
+    std::string error;
+    std::unique_ptr<ApprovalStore> store = ApprovalStore::Open(db, &error);
+    REQUIRE_MESSAGE(store != nullptr, error);
+    gov.approvals = std::move(store);
+    guards->intent = std::make_shared<const IntentClassifier>();
+    guards->dlp = DlpScanner::Create(DlpConfig{}, &error);
+    guards->rate = std::make_shared<RateLimiter>();
+    BreakerOptions b;
+    b.failure_threshold = 1;
+    guards->breakers = std::make_shared<BreakerRegistry>(b);
+    guards->governance = &gov;
+    guards->approval_wait_ms = 5000;
+    guards->now_ms = [this] { return now; };
+    ProxyOptions opts;
+    opts.guards = guards;
+    opts.limits.call_timeout_ms = call_timeout_ms;
+    h = std::make_unique<Harness>(policy, opts);
+  }
+  ~GuardedHarness() {
+    h.reset();
+    gov.Stop();
+    for (const char* suffix : {"", "-wal", "-shm"}) std::remove((db + suffix).c_str());
+  }
+  json CallRm(int id, int x, bool progress) {
+    json params = {{"name", "a__rm"}, {"arguments", {{"x", x}}}};
+    if (progress) params["_meta"] = {{"progressToken", "tok-" + std::to_string(id)}};
+    h->Client({{"jsonrpc", "2.0"}, {"id", id}, {"method", "tools/call"}, {"params", params}});
+    return h->client.back();
+  }
+};
+
+constexpr char kApprovalPolicy[] = R"(
+@id("all") permit (principal, action, resource);
+@id("rm-needs-approval") rule if resource == Tool::"a__rm" then require_approval(approvers: "ops", timeout: 10m);
+)";
+
+}  // namespace
+
+TEST_CASE("approval: held with progress, approved once, the identical retry passes once") {
+  GuardedHarness g(kApprovalPolicy);
+  Harness& h = *g.h;
+  h.Init(json::array({"a__rm", "a__run", "b__rm", "b__run"}));
+  size_t sent = h.up_a.size();
+  json progress = g.CallRm(1, 7, /*progress=*/true);
+  CHECK(progress["method"] == "notifications/progress");
+  CHECK(progress["params"]["progressToken"] == "tok-1");
+  std::string message = progress["params"]["message"];
+  REQUIRE(message.rfind("waiting for approval ap_", 0) == 0);
+  std::string id = message.substr(std::string("waiting for approval ").size());
+  CHECK(h.up_a.size() == sent);  // held: nothing forwarded
+  // Past the wait: -32002 with the approval id; still nothing forwarded.
+  g.now += 6000;
+  h.proxy->Tick();
+  CHECK(h.client.back()["error"]["code"] == kHeldForApproval);
+  CHECK(h.client.back()["error"]["data"]["approval_id"] == id);
+  CHECK(h.up_a.size() == sent);
+  // Approved; the identical retry is forwarded at once, a different call is not.
+  REQUIRE(g.gov.approvals->Approve(id, "carol", "ok", g.now) == ApprovalError::kNone);
+  g.CallRm(2, 8, false);  // other args: a new approval, held
+  CHECK(h.up_a.size() == sent);
+  g.CallRm(3, 7, false);
+  REQUIRE(h.up_a.size() == sent + 1);
+  CHECK(h.up_a.back()["params"]["name"] == "rm");
+  h.Up(0, {{"jsonrpc", "2.0"}, {"id", h.up_a.back()["id"]}, {"result", {{"content", json::array()}}}});
+  CHECK(h.client.back()["id"] == 3);
+  CHECK(h.client.back().contains("result"));
+  // Consumed: the same call again waits for a new approval.
+  g.CallRm(4, 7, false);
+  CHECK(h.up_a.size() == sent + 1);
+  // Cancelled while held: dropped without an answer.
+  h.Client({{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", {{"requestId", 4}}}});
+  size_t answers = h.client.size();
+  g.now += 6000;
+  h.proxy->Tick();  // call 2 times out (answered), call 4 was cancelled (not answered)
+  REQUIRE(h.client.size() == answers + 1);
+  CHECK(h.client.back()["id"] == 2);
+}
+
+TEST_CASE("approval: a denied approval denies the held call") {
+  GuardedHarness g(kApprovalPolicy);
+  Harness& h = *g.h;
+  h.Init(json::array({"a__rm", "a__run", "b__rm", "b__run"}));
+  g.CallRm(1, 1, true);
+  std::vector<Approval> pending = g.gov.approvals->List(ApprovalState::kPending);
+  REQUIRE(pending.size() == 1);
+  CHECK(pending[0].binding.tool == "a__rm");
+  CHECK(pending[0].context.approvers == std::vector<std::string>{"ops"});
+  REQUIRE(g.gov.approvals->Deny(pending[0].id, "carol", "no ticket", g.now) == ApprovalError::kNone);
+  h.proxy->Tick();
+  CHECK(h.client.back()["id"] == 1);
+  CHECK(h.client.back()["error"]["code"] == kDenied);
+  CHECK(h.client.back()["error"]["message"].get<std::string>().find("no ticket") != std::string::npos);
+}
+
+TEST_CASE("call timeout: the call fails with -32004, the upstream is told, the breaker opens") {
+  GuardedHarness g(R"(@id("all") permit (principal, action, resource);)", /*call_timeout_ms=*/1);
+  Harness& h = *g.h;
+  h.Init(json::array({"a__rm", "a__run", "b__rm", "b__run"}));
+  h.Client({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/call"}, {"params", {{"name", "a__run"}}}});
+  json forwarded = h.up_a.back();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  h.proxy->Tick();
+  CHECK(h.client.back()["id"] == 1);
+  CHECK(h.client.back()["error"]["code"] == kUpstreamTimeout);
+  CHECK(h.up_a.back()["method"] == "notifications/cancelled");
+  CHECK(h.up_a.back()["params"]["requestId"] == forwarded["id"]);
+  // One failure opens the breaker (threshold 1): the next call is refused without forwarding.
+  size_t sent = h.up_a.size();
+  h.Client({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "tools/call"}, {"params", {{"name", "a__run"}}}});
+  CHECK(h.client.back()["error"]["code"] == kUpstreamUnavailable);
+  CHECK(h.client.back()["error"]["data"]["retry_after_ms"].get<int64_t>() > 0);
+  CHECK(h.up_a.size() == sent);
+  // The other upstream is unaffected.
+  h.Client({{"jsonrpc", "2.0"}, {"id", 3}, {"method", "tools/call"}, {"params", {{"name", "b__run"}}}});
+  CHECK(h.up_b.back()["method"] == "tools/call");
 }
