@@ -525,18 +525,11 @@ std::unique_ptr<const DlpScanner> DlpScanner::Create(const DlpConfig& config,
                                                      std::string* error) {
   std::unique_ptr<DlpScanner> s(new DlpScanner());
   s->config_ = config;
-  RE2::Options opts = DetectorOptions();
-  s->set_ = std::make_unique<RE2::Set>(opts, RE2::UNANCHORED);
+  // Built-in patterns are ASCII: matching bytes (Latin-1) is the same and keeps the DFA small.
+  RE2::Options latin1 = DetectorOptions();
+  latin1.set_encoding(RE2::Options::EncodingLatin1);
+  RE2::Options utf8 = DetectorOptions();
   std::set<std::string> seen;
-  auto add_trigger = [&](const std::string& re, size_t owner) {
-    std::string err;
-    if (s->set_->Add(re, &err) < 0) {
-      *error = "dlp detector `" + s->detectors_[owner]->name + "`: invalid pattern: " + err;
-      return false;
-    }
-    s->set_owner_.push_back(owner);
-    return true;
-  };
   for (const auto& name : config.detectors) {
     auto it = std::find_if(Builtins().begin(), Builtins().end(),
                            [&](const Builtin& b) { return name == b.name; });
@@ -547,16 +540,24 @@ std::unique_ptr<const DlpScanner> DlpScanner::Create(const DlpConfig& config,
     if (!seen.insert(name).second) continue;
     auto d = std::make_unique<Detector>();
     d->name = name;
-    d->re = std::make_unique<RE2>(it->pattern, opts);
+    d->re = std::make_unique<RE2>(it->pattern, latin1);
     if (!d->re->ok()) {  // a bug in the table; tests compile every built-in
       *error = "dlp detector `" + name + "`: " + d->re->error();
       return nullptr;
     }
     d->validate = it->validate;
     s->detectors_.push_back(std::move(d));
-    for (const char* t : it->triggers)
-      if (!add_trigger(t, s->detectors_.size() - 1)) return nullptr;
+    if (s->set_ == nullptr) s->set_ = std::make_unique<RE2::Set>(latin1, RE2::UNANCHORED);
+    for (const char* t : it->triggers) {
+      std::string err;
+      if (s->set_->Add(t, &err) < 0) {
+        *error = "dlp detector `" + name + "`: invalid trigger: " + err;
+        return nullptr;
+      }
+      s->set_owner_.push_back(s->detectors_.size() - 1);
+    }
   }
+  s->num_builtin_ = s->detectors_.size();
   for (const auto& c : config.custom) {
     if (IsReservedDlpName(c.name) || !seen.insert(c.name).second) {
       *error = "dlp custom pattern `" + c.name + "`: the name is taken";
@@ -564,7 +565,7 @@ std::unique_ptr<const DlpScanner> DlpScanner::Create(const DlpConfig& config,
     }
     auto d = std::make_unique<Detector>();
     d->name = c.name;
-    d->re = std::make_unique<RE2>(c.pattern, opts);
+    d->re = std::make_unique<RE2>(c.pattern, utf8);
     if (!d->re->ok()) {
       *error = "dlp custom pattern `" + c.name + "`: invalid regex: " + d->re->error();
       return nullptr;
@@ -574,70 +575,140 @@ std::unique_ptr<const DlpScanner> DlpScanner::Create(const DlpConfig& config,
       return nullptr;
     }
     s->detectors_.push_back(std::move(d));
-    if (!add_trigger(c.pattern, s->detectors_.size() - 1)) return nullptr;
+    if (s->custom_set_ == nullptr)
+      s->custom_set_ = std::make_unique<RE2::Set>(utf8, RE2::UNANCHORED);
+    std::string err;
+    if (s->custom_set_->Add(c.pattern, &err) < 0) {
+      *error = "dlp custom pattern `" + c.name + "`: invalid regex: " + err;
+      return nullptr;
+    }
   }
-  if (!s->set_owner_.empty() && !s->set_->Compile()) {
+  if ((s->set_ != nullptr && !s->set_->Compile()) ||
+      (s->custom_set_ != nullptr && !s->custom_set_->Compile())) {
     *error = "dlp: the detector set is too large to compile";
     return nullptr;
   }
   return s;
 }
 
+bool DlpScanner::AcceptMatch(size_t di, std::string_view buf, size_t ss, size_t se, size_t at,
+                             std::vector<Hit>* hits, bool* truncated, size_t* next) const {
+  const Detector& d = *detectors_[di];
+  const int ngroups = d.re->NumberOfCapturingGroups();
+  std::vector<re2::StringPiece> sub(static_cast<size_t>(ngroups) + 1);
+  // The string alone is the context: \b, ^ and $ see its ends, and no match leaves it.
+  re2::StringPiece text(buf.data() + ss, se - ss);
+  if (!d.re->Match(text, at - ss, se - ss, RE2::ANCHOR_START, sub.data(), ngroups + 1))
+    return false;
+  size_t me = at + sub[0].size();
+  size_t b = at, e = me;
+  for (int g = 1; g <= ngroups; ++g) {
+    const re2::StringPiece& sp = sub[static_cast<size_t>(g)];
+    if (sp.data() != nullptr) {
+      b = static_cast<size_t>(sp.data() - buf.data());
+      e = b + sp.size();
+      break;
+    }
+  }
+  *next = std::max(me, at + 1);
+  // Validators see the whole buffer: a neighbour outside the string is a NUL separator.
+  if (e <= b || (d.validate && !d.validate(buf, &b, &e))) return false;
+  if (hits->size() >= kMaxFindings) {
+    *truncated = true;
+    return false;
+  }
+  hits->push_back({di, b, e});
+  *next = e;  // a narrowed span (e.g. one card of several) leaves the rest to rescan
+  return true;
+}
+
 void DlpScanner::ScanBuffer(std::string_view buf, const std::vector<size_t>& seg_starts,
                             std::vector<Hit>* hits, bool* truncated) const {
   if (detectors_.empty() || buf.empty()) return;
-  re2::StringPiece text(buf.data(), buf.size());
-  std::vector<bool> run(detectors_.size(), false);
+  const size_t n = buf.size();
+  re2::StringPiece text(buf.data(), n);
+  auto seg_of = [&](size_t p) {  // [start, end) of the string holding offset p
+    auto it = std::upper_bound(seg_starts.begin(), seg_starts.end(), p);
+    size_t start = *(it - 1);
+    size_t end = it == seg_starts.end() ? n : *it - 1;
+    return std::pair(start, end);
+  };
+  // 1. Built-in triggers, chunk by chunk: which detectors to run where. A window overlaps
+  //    the next chunk by kTriggerSpan, the longest a trigger can be.
+  std::vector<std::vector<std::pair<size_t, size_t>>> ranges(detectors_.size());
+  auto add_range = [&](size_t di, size_t cs, size_t ce) {
+    auto& r = ranges[di];
+    if (!r.empty() && r.back().second == cs) {
+      r.back().second = ce;
+    } else {
+      r.emplace_back(cs, ce);
+    }
+  };
   std::vector<int> matched;
+  if (set_ != nullptr) {
+    for (size_t cs = 0; cs < n; cs += kChunk) {
+      size_t ce = std::min(n, cs + kChunk), we = std::min(n, ce + kTriggerSpan);
+      matched.clear();
+      RE2::Set::ErrorInfo info{};
+      if (set_->Match(re2::StringPiece(buf.data() + cs, we - cs), &matched, &info)) {
+        for (int m : matched) {
+          size_t di = set_owner_[static_cast<size_t>(m)];
+          if (ranges[di].empty() || ranges[di].back().second != ce) add_range(di, cs, ce);
+        }
+      } else if (info.kind != RE2::Set::kNoError) {
+        // The DFA ran out of memory: fail closed by running every built-in detector here.
+        for (size_t di = 0; di < num_builtin_; ++di) add_range(di, cs, ce);
+      }
+    }
+  }
+  // 2. Precise matches near each triggered range; a match may start up to kLookBehind before
+  //    the range (the trigger can sit inside it, as for email) and extend past it.
+  for (size_t di = 0; di < num_builtin_; ++di) {
+    const Detector& d = *detectors_[di];
+    size_t pos = 0;
+    for (const auto& [rs, re] : ranges[di]) {
+      pos = std::max(pos, rs > kLookBehind ? rs - kLookBehind : 0);
+      while (pos < re) {
+        size_t wend = std::min(n, re + kLookAhead);
+        re2::StringPiece m0;
+        if (!d.re->Match(text, pos, wend, RE2::UNANCHORED, &m0, 1)) break;
+        size_t at = static_cast<size_t>(m0.data() - buf.data());
+        auto [ss, se] = seg_of(at);
+        size_t next = at + 1;
+        AcceptMatch(di, buf, ss, se, at, hits, truncated, &next);
+        if (*truncated) return;
+        pos = std::max(next, at + 1);
+      }
+    }
+  }
+  // 3. Custom patterns: one set over the whole buffer, then string by string (their own
+  //    regexes, UTF-8, with each string as the context).
+  if (custom_set_ == nullptr) return;
+  matched.clear();
   RE2::Set::ErrorInfo info{};
-  if (set_->Match(text, &matched, &info)) {
-    for (int m : matched) run[set_owner_[static_cast<size_t>(m)]] = true;
+  std::vector<bool> run(detectors_.size(), false);
+  if (custom_set_->Match(text, &matched, &info)) {
+    for (int m : matched) run[num_builtin_ + static_cast<size_t>(m)] = true;
   } else if (info.kind != RE2::Set::kNoError) {
-    // The DFA ran out of memory: fail closed by running every precise detector.
     std::fill(run.begin(), run.end(), true);
   }
-  // End of the segment holding offset `p` (its NUL separator, or the buffer end).
-  auto seg_end = [&](size_t p) {
-    auto it = std::upper_bound(seg_starts.begin(), seg_starts.end(), p);
-    return it == seg_starts.end() ? buf.size() : *it - 1;
-  };
-  for (size_t di = 0; di < detectors_.size(); ++di) {
+  for (size_t di = num_builtin_; di < detectors_.size(); ++di) {
     if (!run[di]) continue;
     const Detector& d = *detectors_[di];
-    int ngroups = d.re->NumberOfCapturingGroups();
-    std::vector<re2::StringPiece> sub(static_cast<size_t>(ngroups) + 1);
-    size_t pos = 0;
-    while (pos < buf.size()) {
-      if (!d.re->Match(text, pos, buf.size(), RE2::UNANCHORED, sub.data(), ngroups + 1)) break;
-      size_t mb = static_cast<size_t>(sub[0].data() - buf.data());
-      size_t me = mb + sub[0].size();
-      size_t limit = seg_end(mb);
-      if (me > limit) {  // crossed a separator (only custom patterns can): retry within
-        if (!d.re->Match(text, mb, limit, RE2::UNANCHORED, sub.data(), ngroups + 1)) {
-          pos = limit + 1;
-          continue;
-        }
-        mb = static_cast<size_t>(sub[0].data() - buf.data());
-        me = mb + sub[0].size();
+    for (size_t si = 0; si < seg_starts.size(); ++si) {
+      size_t ss = seg_starts[si];
+      size_t se = si + 1 < seg_starts.size() ? seg_starts[si + 1] - 1 : n;
+      std::string_view seg = buf.substr(ss, se - ss);
+      re2::StringPiece st(seg.data(), seg.size()), m0;
+      size_t pos = 0;
+      while (pos < seg.size() &&
+             d.re->Match(st, pos, seg.size(), RE2::UNANCHORED, &m0, 1)) {
+        size_t at = static_cast<size_t>(m0.data() - seg.data());
+        size_t next = ss + at + 1;
+        AcceptMatch(di, buf, ss, se, ss + at, hits, truncated, &next);
+        if (*truncated) return;
+        pos = std::max(next - ss, at + 1);
       }
-      size_t b = mb, e = me;
-      for (int g = 1; g <= ngroups; ++g) {
-        if (sub[static_cast<size_t>(g)].data() != nullptr) {
-          b = static_cast<size_t>(sub[static_cast<size_t>(g)].data() - buf.data());
-          e = b + sub[static_cast<size_t>(g)].size();
-          break;
-        }
-      }
-      if (e > b && (!d.validate || d.validate(buf, &b, &e))) {
-        if (hits->size() >= kMaxFindings) {
-          *truncated = true;
-          return;
-        }
-        hits->push_back({di, b, e});
-        pos = e;  // a narrowed span (e.g. one card of several) leaves the rest to rescan
-        continue;
-      }
-      pos = std::max(me, mb + 1);
     }
   }
 }

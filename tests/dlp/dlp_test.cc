@@ -221,6 +221,26 @@ TEST_CASE("a custom pattern never matches across two JSON strings") {
   CHECK(r.findings[0].offset == 7);
 }
 
+TEST_CASE("findings on either side of the scanner's internal chunk boundaries") {
+  // Chunks are 2 KiB; put items so they start, end or sit across every boundary position.
+  const std::string pem = "-----BEGIN PRIVATE KEY-----\n" + std::string(5000, 'A') +
+                          "\n-----END PRIVATE KEY-----";
+  for (size_t at = 1900; at < 2100; at += 7) {
+    std::string text(at, ' ');
+    text += "longer.local.part@example.com ";
+    text += std::string(4096 - text.size() % 4096 + 4096 - 40, ' ');
+    text += "4111 1111 1111 1111 ";
+    text += pem;
+    text += " ann@example.com";
+    auto got = Found(text);
+    REQUIRE_MESSAGE(got.size() == 4, at);
+    CHECK(got[0] == "email:longer.local.part@example.com");
+    CHECK(got[1] == "credit_card:4111 1111 1111 1111");
+    CHECK(got[2] == "private_key:" + pem);
+    CHECK(got[3] == "email:ann@example.com");
+  }
+}
+
 TEST_CASE("ScanJson reports JSON pointers for values, keys and large integers") {
   json doc = {{"user", {{"email", "ann@example.com"}, {"tags", {"x", "call 212-555-0134"}}}},
               {"card", 4111111111111111ULL},
