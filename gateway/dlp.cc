@@ -365,11 +365,14 @@ const std::vector<Builtin>& Builtins() {
        R"(\+[1-9][0-9 ().\-]{6,22}[0-9]|\(\d{3}\) ?\d{3}[.\-]\d{4}\b|\b\d{3}[.\-]\d{3}[.\-]\d{4}\b|\b0[1-9]\d{0,3}(?: \d{2,4}){1,4}\b)",
        ValidatePhone},
       {"ssn",
-       {R"(\d{3}-\d{2}-\d{4})", R"((?i)ssn|social security)"},
+       {R"(\d{3}-\d{2}-\d{4})",
+        R"((?i:\bssn|social security)[^0-9\x00\n]{0,30}\d{3} ?\d{2} ?\d{4})"},
        R"(\b(\d{3}-\d{2}-\d{4})\b|(?i:\bssn|social security(?: number)?)\b[^0-9\x00\n]{0,20}?\b(\d{3} ?\d{2} ?\d{4})\b)",
        ValidateSsn},
       {"credit_card",
-       {R"(\b\d(?:[ \-]?\d){12})"},
+       // Every issuer prefix starts with 2-6 (so epoch milliseconds, 17..., do not trigger);
+       // the valid card inside a longer run starts a group, so this still fires within it.
+       {R"(\b[2-6]\d(?:[ \-]?\d){11})"},
        R"(\b(?:\d[ \-]?){12,22}\d\b)",
        ValidateCard},
       {"iban",
@@ -396,11 +399,13 @@ const std::vector<Builtin>& Builtins() {
        ValidateGoogle},
       {"private_key",
        {R"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY)"},
-       R"(-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[^\x00]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s:,\\\-]*))",
+       // The body: base64, header lines (Proc-Type: 4,ENCRYPTED), escaped newlines; a '-' only
+       // before a letter or digit, so the END line is not swallowed. Linear, no backtracking.
+       R"(-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=\s:,\\]|-[A-Za-z0-9])*(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----)?)",
        nullptr},
       {"jwt",
        {R"(eyJ[A-Za-z0-9_\-]{8,}\.eyJ)"},
-       R"(\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*)",
+       R"(\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]*)?)",
        ValidateJwt},
       {"bearer_token",
        {R"((?i)bearer[ \t]+[A-Za-z0-9\-._~+/]{16})"},
@@ -661,17 +666,21 @@ void DlpScanner::ScanBuffer(std::string_view buf, const std::vector<size_t>& seg
       }
     }
   }
-  // 2. Precise matches near each triggered range; a match may start up to kLookBehind before
-  //    the range (the trigger can sit inside it, as for email) and extend past it.
+  // 2. Precise matches near each triggered range. A match may start up to kLookBehind before
+  //    the range (the trigger can sit inside it, as for email). The search window ends
+  //    kLookAhead past the range: enough for every detector to match *some* prefix of a
+  //    match that starts in the range (bounded detectors fit whole; JWT, PEM, bearer and
+  //    Slack patterns match on a prefix). The full match is then taken anchored at its start
+  //    within its string, so a long JWT or key block is found whole, in linear time.
   for (size_t di = 0; di < num_builtin_; ++di) {
     const Detector& d = *detectors_[di];
     size_t pos = 0;
     for (const auto& [rs, re] : ranges[di]) {
       pos = std::max(pos, rs > kLookBehind ? rs - kLookBehind : 0);
       while (pos < re) {
-        size_t wend = std::min(n, re + kLookAhead);
         re2::StringPiece m0;
-        if (!d.re->Match(text, pos, wend, RE2::UNANCHORED, &m0, 1)) break;
+        if (!d.re->Match(text, pos, std::min(n, re + kLookAhead), RE2::UNANCHORED, &m0, 1))
+          break;
         size_t at = static_cast<size_t>(m0.data() - buf.data());
         auto [ss, se] = seg_of(at);
         size_t next = at + 1;

@@ -241,6 +241,20 @@ TEST_CASE("findings on either side of the scanner's internal chunk boundaries") 
   }
 }
 
+TEST_CASE("long matches that start in a triggered chunk are found whole") {
+  const std::string jwt = "eyJhbGciOiJIUzI1NiJ9.eyJ" + std::string(6000, 'x') + ".c2ln";
+  const std::string pem = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n" +
+                          std::string(3000, 'Q') + "\n-----END ENCRYPTED PRIVATE KEY-----";
+  for (size_t at : {0, 2000, 2040, 4090}) {
+    std::string text = std::string(at, ' ') + jwt + " " + pem + ". Then " + jwt;
+    auto got = Found(text);
+    REQUIRE_MESSAGE(got.size() == 3, at);
+    CHECK(got[0] == "jwt:" + jwt);
+    CHECK(got[1] == "private_key:" + pem);
+    CHECK(got[2] == "jwt:" + jwt);
+  }
+}
+
 TEST_CASE("ScanJson reports JSON pointers for values, keys and large integers") {
   json doc = {{"user", {{"email", "ann@example.com"}, {"tags", {"x", "call 212-555-0134"}}}},
               {"card", 4111111111111111ULL},
