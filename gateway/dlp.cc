@@ -757,22 +757,25 @@ DlpReport DlpScanner::ScanJsonImpl(const json& doc, bool tool_result) const {
     bool in_key, in_number;
   };
   std::vector<Node> nodes{{-1, nullptr, 0}};
+  nodes.reserve(1024);
   std::vector<Seg> segs;
   std::vector<size_t> starts;
   std::string buf;
-  std::set<const json*> skip;  // base64 payloads of tool results
+  std::vector<const json*> skip;  // base64 payloads of tool results
   if (tool_result && doc.is_object() && doc.contains("content") && doc["content"].is_array()) {
     for (const auto& item : doc["content"]) {
       if (!item.is_object()) continue;
-      if (item.contains("data")) skip.insert(&item["data"]);
+      if (item.contains("data")) skip.push_back(&item["data"]);
       if (item.contains("resource") && item["resource"].is_object() &&
           item["resource"].contains("blob"))
-        skip.insert(&item["resource"]["blob"]);
+        skip.push_back(&item["resource"]["blob"]);
     }
   }
   bool full = false;
+  // No built-in finding is shorter than 6 bytes (a@b.co); custom patterns may be.
+  const size_t min_len = detectors_.size() > num_builtin_ ? 1 : 6;
   auto add = [&](std::string_view s, int node, bool in_key, bool in_number) {
-    if (full) return;
+    if (full || s.size() < min_len) return;
     size_t room = config_.max_scan_bytes > buf.size() ? config_.max_scan_bytes - buf.size() : 0;
     if (s.size() > room) {
       s = s.substr(0, room);
@@ -790,13 +793,15 @@ DlpReport DlpScanner::ScanJsonImpl(const json& doc, bool tool_result) const {
     stack.pop_back();
     if (nodes[static_cast<size_t>(id)].key != nullptr)
       add(*nodes[static_cast<size_t>(id)].key, id, true, false);
-    if (skip.count(v)) continue;
+    if (!skip.empty() && std::find(skip.begin(), skip.end(), v) != skip.end()) continue;
     if (v->is_string()) {
       add(v->get_ref<const std::string&>(), id, false, false);
+    } else if (v->is_number_unsigned()) {
+      uint64_t u = v->get<uint64_t>();
+      if (u >= 1000000000ULL) add(std::to_string(u), id, false, true);
     } else if (v->is_number_integer()) {
-      std::string digits = v->is_number_unsigned() ? std::to_string(v->get<uint64_t>())
-                                                   : std::to_string(v->get<int64_t>());
-      if (Digits(digits).size() >= 10) add(digits, id, false, true);
+      int64_t i = v->get<int64_t>();
+      if (i >= 1000000000LL || i <= -1000000000LL) add(std::to_string(i), id, false, true);
     } else if (v->is_object()) {
       size_t first = stack.size();
       for (auto it = v->begin(); it != v->end(); ++it) {
