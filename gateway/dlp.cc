@@ -178,14 +178,20 @@ bool ValidatePhone(std::string_view buf, size_t* b, size_t* e) {
       }
       ++end;
     }
-    while (end > 1 && !IsDigit(s[end - 1])) --end;
-    s = s.substr(0, end);
-    if (std::count(s.begin(), s.end(), '(') != std::count(s.begin(), s.end(), ')'))
-      return false;
-    size_t nd = Digits(s).size();
-    if (nd < 8 || nd > 15) return false;
-    *e = *b + s.size();
-    return NumberEnds(buf, *e);
+    // The greedy match may have taken a trailing group that belongs to what follows
+    // ("+44 20 7946 0958 3/4"): drop trailing groups until the rest is a number.
+    while (true) {
+      while (end > 1 && !IsDigit(s[end - 1])) --end;
+      std::string_view t = s.substr(0, end);
+      size_t nd = Digits(t).size();
+      if (nd < 8) return false;
+      if (nd <= 15 && std::count(t.begin(), t.end(), '(') == std::count(t.begin(), t.end(), ')') &&
+          NumberEnds(buf, *b + end)) {
+        *e = *b + end;
+        return true;
+      }
+      while (end > 1 && IsDigit(s[end - 1])) --end;  // drop the last group
+    }
   }
   if (!NumberBoundaries(buf, *b, *e)) return false;
   std::string d = Digits(s);
@@ -850,6 +856,21 @@ std::vector<std::string> DlpScanner::Classes(const DlpReport& report) {
   for (const auto& f : report.findings) s.insert(f.cls);
   if (report.truncated) s.insert("truncated");
   return {s.begin(), s.end()};
+}
+
+json DlpScanner::FindingsJson(const DlpReport& report, size_t max_items) {
+  json out = {{"classes", Classes(report)}, {"truncated", report.truncated}};
+  json items = json::array();
+  for (size_t i = 0; i < report.findings.size() && i < max_items; ++i) {
+    const DlpFinding& f = report.findings[i];
+    json item = {{"class", f.cls}, {"path", f.path}, {"offset", f.offset}, {"length", f.length}};
+    if (f.in_key) item["in_key"] = true;
+    items.push_back(std::move(item));
+  }
+  out["findings"] = std::move(items);
+  if (report.findings.size() > max_items)
+    out["findings_omitted"] = report.findings.size() - max_items;
+  return out;
 }
 
 bool DlpScanner::ValidTarget(std::string_view target, std::string* error) const {

@@ -112,6 +112,11 @@ class DlpScanner {
   // value of `context.dlp.args` for policies.
   static std::vector<std::string> Classes(const DlpReport& report);
 
+  // For the audit record: {"classes": [...], "truncated": bool, "findings": [{"class",
+  // "path", "offset", "length"} (+ "in_key": true)]}, never the matched text; at most
+  // `max_items` findings are listed ("findings_omitted": N for the rest).
+  static nlohmann::json FindingsJson(const DlpReport& report, size_t max_items = 100);
+
   // Masks `doc` according to redact-obligation `targets` (docs/dlp.md, "Redaction targets"):
   //   - a class name (built-in or custom): each finding of that class becomes
   //     "[REDACTED:<class>]" inside its string (a whole integer value becomes that string);
