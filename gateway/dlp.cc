@@ -102,24 +102,19 @@ bool ValidCardDigits(const std::string& d) {
 bool ValidateCard(std::string_view buf, size_t* b, size_t* e) {
   std::string_view s = buf.substr(*b, *e - *b);
   std::vector<std::pair<size_t, size_t>> groups;  // [begin, end) relative to *b
-  char sep = 0;
+  std::vector<char> seps;                          // seps[i] separates groups i and i+1
   size_t i = 0;
   while (i < s.size()) {
     size_t j = i;
     while (j < s.size() && IsDigit(s[j])) ++j;
     groups.emplace_back(i, j);
-    if (j < s.size()) {
-      if (sep == 0) sep = s[j];
-      if (s[j] != sep) return false;  // mixed separators: not a formatted card
-      ++j;
-    }
+    if (j < s.size()) seps.push_back(s[j++]);
     i = j;
-  }
-  if (groups.size() == 1) {
-    return NumberBoundaries(buf, *b, *e) && ValidCardDigits(std::string(s));
   }
   auto shape_ok = [&](size_t from, size_t to) {  // groups [from, to)
     if (to - from == 1) return true;  // an unseparated run next to other groups
+    for (size_t g = from; g + 1 < to; ++g)
+      if (seps[g] != seps[from]) return false;  // one separator style
     std::vector<size_t> len;
     for (size_t g = from; g < to; ++g) len.push_back(groups[g].second - groups[g].first);
     if (len.size() == 3 && len[0] == 4 && len[1] == 6 && (len[2] == 5 || len[2] == 4))
@@ -356,6 +351,10 @@ struct Builtin {
   std::vector<const char*> triggers;  // each a superset of what `pattern` can match
   const char* pattern;
   Validator validate;  // may be empty
+  // After a rejected candidate, search again from its second byte rather than its end: for
+  // short numeric detectors whose greedy match can swallow a neighbour ("8 234-56-7890 1
+  // 378282246310005"). Only for detectors whose matches are short (the cost is per byte).
+  bool retry_inside = false;
 };
 
 // No pattern here can match a NUL byte (the segment separator).
@@ -369,22 +368,22 @@ const std::vector<Builtin>& Builtins() {
        {R"(\+[1-9][0-9 ().\-]{6})", R"(\d{3}[.\-]\d{3}[.\-]\d{4})", R"(\(\d{3}\) ?\d{3})",
         R"(\b0[1-9]\d{0,3} \d{2})"},
        R"(\+[1-9][0-9 ().\-]{6,22}[0-9]|\(\d{3}\) ?\d{3}[.\-]\d{4}\b|\b\d{3}[.\-]\d{3}[.\-]\d{4}\b|\b0[1-9]\d{0,3}(?: \d{2,4}){1,4}\b)",
-       ValidatePhone},
+       ValidatePhone, /*retry_inside=*/true},
       {"ssn",
        {R"(\d{3}-\d{2}-\d{4})",
         R"((?i:\bssn|social security)[^0-9\x00\n]{0,30}\d{3} ?\d{2} ?\d{4})"},
        R"(\b(\d{3}-\d{2}-\d{4})\b|(?i:\bssn|social security(?: number)?)\b[^0-9\x00\n]{0,20}?\b(\d{3} ?\d{2} ?\d{4})\b)",
-       ValidateSsn},
+       ValidateSsn, /*retry_inside=*/true},
       {"credit_card",
        // Every issuer prefix starts with 2-6 (so epoch milliseconds, 17..., do not trigger);
        // the valid card inside a longer run starts a group, so this still fires within it.
        {R"(\b[2-6]\d(?:[ \-]?\d){11})"},
        R"(\b(?:\d[ \-]?){12,22}\d\b)",
-       ValidateCard},
+       ValidateCard, /*retry_inside=*/true},
       {"iban",
        {R"(\b[A-Z]{2}\d{2}(?:[A-Z0-9]{11}| [A-Z0-9]{4} [A-Z0-9]{4}))"},
        R"(\b[A-Z]{2}\d{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,8}(?: [A-Z0-9]{1,4})?)\b)",
-       ValidateIban},
+       ValidateIban, /*retry_inside=*/true},
       {"aws_access_key",
        {R"(\b(?:AKIA|ASIA)[A-Z0-9]{16}\b)"},
        R"(\b(?:AKIA|ASIA)[A-Z0-9]{16}\b)",
@@ -527,6 +526,7 @@ struct DlpScanner::Detector {
   std::string name;
   std::unique_ptr<RE2> re;
   Validator validate;
+  bool retry_inside = false;
 };
 
 DlpScanner::DlpScanner() = default;
@@ -557,6 +557,7 @@ std::unique_ptr<const DlpScanner> DlpScanner::Create(const DlpConfig& config,
       return nullptr;
     }
     d->validate = it->validate;
+    d->retry_inside = it->retry_inside;
     s->detectors_.push_back(std::move(d));
     if (s->set_ == nullptr) s->set_ = std::make_unique<RE2::Set>(latin1, RE2::UNANCHORED);
     for (const char* t : it->triggers) {
@@ -621,7 +622,7 @@ bool DlpScanner::AcceptMatch(size_t di, std::string_view buf, size_t ss, size_t 
       break;
     }
   }
-  *next = std::max(me, at + 1);
+  *next = d.retry_inside ? at + 1 : std::max(me, at + 1);
   // Validators see the whole buffer: a neighbour outside the string is a NUL separator.
   if (e <= b || (d.validate && !d.validate(buf, &b, &e))) return false;
   if (hits->size() >= kMaxFindings) {
