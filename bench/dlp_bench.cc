@@ -9,6 +9,7 @@
 #include <benchmark/benchmark.h>
 
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -19,7 +20,16 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+// CPU time of this process: the machine is shared, so wall time would measure the others.
+struct Clock {
+  using duration = std::chrono::nanoseconds;
+  using time_point = std::chrono::time_point<Clock, duration>;
+  static time_point now() {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return time_point(duration(ts.tv_sec * 1000000000LL + ts.tv_nsec));
+  }
+};
 using nlohmann::json;
 using writ::gateway::DlpConfig;
 using writ::gateway::DlpScanner;
@@ -97,7 +107,7 @@ double MBps(size_t bytes, Clock::duration d) {
 }
 
 void PrintTable() {
-  std::printf("DLP scan throughput, default detectors (%zu classes), 1 thread\n",
+  std::printf("DLP scan throughput, default detectors (%zu classes), 1 thread, CPU time\n",
               Scanner().config().detectors.size());
   std::printf("| input | bytes | findings | MB/s |\n|---|---|---|---|\n");
   for (bool pii : {false, true}) {
@@ -113,6 +123,7 @@ void PrintTable() {
     std::printf("| text%s | %zu | %zu | %.0f |\n", pii ? " + PII" : "", text.size(), findings,
                 MBps(text.size() * reps, Clock::now() - t0));
     json result = ToolResult(text);
+    const size_t wire = result.dump().size();  // the message as the gateway receives it
     auto r = Scanner().ScanToolResult(result);
     reps = 0;
     t0 = Clock::now();
@@ -120,10 +131,10 @@ void PrintTable() {
       benchmark::DoNotOptimize(Scanner().ScanToolResult(result));
       ++reps;
     }
-    std::printf("| tool result JSON%s (%zu strings scanned) | %zu | %zu | %.0f |\n",
-                pii ? " + PII" : "", result["content"].size() +
-                                         2 * result["structuredContent"]["rows"].size(),
-                r.scanned_bytes, r.findings.size(), MBps(r.scanned_bytes * reps, Clock::now() - t0));
+    std::printf("| tool result JSON%s (%zu items; MB/s of serialized JSON) | %zu | %zu | %.0f |\n",
+                pii ? " + PII" : "",
+                result["content"].size() + result["structuredContent"]["rows"].size(), wire,
+                r.findings.size(), MBps(wire * reps, Clock::now() - t0));
   }
   std::printf("\n");
 }
@@ -137,7 +148,7 @@ BENCHMARK(BM_ScanText)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
 void BM_ScanToolResult(benchmark::State& state) {
   json result = ToolResult(Text(state.range(0) != 0));
-  size_t bytes = Scanner().ScanToolResult(result).scanned_bytes;
+  size_t bytes = result.dump().size();
   for (auto _ : state) benchmark::DoNotOptimize(Scanner().ScanToolResult(result));
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
 }

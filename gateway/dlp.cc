@@ -102,24 +102,19 @@ bool ValidCardDigits(const std::string& d) {
 bool ValidateCard(std::string_view buf, size_t* b, size_t* e) {
   std::string_view s = buf.substr(*b, *e - *b);
   std::vector<std::pair<size_t, size_t>> groups;  // [begin, end) relative to *b
-  char sep = 0;
+  std::vector<char> seps;                          // seps[i] separates groups i and i+1
   size_t i = 0;
   while (i < s.size()) {
     size_t j = i;
     while (j < s.size() && IsDigit(s[j])) ++j;
     groups.emplace_back(i, j);
-    if (j < s.size()) {
-      if (sep == 0) sep = s[j];
-      if (s[j] != sep) return false;  // mixed separators: not a formatted card
-      ++j;
-    }
+    if (j < s.size()) seps.push_back(s[j++]);
     i = j;
-  }
-  if (groups.size() == 1) {
-    return NumberBoundaries(buf, *b, *e) && ValidCardDigits(std::string(s));
   }
   auto shape_ok = [&](size_t from, size_t to) {  // groups [from, to)
     if (to - from == 1) return true;  // an unseparated run next to other groups
+    for (size_t g = from; g + 1 < to; ++g)
+      if (seps[g] != seps[from]) return false;  // one separator style
     std::vector<size_t> len;
     for (size_t g = from; g < to; ++g) len.push_back(groups[g].second - groups[g].first);
     if (len.size() == 3 && len[0] == 4 && len[1] == 6 && (len[2] == 5 || len[2] == 4))
@@ -178,14 +173,20 @@ bool ValidatePhone(std::string_view buf, size_t* b, size_t* e) {
       }
       ++end;
     }
-    while (end > 1 && !IsDigit(s[end - 1])) --end;
-    s = s.substr(0, end);
-    if (std::count(s.begin(), s.end(), '(') != std::count(s.begin(), s.end(), ')'))
-      return false;
-    size_t nd = Digits(s).size();
-    if (nd < 8 || nd > 15) return false;
-    *e = *b + s.size();
-    return NumberEnds(buf, *e);
+    // The greedy match may have taken a trailing group that belongs to what follows
+    // ("+44 20 7946 0958 3/4"): drop trailing groups until the rest is a number.
+    while (true) {
+      while (end > 1 && !IsDigit(s[end - 1])) --end;
+      std::string_view t = s.substr(0, end);
+      size_t nd = Digits(t).size();
+      if (nd < 8) return false;
+      if (nd <= 15 && std::count(t.begin(), t.end(), '(') == std::count(t.begin(), t.end(), ')') &&
+          NumberEnds(buf, *b + end)) {
+        *e = *b + end;
+        return true;
+      }
+      while (end > 1 && IsDigit(s[end - 1])) --end;  // drop the last group
+    }
   }
   if (!NumberBoundaries(buf, *b, *e)) return false;
   std::string d = Digits(s);
@@ -350,6 +351,10 @@ struct Builtin {
   std::vector<const char*> triggers;  // each a superset of what `pattern` can match
   const char* pattern;
   Validator validate;  // may be empty
+  // After a rejected candidate, search again from its second byte rather than its end: for
+  // short numeric detectors whose greedy match can swallow a neighbour ("8 234-56-7890 1
+  // 378282246310005"). Only for detectors whose matches are short (the cost is per byte).
+  bool retry_inside = false;
 };
 
 // No pattern here can match a NUL byte (the segment separator).
@@ -363,19 +368,22 @@ const std::vector<Builtin>& Builtins() {
        {R"(\+[1-9][0-9 ().\-]{6})", R"(\d{3}[.\-]\d{3}[.\-]\d{4})", R"(\(\d{3}\) ?\d{3})",
         R"(\b0[1-9]\d{0,3} \d{2})"},
        R"(\+[1-9][0-9 ().\-]{6,22}[0-9]|\(\d{3}\) ?\d{3}[.\-]\d{4}\b|\b\d{3}[.\-]\d{3}[.\-]\d{4}\b|\b0[1-9]\d{0,3}(?: \d{2,4}){1,4}\b)",
-       ValidatePhone},
+       ValidatePhone, /*retry_inside=*/true},
       {"ssn",
-       {R"(\d{3}-\d{2}-\d{4})", R"((?i)ssn|social security)"},
+       {R"(\d{3}-\d{2}-\d{4})",
+        R"((?i:\bssn|social security)[^0-9\x00\n]{0,30}\d{3} ?\d{2} ?\d{4})"},
        R"(\b(\d{3}-\d{2}-\d{4})\b|(?i:\bssn|social security(?: number)?)\b[^0-9\x00\n]{0,20}?\b(\d{3} ?\d{2} ?\d{4})\b)",
-       ValidateSsn},
+       ValidateSsn, /*retry_inside=*/true},
       {"credit_card",
-       {R"(\b\d(?:[ \-]?\d){12})"},
+       // Every issuer prefix starts with 2-6 (so epoch milliseconds, 17..., do not trigger);
+       // the valid card inside a longer run starts a group, so this still fires within it.
+       {R"(\b[2-6]\d(?:[ \-]?\d){11})"},
        R"(\b(?:\d[ \-]?){12,22}\d\b)",
-       ValidateCard},
+       ValidateCard, /*retry_inside=*/true},
       {"iban",
        {R"(\b[A-Z]{2}\d{2}(?:[A-Z0-9]{11}| [A-Z0-9]{4} [A-Z0-9]{4}))"},
        R"(\b[A-Z]{2}\d{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,8}(?: [A-Z0-9]{1,4})?)\b)",
-       ValidateIban},
+       ValidateIban, /*retry_inside=*/true},
       {"aws_access_key",
        {R"(\b(?:AKIA|ASIA)[A-Z0-9]{16}\b)"},
        R"(\b(?:AKIA|ASIA)[A-Z0-9]{16}\b)",
@@ -396,11 +404,13 @@ const std::vector<Builtin>& Builtins() {
        ValidateGoogle},
       {"private_key",
        {R"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY)"},
-       R"(-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[^\x00]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s:,\\\-]*))",
+       // The body: base64, header lines (Proc-Type: 4,ENCRYPTED), escaped newlines; a '-' only
+       // before a letter or digit, so the END line is not swallowed. Linear, no backtracking.
+       R"(-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=\s:,\\]|-[A-Za-z0-9])*(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----)?)",
        nullptr},
       {"jwt",
        {R"(eyJ[A-Za-z0-9_\-]{8,}\.eyJ)"},
-       R"(\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*)",
+       R"(\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]*)?)",
        ValidateJwt},
       {"bearer_token",
        {R"((?i)bearer[ \t]+[A-Za-z0-9\-._~+/]{16})"},
@@ -516,6 +526,7 @@ struct DlpScanner::Detector {
   std::string name;
   std::unique_ptr<RE2> re;
   Validator validate;
+  bool retry_inside = false;
 };
 
 DlpScanner::DlpScanner() = default;
@@ -525,18 +536,11 @@ std::unique_ptr<const DlpScanner> DlpScanner::Create(const DlpConfig& config,
                                                      std::string* error) {
   std::unique_ptr<DlpScanner> s(new DlpScanner());
   s->config_ = config;
-  RE2::Options opts = DetectorOptions();
-  s->set_ = std::make_unique<RE2::Set>(opts, RE2::UNANCHORED);
+  // Built-in patterns are ASCII: matching bytes (Latin-1) is the same and keeps the DFA small.
+  RE2::Options latin1 = DetectorOptions();
+  latin1.set_encoding(RE2::Options::EncodingLatin1);
+  RE2::Options utf8 = DetectorOptions();
   std::set<std::string> seen;
-  auto add_trigger = [&](const std::string& re, size_t owner) {
-    std::string err;
-    if (s->set_->Add(re, &err) < 0) {
-      *error = "dlp detector `" + s->detectors_[owner]->name + "`: invalid pattern: " + err;
-      return false;
-    }
-    s->set_owner_.push_back(owner);
-    return true;
-  };
   for (const auto& name : config.detectors) {
     auto it = std::find_if(Builtins().begin(), Builtins().end(),
                            [&](const Builtin& b) { return name == b.name; });
@@ -547,16 +551,25 @@ std::unique_ptr<const DlpScanner> DlpScanner::Create(const DlpConfig& config,
     if (!seen.insert(name).second) continue;
     auto d = std::make_unique<Detector>();
     d->name = name;
-    d->re = std::make_unique<RE2>(it->pattern, opts);
+    d->re = std::make_unique<RE2>(it->pattern, latin1);
     if (!d->re->ok()) {  // a bug in the table; tests compile every built-in
       *error = "dlp detector `" + name + "`: " + d->re->error();
       return nullptr;
     }
     d->validate = it->validate;
+    d->retry_inside = it->retry_inside;
     s->detectors_.push_back(std::move(d));
-    for (const char* t : it->triggers)
-      if (!add_trigger(t, s->detectors_.size() - 1)) return nullptr;
+    if (s->set_ == nullptr) s->set_ = std::make_unique<RE2::Set>(latin1, RE2::UNANCHORED);
+    for (const char* t : it->triggers) {
+      std::string err;
+      if (s->set_->Add(t, &err) < 0) {
+        *error = "dlp detector `" + name + "`: invalid trigger: " + err;
+        return nullptr;
+      }
+      s->set_owner_.push_back(s->detectors_.size() - 1);
+    }
   }
+  s->num_builtin_ = s->detectors_.size();
   for (const auto& c : config.custom) {
     if (IsReservedDlpName(c.name) || !seen.insert(c.name).second) {
       *error = "dlp custom pattern `" + c.name + "`: the name is taken";
@@ -564,7 +577,7 @@ std::unique_ptr<const DlpScanner> DlpScanner::Create(const DlpConfig& config,
     }
     auto d = std::make_unique<Detector>();
     d->name = c.name;
-    d->re = std::make_unique<RE2>(c.pattern, opts);
+    d->re = std::make_unique<RE2>(c.pattern, utf8);
     if (!d->re->ok()) {
       *error = "dlp custom pattern `" + c.name + "`: invalid regex: " + d->re->error();
       return nullptr;
@@ -574,70 +587,144 @@ std::unique_ptr<const DlpScanner> DlpScanner::Create(const DlpConfig& config,
       return nullptr;
     }
     s->detectors_.push_back(std::move(d));
-    if (!add_trigger(c.pattern, s->detectors_.size() - 1)) return nullptr;
+    if (s->custom_set_ == nullptr)
+      s->custom_set_ = std::make_unique<RE2::Set>(utf8, RE2::UNANCHORED);
+    std::string err;
+    if (s->custom_set_->Add(c.pattern, &err) < 0) {
+      *error = "dlp custom pattern `" + c.name + "`: invalid regex: " + err;
+      return nullptr;
+    }
   }
-  if (!s->set_owner_.empty() && !s->set_->Compile()) {
+  if ((s->set_ != nullptr && !s->set_->Compile()) ||
+      (s->custom_set_ != nullptr && !s->custom_set_->Compile())) {
     *error = "dlp: the detector set is too large to compile";
     return nullptr;
   }
   return s;
 }
 
+bool DlpScanner::AcceptMatch(size_t di, std::string_view buf, size_t ss, size_t se, size_t at,
+                             std::vector<Hit>* hits, bool* truncated, size_t* next) const {
+  const Detector& d = *detectors_[di];
+  const int ngroups = d.re->NumberOfCapturingGroups();
+  std::vector<re2::StringPiece> sub(static_cast<size_t>(ngroups) + 1);
+  // The string alone is the context: \b, ^ and $ see its ends, and no match leaves it.
+  re2::StringPiece text(buf.data() + ss, se - ss);
+  if (!d.re->Match(text, at - ss, se - ss, RE2::ANCHOR_START, sub.data(), ngroups + 1))
+    return false;
+  size_t me = at + sub[0].size();
+  size_t b = at, e = me;
+  for (int g = 1; g <= ngroups; ++g) {
+    const re2::StringPiece& sp = sub[static_cast<size_t>(g)];
+    if (sp.data() != nullptr) {
+      b = static_cast<size_t>(sp.data() - buf.data());
+      e = b + sp.size();
+      break;
+    }
+  }
+  *next = d.retry_inside ? at + 1 : std::max(me, at + 1);
+  // Validators see the whole buffer: a neighbour outside the string is a NUL separator.
+  if (e <= b || (d.validate && !d.validate(buf, &b, &e))) return false;
+  if (hits->size() >= kMaxFindings) {
+    *truncated = true;
+    return false;
+  }
+  hits->push_back({di, b, e});
+  *next = e;  // a narrowed span (e.g. one card of several) leaves the rest to rescan
+  return true;
+}
+
 void DlpScanner::ScanBuffer(std::string_view buf, const std::vector<size_t>& seg_starts,
                             std::vector<Hit>* hits, bool* truncated) const {
   if (detectors_.empty() || buf.empty()) return;
-  re2::StringPiece text(buf.data(), buf.size());
-  std::vector<bool> run(detectors_.size(), false);
+  const size_t n = buf.size();
+  re2::StringPiece text(buf.data(), n);
+  auto seg_of = [&](size_t p) {  // [start, end) of the string holding offset p
+    auto it = std::upper_bound(seg_starts.begin(), seg_starts.end(), p);
+    size_t start = *(it - 1);
+    size_t end = it == seg_starts.end() ? n : *it - 1;
+    return std::pair(start, end);
+  };
+  // 1. Built-in triggers, chunk by chunk: which detectors to run where. A window overlaps
+  //    the next chunk by kTriggerSpan, the longest a trigger can be.
+  std::vector<std::vector<std::pair<size_t, size_t>>> ranges(detectors_.size());
+  auto add_range = [&](size_t di, size_t cs, size_t ce) {
+    auto& r = ranges[di];
+    if (!r.empty() && r.back().second == cs) {
+      r.back().second = ce;
+    } else {
+      r.emplace_back(cs, ce);
+    }
+  };
   std::vector<int> matched;
+  if (set_ != nullptr) {
+    for (size_t cs = 0; cs < n; cs += kChunk) {
+      size_t ce = std::min(n, cs + kChunk), we = std::min(n, ce + kTriggerSpan);
+      matched.clear();
+      RE2::Set::ErrorInfo info{};
+      if (set_->Match(re2::StringPiece(buf.data() + cs, we - cs), &matched, &info)) {
+        for (int m : matched) {
+          size_t di = set_owner_[static_cast<size_t>(m)];
+          if (ranges[di].empty() || ranges[di].back().second != ce) add_range(di, cs, ce);
+        }
+      } else if (info.kind != RE2::Set::kNoError) {
+        // The DFA ran out of memory: fail closed by running every built-in detector here.
+        for (size_t di = 0; di < num_builtin_; ++di) add_range(di, cs, ce);
+      }
+    }
+  }
+  // 2. Precise matches near each triggered range. A match may start up to kLookBehind before
+  //    the range (the trigger can sit inside it, as for email). The search window ends
+  //    kLookAhead past the range: enough for every detector to match *some* prefix of a
+  //    match that starts in the range (bounded detectors fit whole; JWT, PEM, bearer and
+  //    Slack patterns match on a prefix). The full match is then taken anchored at its start
+  //    within its string, so a long JWT or key block is found whole, in linear time.
+  for (size_t di = 0; di < num_builtin_; ++di) {
+    const Detector& d = *detectors_[di];
+    size_t pos = 0;
+    for (const auto& [rs, re] : ranges[di]) {
+      pos = std::max(pos, rs > kLookBehind ? rs - kLookBehind : 0);
+      while (pos < re) {
+        re2::StringPiece m0;
+        if (!d.re->Match(text, pos, std::min(n, re + kLookAhead), RE2::UNANCHORED, &m0, 1))
+          break;
+        size_t at = static_cast<size_t>(m0.data() - buf.data());
+        auto [ss, se] = seg_of(at);
+        size_t next = at + 1;
+        AcceptMatch(di, buf, ss, se, at, hits, truncated, &next);
+        if (*truncated) return;
+        pos = std::max(next, at + 1);
+      }
+    }
+  }
+  // 3. Custom patterns: one set over the whole buffer, then string by string (their own
+  //    regexes, UTF-8, with each string as the context).
+  if (custom_set_ == nullptr) return;
+  matched.clear();
   RE2::Set::ErrorInfo info{};
-  if (set_->Match(text, &matched, &info)) {
-    for (int m : matched) run[set_owner_[static_cast<size_t>(m)]] = true;
+  std::vector<bool> run(detectors_.size(), false);
+  if (custom_set_->Match(text, &matched, &info)) {
+    for (int m : matched) run[num_builtin_ + static_cast<size_t>(m)] = true;
   } else if (info.kind != RE2::Set::kNoError) {
-    // The DFA ran out of memory: fail closed by running every precise detector.
     std::fill(run.begin(), run.end(), true);
   }
-  // End of the segment holding offset `p` (its NUL separator, or the buffer end).
-  auto seg_end = [&](size_t p) {
-    auto it = std::upper_bound(seg_starts.begin(), seg_starts.end(), p);
-    return it == seg_starts.end() ? buf.size() : *it - 1;
-  };
-  for (size_t di = 0; di < detectors_.size(); ++di) {
+  for (size_t di = num_builtin_; di < detectors_.size(); ++di) {
     if (!run[di]) continue;
     const Detector& d = *detectors_[di];
-    int ngroups = d.re->NumberOfCapturingGroups();
-    std::vector<re2::StringPiece> sub(static_cast<size_t>(ngroups) + 1);
-    size_t pos = 0;
-    while (pos < buf.size()) {
-      if (!d.re->Match(text, pos, buf.size(), RE2::UNANCHORED, sub.data(), ngroups + 1)) break;
-      size_t mb = static_cast<size_t>(sub[0].data() - buf.data());
-      size_t me = mb + sub[0].size();
-      size_t limit = seg_end(mb);
-      if (me > limit) {  // crossed a separator (only custom patterns can): retry within
-        if (!d.re->Match(text, mb, limit, RE2::UNANCHORED, sub.data(), ngroups + 1)) {
-          pos = limit + 1;
-          continue;
-        }
-        mb = static_cast<size_t>(sub[0].data() - buf.data());
-        me = mb + sub[0].size();
+    for (size_t si = 0; si < seg_starts.size(); ++si) {
+      size_t ss = seg_starts[si];
+      size_t se = si + 1 < seg_starts.size() ? seg_starts[si + 1] - 1 : n;
+      std::string_view seg = buf.substr(ss, se - ss);
+      re2::StringPiece st(seg.data(), seg.size()), m0;
+      size_t pos = 0;
+      while (pos < seg.size() &&
+             d.re->Match(st, pos, seg.size(), RE2::UNANCHORED, &m0, 1)) {
+        size_t at = static_cast<size_t>(m0.data() - seg.data());
+        size_t next = ss + at + 1;
+        AcceptMatch(di, buf, ss, se, ss + at, hits, truncated, &next);
+        if (*truncated) return;
+        pos = std::max(next - ss, at + 1);
       }
-      size_t b = mb, e = me;
-      for (int g = 1; g <= ngroups; ++g) {
-        if (sub[static_cast<size_t>(g)].data() != nullptr) {
-          b = static_cast<size_t>(sub[static_cast<size_t>(g)].data() - buf.data());
-          e = b + sub[static_cast<size_t>(g)].size();
-          break;
-        }
-      }
-      if (e > b && (!d.validate || d.validate(buf, &b, &e))) {
-        if (hits->size() >= kMaxFindings) {
-          *truncated = true;
-          return;
-        }
-        hits->push_back({di, b, e});
-        pos = e;  // a narrowed span (e.g. one card of several) leaves the rest to rescan
-        continue;
-      }
-      pos = std::max(me, mb + 1);
     }
   }
 }
@@ -677,22 +764,25 @@ DlpReport DlpScanner::ScanJsonImpl(const json& doc, bool tool_result) const {
     bool in_key, in_number;
   };
   std::vector<Node> nodes{{-1, nullptr, 0}};
+  nodes.reserve(1024);
   std::vector<Seg> segs;
   std::vector<size_t> starts;
   std::string buf;
-  std::set<const json*> skip;  // base64 payloads of tool results
+  std::vector<const json*> skip;  // base64 payloads of tool results
   if (tool_result && doc.is_object() && doc.contains("content") && doc["content"].is_array()) {
     for (const auto& item : doc["content"]) {
       if (!item.is_object()) continue;
-      if (item.contains("data")) skip.insert(&item["data"]);
+      if (item.contains("data")) skip.push_back(&item["data"]);
       if (item.contains("resource") && item["resource"].is_object() &&
           item["resource"].contains("blob"))
-        skip.insert(&item["resource"]["blob"]);
+        skip.push_back(&item["resource"]["blob"]);
     }
   }
   bool full = false;
+  // No built-in finding is shorter than 6 bytes (a@b.co); custom patterns may be.
+  const size_t min_len = detectors_.size() > num_builtin_ ? 1 : 6;
   auto add = [&](std::string_view s, int node, bool in_key, bool in_number) {
-    if (full) return;
+    if (full || s.size() < min_len) return;
     size_t room = config_.max_scan_bytes > buf.size() ? config_.max_scan_bytes - buf.size() : 0;
     if (s.size() > room) {
       s = s.substr(0, room);
@@ -710,13 +800,15 @@ DlpReport DlpScanner::ScanJsonImpl(const json& doc, bool tool_result) const {
     stack.pop_back();
     if (nodes[static_cast<size_t>(id)].key != nullptr)
       add(*nodes[static_cast<size_t>(id)].key, id, true, false);
-    if (skip.count(v)) continue;
+    if (!skip.empty() && std::find(skip.begin(), skip.end(), v) != skip.end()) continue;
     if (v->is_string()) {
       add(v->get_ref<const std::string&>(), id, false, false);
+    } else if (v->is_number_unsigned()) {
+      uint64_t u = v->get<uint64_t>();
+      if (u >= 1000000000ULL) add(std::to_string(u), id, false, true);
     } else if (v->is_number_integer()) {
-      std::string digits = v->is_number_unsigned() ? std::to_string(v->get<uint64_t>())
-                                                   : std::to_string(v->get<int64_t>());
-      if (Digits(digits).size() >= 10) add(digits, id, false, true);
+      int64_t i = v->get<int64_t>();
+      if (i >= 1000000000LL || i <= -1000000000LL) add(std::to_string(i), id, false, true);
     } else if (v->is_object()) {
       size_t first = stack.size();
       for (auto it = v->begin(); it != v->end(); ++it) {
@@ -765,6 +857,21 @@ std::vector<std::string> DlpScanner::Classes(const DlpReport& report) {
   for (const auto& f : report.findings) s.insert(f.cls);
   if (report.truncated) s.insert("truncated");
   return {s.begin(), s.end()};
+}
+
+json DlpScanner::FindingsJson(const DlpReport& report, size_t max_items) {
+  json out = {{"classes", Classes(report)}, {"truncated", report.truncated}};
+  json items = json::array();
+  for (size_t i = 0; i < report.findings.size() && i < max_items; ++i) {
+    const DlpFinding& f = report.findings[i];
+    json item = {{"class", f.cls}, {"path", f.path}, {"offset", f.offset}, {"length", f.length}};
+    if (f.in_key) item["in_key"] = true;
+    items.push_back(std::move(item));
+  }
+  out["findings"] = std::move(items);
+  if (report.findings.size() > max_items)
+    out["findings_omitted"] = report.findings.size() - max_items;
+  return out;
 }
 
 bool DlpScanner::ValidTarget(std::string_view target, std::string* error) const {

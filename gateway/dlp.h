@@ -112,6 +112,11 @@ class DlpScanner {
   // value of `context.dlp.args` for policies.
   static std::vector<std::string> Classes(const DlpReport& report);
 
+  // For the audit record: {"classes": [...], "truncated": bool, "findings": [{"class",
+  // "path", "offset", "length"} (+ "in_key": true)]}, never the matched text; at most
+  // `max_items` findings are listed ("findings_omitted": N for the rest).
+  static nlohmann::json FindingsJson(const DlpReport& report, size_t max_items = 100);
+
   // Masks `doc` according to redact-obligation `targets` (docs/dlp.md, "Redaction targets"):
   //   - a class name (built-in or custom): each finding of that class becomes
   //     "[REDACTED:<class>]" inside its string (a whole integer value becomes that string);
@@ -139,17 +144,27 @@ class DlpScanner {
     size_t detector, begin, end;  // a validated span of the scan buffer
   };
   DlpScanner();
-  // Finds every validated span in `buf`; segments start at `seg_starts` (ascending) and are
-  // separated by NUL bytes; a match is never allowed to cross from one segment to the next.
-  // Sets *truncated when kMaxFindings is reached.
+  // Trigger windows: chunk size, how far a trigger can reach past its chunk, and how far a
+  // precise match can start before / need to reach past the triggered range.
+  static constexpr size_t kChunk = 2048, kTriggerSpan = 256, kLookBehind = 128,
+                          kLookAhead = 512;
+  // Finds every validated span in `buf`; strings start at `seg_starts` (ascending) and are
+  // separated by NUL bytes; no match crosses from one string to the next. Sets *truncated
+  // when kMaxFindings is reached.
   void ScanBuffer(std::string_view buf, const std::vector<size_t>& seg_starts,
                   std::vector<Hit>* hits, bool* truncated) const;
+  // Matches detector `di` anchored at buffer offset `at` within the string [ss, se),
+  // validates and records it. *next: the buffer offset to search on from.
+  bool AcceptMatch(size_t di, std::string_view buf, size_t ss, size_t se, size_t at,
+                   std::vector<Hit>* hits, bool* truncated, size_t* next) const;
   DlpReport ScanJsonImpl(const nlohmann::json& doc, bool tool_result) const;
 
   DlpConfig config_;
   std::vector<std::unique_ptr<Detector>> detectors_;
-  std::unique_ptr<re2::RE2::Set> set_;  // trigger i belongs to detectors_[set_owner_[i]]
+  size_t num_builtin_ = 0;  // detectors_[0, num_builtin_) are built-in, the rest custom
+  std::unique_ptr<re2::RE2::Set> set_;  // built-in triggers; i belongs to set_owner_[i]
   std::vector<size_t> set_owner_;
+  std::unique_ptr<re2::RE2::Set> custom_set_;  // custom pattern i is detectors_[num_builtin_+i]
 };
 
 }  // namespace writ::gateway

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "gateway/dlp.h"
@@ -221,6 +222,40 @@ TEST_CASE("a custom pattern never matches across two JSON strings") {
   CHECK(r.findings[0].offset == 7);
 }
 
+TEST_CASE("findings on either side of the scanner's internal chunk boundaries") {
+  // Chunks are 2 KiB; put items so they start, end or sit across every boundary position.
+  const std::string pem = "-----BEGIN PRIVATE KEY-----\n" + std::string(5000, 'A') +
+                          "\n-----END PRIVATE KEY-----";
+  for (size_t at = 1900; at < 2100; at += 7) {
+    std::string text(at, ' ');
+    text += "longer.local.part@example.com ";
+    text += std::string(4096 - text.size() % 4096 + 4096 - 40, ' ');
+    text += "4111 1111 1111 1111 ";
+    text += pem;
+    text += " ann@example.com";
+    auto got = Found(text);
+    REQUIRE_MESSAGE(got.size() == 4, at);
+    CHECK(got[0] == "email:longer.local.part@example.com");
+    CHECK(got[1] == "credit_card:4111 1111 1111 1111");
+    CHECK(got[2] == "private_key:" + pem);
+    CHECK(got[3] == "email:ann@example.com");
+  }
+}
+
+TEST_CASE("long matches that start in a triggered chunk are found whole") {
+  const std::string jwt = "eyJhbGciOiJIUzI1NiJ9.eyJ" + std::string(6000, 'x') + ".c2ln";
+  const std::string pem = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n" +
+                          std::string(3000, 'Q') + "\n-----END ENCRYPTED PRIVATE KEY-----";
+  for (size_t at : {0, 2000, 2040, 4090}) {
+    std::string text = std::string(at, ' ') + jwt + " " + pem + ". Then " + jwt;
+    auto got = Found(text);
+    REQUIRE_MESSAGE(got.size() == 3, at);
+    CHECK(got[0] == "jwt:" + jwt);
+    CHECK(got[1] == "private_key:" + pem);
+    CHECK(got[2] == "jwt:" + jwt);
+  }
+}
+
 TEST_CASE("ScanJson reports JSON pointers for values, keys and large integers") {
   json doc = {{"user", {{"email", "ann@example.com"}, {"tags", {"x", "call 212-555-0134"}}}},
               {"card", 4111111111111111ULL},
@@ -399,4 +434,62 @@ TEST_CASE("the non-PII corpus produces zero findings") {
   }
   CHECK(files >= 4);
   CHECK(bytes >= 8000);
+}
+
+TEST_CASE("FindingsJson carries classes and paths, never the values") {
+  json args = {{"to", "ann@example.com"}, {"cards", {"4111 1111 1111 1111", "5555555555554444"}}};
+  json j = DlpScanner::FindingsJson(Default().ScanJson(args), 2);
+  CHECK(j["classes"] == json({"credit_card", "email"}));
+  CHECK(j["truncated"] == false);
+  REQUIRE(j["findings"].size() == 2);
+  CHECK(j["findings"][0] == json{{"class", "credit_card"}, {"path", "/cards/0"}, {"offset", 0},
+                                  {"length", 19}});
+  CHECK(j["findings_omitted"] == 1);
+  CHECK(j.dump().find("ann@") == std::string::npos);
+  CHECK(j.dump().find("4111") == std::string::npos);
+}
+
+// Property: masking every class leaves nothing to find, whatever noise surrounds the PII.
+TEST_CASE("redacting `*` removes every finding (randomized, deterministic seed)") {
+  const std::vector<std::string> pii = {
+      "ann@example.com", "+44 20 7946 0958", "(212) 555-0134", "234-56-7890",
+      "4111 1111 1111 1111", "378282246310005", "GB82WEST12345698765432",
+      "AKIAIOSFODNN7EXAMPLE", "Bearer abc123def456ghi789jkl",
+      "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+      "AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe",
+      "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlMTIz",
+      "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg\n-----END EC PRIVATE KEY-----"};
+  const std::string noise = " \n\t.,;:-/_()[]{}\"'@+=#0123456789abcXYZ";
+  std::mt19937 rng(12345);
+  size_t total = 0;
+  for (int round = 0; round < 1000; ++round) {
+    json doc = json::array();
+    for (int k = 0; k < 4; ++k) {
+      std::string s;
+      size_t count = 0;
+      for (int part = 0; part < 6; ++part) {
+        if (rng() % 3 == 0) {
+          s += " " + pii[rng() % pii.size()] + " ";  // PII glued to other tokens is not PII
+          ++count;
+        } else {
+          for (int c = rng() % 12; c > 0; --c) s += noise[rng() % noise.size()];
+        }
+      }
+      doc.push_back(k % 2 ? json(s) : json{{s.substr(0, 10), s}});
+      // Recall: every delimited item is found (a JWT sent as a bearer token counts twice).
+      CHECK_MESSAGE(Default().Scan(s).findings.size() >= count, s);
+    }
+    DlpReport r = Default().ScanJson(doc);
+    total += r.findings.size();
+    for (const auto& f : r.findings) CHECK(f.length > 0);
+    DlpRedaction red;
+    std::string error;
+    REQUIRE(Default().RedactJson(&doc, "args", {"*"}, &r, &red, &error));
+    DlpReport after = Default().ScanJson(doc);
+    if (!after.findings.empty()) {
+      FAIL_CHECK(doc.dump() << " still has " << after.findings[0].cls << " at "
+                            << after.findings[0].path);
+    }
+  }
+  CHECK(total > 300);  // the generator does produce findings
 }
