@@ -180,8 +180,22 @@ class Classifier {
       return IsWord(t_, b + 1, "INTO") || IsWord(t_, b + 2, "INTO") ||
              (k == "INSERT" && IsWord(t_, b + 1, "OVERWRITE"));
     if (k == "UPDATE") return IsName(t_, b + 1) && has0("SET");
-    if (k == "DELETE")
-      return IsWord(t_, b + 1, "FROM") || IsWord(t_, b + 2, "FROM") || IsWord(t_, b + 3, "FROM");
+    if (k == "DELETE") {
+      // DELETE [t] FROM name[.name] [[AS] alias WHERE|USING] [WHERE|USING|RETURNING|...]
+      size_t i = b + 1;
+      if (!IsWord(t_, i, "FROM") && IsWord(t_, i + 1, "FROM")) ++i;  // MySQL DELETE t FROM
+      if (!IsWord(t_, i, "FROM") || !IsName(t_, i + 1)) return false;
+      i += 2;
+      while (IsPunct(t_, i, '.') && IsName(t_, i + 1)) i += 2;
+      auto clause = [&](size_t j) {
+        return j >= e || IsWord(t_, j, "WHERE") || IsWord(t_, j, "USING") ||
+               IsWord(t_, j, "RETURNING") || IsWord(t_, j, "ORDER") || IsWord(t_, j, "LIMIT") ||
+               IsWord(t_, j, "JOIN") || IsPunct(t_, j, ',');
+      };
+      if (clause(i)) return true;
+      if (IsWord(t_, i, "AS")) ++i;
+      return IsName(t_, i) && i + 1 < e && clause(i + 1);
+    }
     if (k == "DROP" || k == "CREATE" || k == "ALTER")
       return b + 1 < e && t_[b + 1].kind == Tok::kWord && ObjectKinds().count(t_[b + 1].upper);
     if (k == "TRUNCATE") {
