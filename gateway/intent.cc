@@ -45,49 +45,52 @@ using WordSet = std::set<std::string, std::less<>>;
 // at `_ - . /`, spaces and camelCase) or as the leading word of the description.
 const WordSet& ReadVerbs() {
   static const auto* s = new WordSet{
-      "get",     "list",    "read",     "search",  "find",     "query",   "fetch",  "describe",
-      "show",    "view",    "lookup",   "count",   "check",    "status",  "browse", "inspect",
-      "explain", "stat",    "select",   "ls",      "cat",      "head",    "tail",   "grep",
-      "diff",    "preview", "peek",     "retrieve", "validate", "verify", "lint",   "analyze",
-      "analyse", "summarize", "compare", "calculate", "compute", "parse",  "is",     "has",
-      "exists",  "whoami",  "ping",     "echo",    "poll",     "estimate", "translate",
-      "suggest", "recommend", "resolve", "scan",   "info",     "watch",   "evaluate", "measure",
-      "render",  "print"};
+      "get",       "list",    "read",    "search",   "find",      "query",     "fetch",
+      "describe",  "show",    "view",    "lookup",   "count",     "check",     "status",
+      "browse",    "inspect", "explain", "stat",     "select",    "ls",        "cat",
+      "head",      "tail",    "grep",    "diff",     "preview",   "peek",      "retrieve",
+      "validate",  "verify",  "lint",    "analyze",  "analyse",   "summarize", "compare",
+      "calculate", "compute", "parse",   "is",       "has",       "exists",    "whoami",
+      "ping",      "echo",    "poll",    "estimate", "translate", "suggest",   "recommend",
+      "resolve",   "scan",    "info",    "watch",    "evaluate",  "measure",   "render",
+      "print"};
   return *s;
 }
 const WordSet& WriteVerbs() {
   static const auto* s = new WordSet{
-      "create",  "update",  "set",      "put",     "post",    "send",     "write",   "add",
-      "insert",  "edit",    "modify",   "patch",   "move",    "mv",       "rename",  "upsert",
-      "save",    "commit",  "push",     "merge",   "apply",   "start",    "stop",    "restart",
-      "deploy",  "install", "approve",  "reject",  "assign",  "unassign", "close",   "reopen",
-      "comment", "reply",   "submit",   "book",    "schedule", "enable",  "disable", "lock",
-      "unlock",  "archive", "restore",  "import",  "copy",    "cp",       "mkdir",   "touch",
-      "append",  "replace", "tag",      "label",   "fork",    "clone",    "trigger", "dispatch",
-      "notify",  "message", "email",    "publish", "refund",  "charge",   "pay",     "transfer",
-      "invite",  "register", "subscribe", "unsubscribe", "cancel", "pin",  "unpin",   "mark",
-      "upgrade", "scale",   "resize",   "sign",    "mutate",  "change",   "configure", "store",
-      "record",  "generate", "build",   "compile", "provision", "rotate", "grant",   "block"};
+      "create",    "update",    "set",      "put",       "post",        "send",    "write",
+      "add",       "insert",    "edit",     "modify",    "patch",       "move",    "mv",
+      "rename",    "upsert",    "save",     "commit",    "push",        "merge",   "apply",
+      "start",     "stop",      "restart",  "deploy",    "install",     "approve", "reject",
+      "assign",    "unassign",  "close",    "reopen",    "comment",     "reply",   "submit",
+      "book",      "schedule",  "enable",   "disable",   "lock",        "unlock",  "archive",
+      "restore",   "import",    "copy",     "cp",        "mkdir",       "touch",   "append",
+      "replace",   "tag",       "label",    "fork",      "clone",       "trigger", "dispatch",
+      "notify",    "message",   "email",    "publish",   "refund",      "charge",  "pay",
+      "transfer",  "invite",    "register", "subscribe", "unsubscribe", "cancel",  "pin",
+      "unpin",     "mark",      "upgrade",  "scale",     "resize",      "sign",    "mutate",
+      "change",    "configure", "store",    "record",    "generate",    "build",   "compile",
+      "provision", "rotate",    "grant",    "block"};
   return *s;
 }
 // Verbs that can do anything: a call's SQL decides, not the verb.
 const WordSet& GenericVerbs() {
-  static const auto* s = new WordSet{"run", "exec", "execute", "invoke", "call", "do", "perform",
-                                     "process", "handle", "eval", "sql"};
+  static const auto* s = new WordSet{"run",     "exec",    "execute", "invoke", "call", "do",
+                                     "perform", "process", "handle",  "eval",   "sql"};
   return *s;
 }
 const WordSet& ExfilVerbs() {
-  static const auto* s = new WordSet{"export",  "dump",   "download", "upload",   "share",
-                                     "exfiltrate", "backup", "mirror", "replicate", "leak",
-                                     "forward"};
+  static const auto* s =
+      new WordSet{"export", "dump",   "download",  "upload", "share",  "exfiltrate",
+                  "backup", "mirror", "replicate", "leak",   "forward"};
   return *s;
 }
 const WordSet& DestructiveVerbs() {
   static const auto* s = new WordSet{
-      "delete",    "del",       "remove",  "rm",    "rmdir",  "drop",     "destroy", "purge",
-      "truncate",  "wipe",      "erase",   "kill",  "terminate", "revoke", "reset",  "unlink",
-      "uninstall", "deprovision", "evict", "shred", "nuke",   "obliterate", "overwrite",
-      "expunge",   "discard",   "decommission"};
+      "delete",     "del",       "remove",    "rm",          "rmdir",       "drop",      "destroy",
+      "purge",      "truncate",  "wipe",      "erase",       "kill",        "terminate", "revoke",
+      "reset",      "unlink",    "uninstall", "deprovision", "evict",       "shred",     "nuke",
+      "obliterate", "overwrite", "expunge",   "discard",     "decommission"};
   return *s;
 }
 
@@ -148,7 +151,8 @@ std::vector<std::string> NameWords(std::string_view name) {
     bool upper = std::isupper(c);
     if (upper && !cur.empty()) {
       unsigned char prev = static_cast<unsigned char>(name[i - 1]);
-      bool next_lower = i + 1 < name.size() && std::islower(static_cast<unsigned char>(name[i + 1]));
+      bool next_lower =
+          i + 1 < name.size() && std::islower(static_cast<unsigned char>(name[i + 1]));
       if (std::islower(prev) || std::isdigit(prev) || (std::isupper(prev) && next_lower)) flush();
     }
     cur.push_back(static_cast<char>(std::tolower(c)));
@@ -197,33 +201,34 @@ std::string Lower(std::string_view s) {
 
 // Argument names whose string values hold SQL.
 const WordSet& SqlKeys() {
-  static const auto* s =
-      new WordSet{"sql", "sql_query", "sqlquery", "statement", "stmt", "sql_statement", "statements"};
+  static const auto* s = new WordSet{"sql",  "sql_query",     "sqlquery",  "statement",
+                                     "stmt", "sql_statement", "statements"};
   return *s;
 }
 // Argument names whose value names an operation ("export", "delete", ...).
 const WordSet& ActionKeys() {
-  static const auto* s = new WordSet{"action", "operation", "op", "mode", "method", "verb",
-                                     "task", "intent", "kind_of_operation"};
+  static const auto* s = new WordSet{
+      "action", "operation", "op", "mode", "method", "verb", "task", "intent", "kind_of_operation"};
   return *s;
 }
 const WordSet& ShellKeys() {
-  static const auto* s = new WordSet{"command", "cmd", "shell", "script", "bash", "sh",
-                                     "shell_command", "commandline", "command_line"};
+  static const auto* s =
+      new WordSet{"command", "cmd",           "shell",       "script",      "bash",
+                  "sh",      "shell_command", "commandline", "command_line"};
   return *s;
 }
 // Argument names whose number is a bulk size.
 const WordSet& BulkKeys() {
   static const auto* s = new WordSet{
-      "limit",      "count",     "page_size",  "pagesize", "per_page", "perpage",  "max_results",
-      "maxresults", "max_rows",  "maxrows",    "top",      "rows",     "first",    "take",
-      "batch_size", "batchsize", "num_results", "max_items", "maxitems", "max_records",
-      "maxrecords", "record_limit", "row_limit", "fetch_size"};
+      "limit",       "count",       "page_size",  "pagesize",     "per_page",    "perpage",
+      "max_results", "maxresults",  "max_rows",   "maxrows",      "top",         "rows",
+      "first",       "take",        "batch_size", "batchsize",    "num_results", "max_items",
+      "maxitems",    "max_records", "maxrecords", "record_limit", "row_limit",   "fetch_size"};
   return *s;
 }
 const WordSet& BulkFlags() {
-  static const auto* s =
-      new WordSet{"fetch_all", "export_all", "all_pages", "dump_all", "download_all", "all_records"};
+  static const auto* s = new WordSet{"fetch_all", "export_all",   "all_pages",
+                                     "dump_all",  "download_all", "all_records"};
   return *s;
 }
 
@@ -286,11 +291,13 @@ IntentClassifier::ToolVerdict IntentClassifier::Tool(const std::string& server,
     } else if (ro_true) {
       v.sig.Add(Intent::kRead, "annotation readOnlyHint (trusted server)");
     } else {
-      v.sig.Add(Intent::kWrite, "annotations readOnlyHint=false, destructiveHint=false (trusted server)");
+      v.sig.Add(Intent::kWrite,
+                "annotations readOnlyHint=false, destructiveHint=false (trusted server)");
     }
     return v;
   }
-  if (de_true) v.sig.Add(Intent::kDestructive, "annotation destructiveHint (untrusted: may only raise)");
+  if (de_true)
+    v.sig.Add(Intent::kDestructive, "annotation destructiveHint (untrusted: may only raise)");
   // 3. Verbs in the name: the leading word if it is a verb (get_user, delete_file), else any
   //    verb in it (user_delete); a verb after "and"/"then" also counts (get_and_delete).
   std::vector<std::string> words = NameWords(name);
@@ -365,7 +372,7 @@ IntentResult IntentClassifier::ClassifyCall(const std::string& server, const Jso
     }
   }
 
-  Signals a;     // from the arguments
+  Signals a;  // from the arguments
   bool sql_seen = false;
   struct Item {
     const Json* v;
@@ -424,8 +431,10 @@ IntentResult IntentClassifier::ClassifyCall(const std::string& server, const Jso
         }
         if (pos == s.size() && pos > 0 && (n > config_.bulk_threshold || n < 0))
           a.Add(Intent::kExfiltrative,
-                it.path + " = " + s + (n < 0 ? " (no limit)" : " exceeds intent.bulk_threshold (" +
-                                                                std::to_string(config_.bulk_threshold) + ")"));
+                it.path + " = " + s +
+                    (n < 0 ? " (no limit)"
+                           : " exceeds intent.bulk_threshold (" +
+                                 std::to_string(config_.bulk_threshold) + ")"));
       }
     } else if (v.is_number() && Has(BulkKeys(), key)) {
       double n = v.get<double>();

@@ -20,8 +20,7 @@ constexpr size_t kMaxTools = 100000;
 // The child's stdout as a queue of parsed messages.
 class Session {
  public:
-  explicit Session(const UpstreamConfig& u)
-      : child_(ChildSpec{u.name, u.command, u.args, u.env}) {}
+  explicit Session(const UpstreamConfig& u) : child_(ChildSpec{u.name, u.command, u.args, u.env}) {}
   ~Session() { child_.Shutdown(std::chrono::milliseconds(500)); }
 
   bool Start(std::string* error) {
@@ -91,8 +90,7 @@ class Session {
         *error = "the process " + DescribeExit(status_) + " before answering " + method;
         return false;
       }
-      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && queue_.empty() &&
-          !exited_) {
+      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && queue_.empty() && !exited_) {
         *error = "did not answer " + method + " within " + std::to_string(timeout.count()) + " ms";
         return false;
       }

@@ -41,8 +41,8 @@ Json CanonicalToolDefinition(const Json& tool) {
   // nlohmann::json objects are std::map: keys are sorted by byte at every depth.
   Json out = Json::object();
   if (!tool.is_object()) return out;
-  for (const char* k : {"name", "title", "description", "inputSchema", "outputSchema",
-                        "annotations"}) {
+  for (const char* k :
+       {"name", "title", "description", "inputSchema", "outputSchema", "annotations"}) {
     auto it = tool.find(k);
     if (it != tool.end()) out[k] = *it;
   }
@@ -119,11 +119,13 @@ bool ParseLock(const std::string& text, const std::string& name, Lockfile* out,
   } catch (const Json::parse_error& e) {
     size_t at = std::min<size_t>(e.byte > 0 ? e.byte - 1 : 0, text.size());
     size_t line = std::count(text.begin(), text.begin() + at, '\n') + 1;
-    *error = name + ":" + std::to_string(line) + ": invalid JSON in lockfile\n"
+    *error = name + ":" + std::to_string(line) +
+             ": invalid JSON in lockfile\n"
              "help: regenerate it with `writ lock --config CONFIG`\n";
     return false;
   }
-  const std::string kHelp = "help: regenerate it with `writ lock --config CONFIG` and review the diff\n";
+  const std::string kHelp =
+      "help: regenerate it with `writ lock --config CONFIG` and review the diff\n";
   if (!j.is_object() || !j.contains("version") || !j.contains("tools")) {
     *error = name + ": not a writ lockfile (expected {\"version\": 1, \"tools\": {...}})\n" + kHelp;
     return false;
@@ -150,12 +152,14 @@ bool ParseLock(const std::string& text, const std::string& name, Lockfile* out,
     }
     if (!e.is_object() || !e.contains("sha256") || !e["sha256"].is_string() ||
         !e.contains("definition") || !e["definition"].is_object()) {
-      *error = where + ": tools." + key + ": expected {\"sha256\": ..., \"definition\": {...}}\n" + kHelp;
+      *error = where + ": tools." + key + ": expected {\"sha256\": ..., \"definition\": {...}}\n" +
+               kHelp;
       return false;
     }
     const Json& def = e["definition"];
     if (!def.contains("name") || def["name"] != Json(key.substr(sep + 2))) {
-      *error = where + ": tools." + key + ": definition.name does not match the entry's name\n" + kHelp;
+      *error =
+          where + ": tools." + key + ": definition.name does not match the entry's name\n" + kHelp;
       return false;
     }
     std::string sha = e["sha256"].get<std::string>();
@@ -293,12 +297,13 @@ const std::vector<Detector*>& Detectors() {
                          R"(\.netrc\b|\.pypirc\b|\.git-credentials|\.kube/config|)"
                          R"(\.docker/config\.json|\bwallet\.dat\b|\.gnupg\b))",
                          o)},
-        new Detector{kInstructionTag,
-                     RE2(R"(<\s*/?\s*(?:important|system|instructions?|admin|hidden|secret|)"
-                         R"(critical|override|assistant|prompt|system[_-]prompt|priority)"
-                         R"()(?:\s[^>]{0,60})?\s*>)"
-                         R"(|\[\s*/?\s*(?:inst|system|sys)\s*\]|<\|[a-z_]{2,20}\|>|<<\s*/?sys\s*>>)",
-                         o)},
+        new Detector{
+            kInstructionTag,
+            RE2(R"(<\s*/?\s*(?:important|system|instructions?|admin|hidden|secret|)"
+                R"(critical|override|assistant|prompt|system[_-]prompt|priority)"
+                R"()(?:\s[^>]{0,60})?\s*>)"
+                R"(|\[\s*/?\s*(?:inst|system|sys)\s*\]|<\|[a-z_]{2,20}\|>|<<\s*/?sys\s*>>)",
+                o)},
         new Detector{kInvisibleChar,
                      RE2(R"([\x{200B}-\x{200D}\x{2060}-\x{2064}\x{FEFF}\x{180E}\x{00AD}\x{034F})"
                          R"(\x{115F}\x{1160}\x{3164}\x{FFA0}\x{E0000}-\x{E007F}])")},
@@ -395,7 +400,8 @@ void ScanString(std::string_view s, const std::string& path, size_t max,
            d->re.Match(in, pos, s.size(), RE2::UNANCHORED, &m, 1)) {
       size_t mb = static_cast<size_t>(m.data() - s.data());
       size_t me = mb + m.size();
-      if (d->kind == std::string_view(kEncodedBlob) && !IsBlob(std::string_view(m.data(), m.size()))) {
+      if (d->kind == std::string_view(kEncodedBlob) &&
+          !IsBlob(std::string_view(m.data(), m.size()))) {
         pos = me > mb ? me : mb + 1;
         continue;
       }
@@ -475,10 +481,10 @@ std::vector<std::string> FindingKinds(const std::vector<PoisonFinding>& findings
 
 std::vector<Shadowing> FindShadowing(
     const std::map<std::string, std::vector<Json>>& tools_by_server) {
-  std::map<std::string, std::set<std::string>> exact;     // name -> servers
-  std::map<std::string, std::set<std::string>> similar;   // normalized -> servers
+  std::map<std::string, std::set<std::string>> exact;          // name -> servers
+  std::map<std::string, std::set<std::string>> similar;        // normalized -> servers
   std::map<std::string, std::set<std::string>> similar_names;  // normalized -> names
-  std::map<std::string, std::string> first_name;          // normalized -> a name
+  std::map<std::string, std::string> first_name;               // normalized -> a name
   std::vector<Shadowing> out;
   for (const auto& [server, tools] : tools_by_server) {
     for (const auto& t : tools) {

@@ -1,12 +1,12 @@
 // The `intent:`, `lock:` and `breaker:` config sections (gateway/config.h), and every
 // ```yaml block of docs/intent.md, docs/integrity.md and docs/limits.md parsed as a config.
+#include "gateway/config.h"
+
 #include <doctest/doctest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-
-#include "gateway/config.h"
 
 using namespace writ::gateway;
 namespace fs = std::filesystem;
@@ -64,8 +64,9 @@ TEST_CASE("intent: errors name key, line and help") {
   CHECK(e.find("writ.yaml:10:21: intent.trusted_servers[0]: `fss` is not a configured upstream\n"
                "help: did you mean `fs`?") != std::string::npos);
   e = Errors("intent:\n  overrides:\n    db_run_query: read\n");
-  CHECK(e.find("writ.yaml:11:5: intent.overrides.db_run_query: `db_run_query` is not SERVER__tool") !=
-        std::string::npos);
+  CHECK(
+      e.find("writ.yaml:11:5: intent.overrides.db_run_query: `db_run_query` is not SERVER__tool") !=
+      std::string::npos);
   e = Errors("intent:\n  overrides:\n    db__run_query: reed\n");
   CHECK(e.find("intent.overrides.db__run_query: `reed` is not one of read | write | exfiltrative | "
                "destructive\nhelp: did you mean `read`?") != std::string::npos);
@@ -86,12 +87,14 @@ TEST_CASE("lock: section parses with defaults; errors") {
   CHECK(c.lock.file == "/etc/writ/writ.lock");
   CHECK(c.lock.on_drift == LockAction::kHide);
   CHECK(c.lock.on_new == LockAction::kHide);
-  REQUIRE_MESSAGE(Parse("lock: { file: locks/tools.lock, on_drift: deny, on_new: allow }\n", &c, &e), e);
+  REQUIRE_MESSAGE(
+      Parse("lock: { file: locks/tools.lock, on_drift: deny, on_new: allow }\n", &c, &e), e);
   CHECK(c.lock.file == "/etc/writ/locks/tools.lock");
   CHECK(c.lock.on_drift == LockAction::kDeny);
   CHECK(c.lock.on_new == LockAction::kAllow);
   e = Errors("lock: { on_drift: hid }\n");
-  CHECK(e.find("lock.on_drift: `hid` is not one of hide | deny | allow\nhelp: did you mean `hide`?") !=
+  CHECK(e.find(
+            "lock.on_drift: `hid` is not one of hide | deny | allow\nhelp: did you mean `hide`?") !=
         std::string::npos);
   e = Errors("lock: { fil: x }\n");
   CHECK(e.find("lock.fil: unknown key") != std::string::npos);
@@ -125,9 +128,10 @@ upstreams:
   CHECK(err.find("breaker.failure_threshold: out of range\nhelp: an integer from 1 to 1000") !=
         std::string::npos);
   Config d;
-  CHECK_FALSE(ParseConfig("policies: ./p\nupstreams:\n  - name: fs\n    command: x\n"
-                          "    breaker: { cooldown: 1s }\n",
-                          "writ.yaml", "", &d, &err));
+  CHECK_FALSE(
+      ParseConfig("policies: ./p\nupstreams:\n  - name: fs\n    command: x\n"
+                  "    breaker: { cooldown: 1s }\n",
+                  "writ.yaml", "", &d, &err));
   CHECK(err.find("writ.yaml:5:16: upstreams[0].breaker.cooldown: unknown key\n"
                  "help: did you mean `cool_down`?") != std::string::npos);
 }

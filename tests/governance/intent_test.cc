@@ -1,10 +1,11 @@
 // The intent classifier (gateway/intent.h, docs/intent.md) and its SQL analysis
 // (gateway/sql_intent.h): each rule with cases that must and must not trigger it.
+#include "gateway/intent.h"
+
 #include <doctest/doctest.h>
 
 #include <string>
 
-#include "gateway/intent.h"
 #include "gateway/sql_intent.h"
 
 using nlohmann::json;
@@ -192,8 +193,9 @@ TEST_CASE("SQL: prose is not taken for SQL unless the argument is declared SQL")
 TEST_CASE("call intent: SQL arguments") {
   IntentClassifier c;
   json query = Tool("query", "Run a read-only query");
-  query["inputSchema"] = {{"type", "object"},
-                          {"properties", {{"q", {{"type", "string"}, {"description", "SQL to run"}}}}}};
+  query["inputSchema"] = {
+      {"type", "object"},
+      {"properties", {{"q", {{"type", "string"}, {"description", "SQL to run"}}}}}};
   CHECK(c.ClassifyCall("db", query, {{"q", "SELECT * FROM t"}}).intent == Intent::kRead);
   IntentResult r = c.ClassifyCall("db", query, {{"q", "DELETE FROM t"}});
   CHECK(r.intent == Intent::kDestructive);
@@ -203,8 +205,7 @@ TEST_CASE("call intent: SQL arguments") {
   json exec = Tool("execute_sql");
   CHECK(c.ClassifyTool("db", exec).intent == Intent::kWrite);
   CHECK(c.ClassifyCall("db", exec, {{"sql", "SELECT 1 FROM t"}}).intent == Intent::kRead);
-  CHECK(c.ClassifyCall("db", exec, {{"sql", "INSERT INTO t VALUES (1)"}}).intent ==
-        Intent::kWrite);
+  CHECK(c.ClassifyCall("db", exec, {{"sql", "INSERT INTO t VALUES (1)"}}).intent == Intent::kWrite);
   // A specific verb is kept: create_report with a SELECT is still write.
   CHECK(c.ClassifyCall("db", Tool("create_report"), {{"sql", "SELECT 1 FROM t"}}).intent ==
         Intent::kWrite);
