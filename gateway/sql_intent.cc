@@ -221,7 +221,10 @@ class Classifier {
   Verdict Statement(size_t b, size_t e, int depth) const {
     Verdict v;
     while (b < e && IsPunct(t_, b, '(')) ++b;
-    if (b >= e) return v;
+    if (b >= e) {
+      v.Raise(Intent::kRead, "an empty statement");
+      return v;
+    }
     if (t_[b].kind != Tok::kWord) {
       v.Raise(Intent::kWrite, "unrecognized statement");
       return v;

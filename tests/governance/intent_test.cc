@@ -257,3 +257,33 @@ TEST_CASE("call intent: arguments too deep fail closed; null args are fine") {
   CHECK(f.intent == Intent::kDestructive);
   CHECK((f.found & (1u << static_cast<int>(Intent::kExfiltrative))) != 0);  // kept in `found`
 }
+
+TEST_CASE("SQL analysis and call classification survive arbitrary input") {
+  // Deterministic pseudo-random strings built from SQL-ish fragments and raw bytes: no crash,
+  // no hang, and a result that is well formed.
+  const char* frags[] = {"SELECT", " ", "'", "\"", "`", "$$", "$a$", "--", "/*", "*/", "/*!",
+                         ";",      "(",  ")", "DROP", "TABLE", "x", "\\", "\n", "UPDATE",
+                         "SET",    "WHERE", "DELETE", "FROM", "1=1", "COPY", "TO", "E'",
+                         "\xff",   "\xc3", "LIMIT", "99999999999999999999999"};
+  uint64_t seed = 0x9e3779b97f4a7c15ULL;
+  auto next = [&] {
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return seed;
+  };
+  IntentClassifier c;
+  for (int i = 0; i < 3000; ++i) {
+    std::string s;
+    int n = static_cast<int>(next() % 40);
+    for (int k = 0; k < n; ++k) s += frags[next() % (sizeof frags / sizeof *frags)];
+    SqlAnalysis a = AnalyzeSql(s, (i & 1) != 0, 1000);
+    CHECK((!a.is_sql || !a.why.empty()));
+    IntentResult r = c.ClassifyCall("db", json{{"name", "run_sql"}},
+                                    json{{"sql", s}, {"note", s}, {"command", s}, {"limit", s}});
+    CHECK(!r.why.empty());
+  }
+  // Unclosed literals and comments are not SQL statements that run.
+  CHECK(Sql("SELECT 'unterminated; DROP TABLE t") == "read");
+  CHECK(Sql("SELECT 1 /* unterminated; DROP TABLE t") == "read");
+}
