@@ -171,6 +171,11 @@ struct Signals {
   unsigned found = 0;
   void Add(Intent i, std::string why) {
     found |= Bit(i);
+    if (why.size() > 400) {  // reasons quote arguments: bounded, cut on a UTF-8 boundary
+      size_t cut = 400;
+      while (cut > 0 && (static_cast<unsigned char>(why[cut]) & 0xC0) == 0x80) --cut;
+      why = why.substr(0, cut) + "...";
+    }
     if (!any || static_cast<int>(i) > static_cast<int>(best)) {
       any = true;
       best = i;
@@ -374,36 +379,38 @@ IntentResult IntentClassifier::ClassifyCall(const std::string& server, const Jso
 
   Signals a;  // from the arguments
   bool sql_seen = false;
-  struct Item {
+  // Depth-first walk with an explicit stack of open containers; a value's path
+  // ("args.batch[1].sql") is rendered only for a reason, from the segments on the stack, so
+  // memory stays O(depth) whatever the width of the arguments.
+  struct Frame {
     const Json* v;
-    std::string path, key;
-    int depth;
+    Json::const_iterator it;
+    size_t index = 0;
+    std::string key;  // the key of this container (an array's elements inherit it)
+    std::string seg;  // the path segment of the child being visited
   };
-  std::vector<Item> stack{{&args, "args", "", 0}};
-  size_t nodes = 0;
-  while (!stack.empty()) {
-    Item it = std::move(stack.back());
-    stack.pop_back();
-    if (++nodes > kMaxArgNodes || it.depth > kMaxArgDepth) {
-      a.Add(Intent::kDestructive, "arguments too large or deep to analyze (fail closed)");
-      break;
+  std::vector<Frame> stack;
+  auto path = [&] {
+    std::string p = "args";
+    for (const auto& f : stack) {
+      if (p.size() > 256) return p + "...";
+      size_t cut = std::min<size_t>(f.seg.size(), 64);
+      while (cut > 0 && cut < f.seg.size() &&
+             (static_cast<unsigned char>(f.seg[cut]) & 0xC0) == 0x80)
+        --cut;
+      p += cut < f.seg.size() ? f.seg.substr(0, cut) + "..." : f.seg;
     }
-    const Json& v = *it.v;
-    std::string key = Lower(it.key);
-    if (v.is_object()) {
-      for (auto c = v.begin(); c != v.end(); ++c)
-        stack.push_back({&c.value(), it.path + "." + c.key(), c.key(), it.depth + 1});
-    } else if (v.is_array()) {
-      size_t i = 0;
-      for (const auto& c : v)
-        stack.push_back({&c, it.path + "[" + std::to_string(i++) + "]", it.key, it.depth + 1});
-    } else if (v.is_string()) {
+    return p;
+  };
+  auto leaf = [&](const Json& v, const std::string& raw_key, int depth) {
+    std::string key = Lower(raw_key);
+    if (v.is_string()) {
       const std::string& s = v.get_ref<const std::string&>();
-      bool declared = Has(SqlKeys(), key) || (it.depth == 1 && schema_sql.count(it.key));
+      bool declared = Has(SqlKeys(), key) || (depth == 1 && schema_sql.count(raw_key));
       SqlAnalysis sql = AnalyzeSql(s, declared, config_.bulk_threshold);
       if (sql.is_sql) {
         sql_seen = true;
-        a.Add(sql.intent, it.path + ": SQL " + sql.why);
+        a.Add(sql.intent, path() + ": SQL " + sql.why);
       }
       if (Has(ActionKeys(), key)) {
         std::string first;
@@ -413,14 +420,14 @@ IntentResult IntentClassifier::ClassifyCall(const std::string& server, const Jso
         std::string verb;
         if (RE2::PartialMatch(s, kFirstWord, &first) && ProseVerb(first, &i, &g, &verb) &&
             static_cast<int>(i) >= static_cast<int>(Intent::kExfiltrative))
-          a.Add(i, it.path + " = `" + first + "`");
+          a.Add(i, path() + " = `" + verb + "`");
       }
       if (Has(ShellKeys(), key)) {
         Intent i;
         std::string why;
-        if (ShellIntent(s, &i, &why)) a.Add(i, it.path + ": " + why);
+        if (ShellIntent(s, &i, &why)) a.Add(i, path() + ": " + why);
       }
-      if (Has(BulkKeys(), key)) {
+      if (Has(BulkKeys(), key) && s.size() <= 20) {
         // A numeric string counts like a number.
         size_t pos = 0;
         long long n = 0;
@@ -431,7 +438,7 @@ IntentResult IntentClassifier::ClassifyCall(const std::string& server, const Jso
         }
         if (pos == s.size() && pos > 0 && (n > config_.bulk_threshold || n < 0))
           a.Add(Intent::kExfiltrative,
-                it.path + " = " + s +
+                path() + " = " + s +
                     (n < 0 ? " (no limit)"
                            : " exceeds intent.bulk_threshold (" +
                                  std::to_string(config_.bulk_threshold) + ")"));
@@ -440,12 +447,40 @@ IntentResult IntentClassifier::ClassifyCall(const std::string& server, const Jso
       double n = v.get<double>();
       if (n > static_cast<double>(config_.bulk_threshold) || n < 0)
         a.Add(Intent::kExfiltrative,
-              it.path + " = " + v.dump() +
+              path() + " = " + v.dump() +
                   (n < 0 ? " (no limit)"
                          : " exceeds intent.bulk_threshold (" +
                                std::to_string(config_.bulk_threshold) + ")"));
     } else if (v.is_boolean() && v.get<bool>() && Has(BulkFlags(), key)) {
-      a.Add(Intent::kExfiltrative, it.path + " = true");
+      a.Add(Intent::kExfiltrative, path() + " = true");
+    }
+  };
+  size_t nodes = 1;
+  if (args.is_structured()) {
+    stack.push_back({&args, args.begin(), 0, "", ""});
+  } else {
+    leaf(args, "", 0);
+  }
+  while (!stack.empty()) {
+    Frame& f = stack.back();
+    if (f.it == f.v->end()) {
+      stack.pop_back();
+      continue;
+    }
+    const Json& c = *f.it;
+    std::string key = f.v->is_object() ? f.it.key() : f.key;
+    f.seg = f.v->is_object() ? "." + f.it.key() : "[" + std::to_string(f.index) + "]";
+    ++f.it;
+    ++f.index;
+    int depth = static_cast<int>(stack.size());
+    if (++nodes > kMaxArgNodes || depth > kMaxArgDepth) {
+      a.Add(Intent::kDestructive, "arguments too large or deep to analyze (fail closed)");
+      break;
+    }
+    if (c.is_structured()) {
+      stack.push_back({&c, c.begin(), 0, std::move(key), ""});  // invalidates f
+    } else {
+      leaf(c, key, depth);
     }
   }
 

@@ -416,48 +416,57 @@ void ScanString(std::string_view s, const std::string& path, size_t max,
 std::vector<PoisonFinding> ScanToolDefinition(const Json& tool, size_t max_findings) {
   std::vector<PoisonFinding> out;
   Json def = CanonicalToolDefinition(tool);
-  struct Item {
+  // Depth-first with an explicit stack of open containers; paths are rendered from the
+  // stack's segments when a string is scanned, so memory stays O(depth).
+  struct Frame {
     const Json* v;
-    std::string path;
-    int depth;
+    Json::const_iterator it;
+    size_t index = 0;
+    std::string seg;  // the path segment of the child being visited
   };
-  std::vector<Item> stack{{&def, "", 0}};
   size_t budget = 1 << 20;
   bool reported_depth = false, reported_size = false;
+  std::vector<Frame> stack{{&def, def.begin(), 0, ""}};
+  auto path = [&] {
+    std::string p;
+    for (const auto& f : stack) {
+      if (p.size() > 512) return p + "...";
+      p += f.seg.size() > 128 ? Clip(f.seg, 128) : f.seg;
+    }
+    return p;
+  };
+  auto scan = [&](const std::string& s) {
+    if (s.size() > budget) {
+      if (!reported_size)
+        out.push_back({kUnscannable, path(), "strings larger than 1 MiB in total"});
+      reported_size = true;
+      budget = 0;
+      return;
+    }
+    budget -= s.size();
+    ScanString(s, path(), max_findings, &out);
+  };
   while (!stack.empty() && out.size() < max_findings) {
-    Item it = std::move(stack.back());
-    stack.pop_back();
-    if (it.depth > 64) {
-      if (!reported_depth) out.push_back({kUnscannable, it.path, "nested deeper than 64 levels"});
-      reported_depth = true;
+    Frame& f = stack.back();
+    if (f.it == f.v->end()) {
+      stack.pop_back();
       continue;
     }
-    const Json& v = *it.v;
-    auto scan = [&](const std::string& s, const std::string& path) {
-      if (s.size() > budget) {
-        if (!reported_size)
-          out.push_back({kUnscannable, path, "strings larger than 1 MiB in total"});
-        reported_size = true;
-        budget = 0;
-        return;
+    const Json& c = *f.it;
+    bool object = f.v->is_object();
+    f.seg = "/" + (object ? PointerEscape(f.it.key()) : std::to_string(f.index));
+    if (object && stack.size() > 1) scan(f.it.key());  // keys inside schemas can carry text
+    ++f.it;
+    ++f.index;
+    if (c.is_structured()) {
+      if (stack.size() >= 64) {
+        if (!reported_depth) out.push_back({kUnscannable, path(), "nested deeper than 64 levels"});
+        reported_depth = true;
+        continue;
       }
-      budget -= s.size();
-      ScanString(s, path, max_findings, &out);
-    };
-    if (v.is_object()) {
-      // Reverse order on the stack so that findings come out in document order.
-      std::vector<Item> kids;
-      for (auto c = v.begin(); c != v.end(); ++c) {
-        std::string p = it.path + "/" + PointerEscape(c.key());
-        if (it.depth > 0) scan(c.key(), p);  // keys inside schemas/annotations can carry text
-        kids.push_back({&c.value(), p, it.depth + 1});
-      }
-      for (auto k = kids.rbegin(); k != kids.rend(); ++k) stack.push_back(std::move(*k));
-    } else if (v.is_array()) {
-      for (size_t i = v.size(); i-- > 0;)
-        stack.push_back({&v[i], it.path + "/" + std::to_string(i), it.depth + 1});
-    } else if (v.is_string()) {
-      scan(v.get_ref<const std::string&>(), it.path);
+      stack.push_back({&c, c.begin(), 0, ""});  // invalidates f
+    } else if (c.is_string()) {
+      scan(c.get_ref<const std::string&>());
     }
   }
   // A key and its value can produce the same finding; keep one.

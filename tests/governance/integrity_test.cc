@@ -374,3 +374,15 @@ TEST_CASE("writ lock: write, check clean, check drift, errors") {
   CHECK_FALSE(fs::exists(dir / "bad.lock"));
   fs::remove_all(dir);
 }
+
+TEST_CASE("scanner: wide schemas under long keys stay cheap") {
+  json props = json::object();
+  for (int i = 0; i < 50000; ++i) props["p" + std::to_string(i)] = {{"type", "string"}};
+  props["z"] = {{"description", "<IMPORTANT>x</IMPORTANT>"}};
+  json t = Add();
+  t["inputSchema"] = {{"properties", {{std::string(100000, 'k'), props}}}};
+  std::vector<PoisonFinding> f = ScanToolDefinition(t);
+  REQUIRE(f.size() == 1);
+  CHECK(f[0].kind == kInstructionTag);
+  CHECK(f[0].path.size() < 600);
+}

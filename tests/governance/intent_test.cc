@@ -261,10 +261,11 @@ TEST_CASE("call intent: arguments too deep fail closed; null args are fine") {
 TEST_CASE("SQL analysis and call classification survive arbitrary input") {
   // Deterministic pseudo-random strings built from SQL-ish fragments and raw bytes: no crash,
   // no hang, and a result that is well formed.
-  const char* frags[] = {"SELECT", " ", "'", "\"", "`", "$$", "$a$", "--", "/*", "*/", "/*!",
-                         ";",      "(",  ")", "DROP", "TABLE", "x", "\\", "\n", "UPDATE",
-                         "SET",    "WHERE", "DELETE", "FROM", "1=1", "COPY", "TO", "E'",
-                         "\xff",   "\xc3", "LIMIT", "99999999999999999999999"};
+  const char* frags[] = {
+      "SELECT", " ",    "'",   "\"",     "`",    "$$",    "$a$",    "--",
+      "/*",     "*/",   "/*!", ";",      "(",    ")",     "DROP",   "TABLE",
+      "x",      "\\",   "\n",  "UPDATE", "SET",  "WHERE", "DELETE", "FROM",
+      "1=1",    "COPY", "TO",  "E'",     "\xff", "\xc3",  "LIMIT",  "99999999999999999999999"};
   uint64_t seed = 0x9e3779b97f4a7c15ULL;
   auto next = [&] {
     seed ^= seed << 13;
@@ -286,4 +287,19 @@ TEST_CASE("SQL analysis and call classification survive arbitrary input") {
   // Unclosed literals and comments are not SQL statements that run.
   CHECK(Sql("SELECT 'unterminated; DROP TABLE t") == "read");
   CHECK(Sql("SELECT 1 /* unterminated; DROP TABLE t") == "read");
+}
+
+TEST_CASE("call intent: wide arguments under long keys stay cheap; reasons are bounded") {
+  // 50,000 values under a 100 KB key: paths are rendered only for reasons, never stored per
+  // value (which would be 5 GB here).
+  IntentClassifier c;
+  std::string long_key(100000, 'k');
+  json inner = json::object();
+  for (int i = 0; i < 50000; ++i) inner["v" + std::to_string(i)] = i;
+  inner["sql"] = "DROP TABLE " + std::string(5000, 't');
+  json args = {{long_key, inner}};
+  IntentResult r = c.ClassifyCall("db", Tool("get_x"), args);
+  CHECK(r.intent == Intent::kDestructive);
+  CHECK(r.why.size() < 500);
+  CHECK(r.why.rfind("args.kkkk", 0) == 0);
 }
