@@ -38,7 +38,7 @@ int RunLock(const LockOptions& o) {
     path = dir.empty() ? "writ.lock" : dir + "/writ.lock";
   }
   auto timeout = std::chrono::milliseconds(o.timeout_ms > 0 ? o.timeout_ms
-                                                             : config.limits.upstream_timeout_ms);
+                                                            : config.limits.upstream_timeout_ms);
   gateway::Lockfile live;
   std::map<std::string, std::vector<nlohmann::json>> by_server;
   int failed = 0;
@@ -52,13 +52,13 @@ int RunLock(const LockOptions& o) {
       ++failed;
       continue;
     }
-    for (const auto& w : fetched.warnings) std::cerr << "warning: upstream " << u.name << ": " << w << "\n";
+    for (const auto& w : fetched.warnings)
+      std::cerr << "warning: upstream " << u.name << ": " << w << "\n";
     for (const auto& t : fetched.tools) {
       live.Add(u.name, t);
       for (const auto& f : gateway::ScanToolDefinition(t))
-        std::cerr << "warning: " << u.name << "__" << t["name"].get<std::string>() << ": "
-                  << f.kind << " at " << (f.path.empty() ? "/" : f.path) << ": " << f.excerpt
-                  << "\n";
+        std::cerr << "warning: " << u.name << "__" << t["name"].get<std::string>() << ": " << f.kind
+                  << " at " << (f.path.empty() ? "/" : f.path) << ": " << f.excerpt << "\n";
     }
     by_server[u.name] = std::move(fetched.tools);
   }
@@ -99,8 +99,8 @@ int RunLock(const LockOptions& o) {
     std::cerr << "error: " << error << "\n";
     return kExitUsage;
   }
-  std::cout << "writ lock: wrote " << live.tools.size() << " tools from "
-            << config.upstreams.size() << " upstream(s) to " << path << "\n";
+  std::cout << "writ lock: wrote " << live.tools.size() << " tools from " << config.upstreams.size()
+            << " upstream(s) to " << path << "\n";
   return kExitOk;
 }
 

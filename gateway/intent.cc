@@ -45,49 +45,52 @@ using WordSet = std::set<std::string, std::less<>>;
 // at `_ - . /`, spaces and camelCase) or as the leading word of the description.
 const WordSet& ReadVerbs() {
   static const auto* s = new WordSet{
-      "get",     "list",    "read",     "search",  "find",     "query",   "fetch",  "describe",
-      "show",    "view",    "lookup",   "count",   "check",    "status",  "browse", "inspect",
-      "explain", "stat",    "select",   "ls",      "cat",      "head",    "tail",   "grep",
-      "diff",    "preview", "peek",     "retrieve", "validate", "verify", "lint",   "analyze",
-      "analyse", "summarize", "compare", "calculate", "compute", "parse",  "is",     "has",
-      "exists",  "whoami",  "ping",     "echo",    "poll",     "estimate", "translate",
-      "suggest", "recommend", "resolve", "scan",   "info",     "watch",   "evaluate", "measure",
-      "render",  "print"};
+      "get",       "list",    "read",    "search",   "find",      "query",     "fetch",
+      "describe",  "show",    "view",    "lookup",   "count",     "check",     "status",
+      "browse",    "inspect", "explain", "stat",     "select",    "ls",        "cat",
+      "head",      "tail",    "grep",    "diff",     "preview",   "peek",      "retrieve",
+      "validate",  "verify",  "lint",    "analyze",  "analyse",   "summarize", "compare",
+      "calculate", "compute", "parse",   "is",       "has",       "exists",    "whoami",
+      "ping",      "echo",    "poll",    "estimate", "translate", "suggest",   "recommend",
+      "resolve",   "scan",    "info",    "watch",    "evaluate",  "measure",   "render",
+      "print"};
   return *s;
 }
 const WordSet& WriteVerbs() {
   static const auto* s = new WordSet{
-      "create",  "update",  "set",      "put",     "post",    "send",     "write",   "add",
-      "insert",  "edit",    "modify",   "patch",   "move",    "mv",       "rename",  "upsert",
-      "save",    "commit",  "push",     "merge",   "apply",   "start",    "stop",    "restart",
-      "deploy",  "install", "approve",  "reject",  "assign",  "unassign", "close",   "reopen",
-      "comment", "reply",   "submit",   "book",    "schedule", "enable",  "disable", "lock",
-      "unlock",  "archive", "restore",  "import",  "copy",    "cp",       "mkdir",   "touch",
-      "append",  "replace", "tag",      "label",   "fork",    "clone",    "trigger", "dispatch",
-      "notify",  "message", "email",    "publish", "refund",  "charge",   "pay",     "transfer",
-      "invite",  "register", "subscribe", "unsubscribe", "cancel", "pin",  "unpin",   "mark",
-      "upgrade", "scale",   "resize",   "sign",    "mutate",  "change",   "configure", "store",
-      "record",  "generate", "build",   "compile", "provision", "rotate", "grant",   "block"};
+      "create",    "update",    "set",      "put",       "post",        "send",    "write",
+      "add",       "insert",    "edit",     "modify",    "patch",       "move",    "mv",
+      "rename",    "upsert",    "save",     "commit",    "push",        "merge",   "apply",
+      "start",     "stop",      "restart",  "deploy",    "install",     "approve", "reject",
+      "assign",    "unassign",  "close",    "reopen",    "comment",     "reply",   "submit",
+      "book",      "schedule",  "enable",   "disable",   "lock",        "unlock",  "archive",
+      "restore",   "import",    "copy",     "cp",        "mkdir",       "touch",   "append",
+      "replace",   "tag",       "label",    "fork",      "clone",       "trigger", "dispatch",
+      "notify",    "message",   "email",    "publish",   "refund",      "charge",  "pay",
+      "transfer",  "invite",    "register", "subscribe", "unsubscribe", "cancel",  "pin",
+      "unpin",     "mark",      "upgrade",  "scale",     "resize",      "sign",    "mutate",
+      "change",    "configure", "store",    "record",    "generate",    "build",   "compile",
+      "provision", "rotate",    "grant",    "block"};
   return *s;
 }
 // Verbs that can do anything: a call's SQL decides, not the verb.
 const WordSet& GenericVerbs() {
-  static const auto* s = new WordSet{"run", "exec", "execute", "invoke", "call", "do", "perform",
-                                     "process", "handle", "eval", "sql"};
+  static const auto* s = new WordSet{"run",     "exec",    "execute", "invoke", "call", "do",
+                                     "perform", "process", "handle",  "eval",   "sql"};
   return *s;
 }
 const WordSet& ExfilVerbs() {
-  static const auto* s = new WordSet{"export",  "dump",   "download", "upload",   "share",
-                                     "exfiltrate", "backup", "mirror", "replicate", "leak",
-                                     "forward"};
+  static const auto* s =
+      new WordSet{"export", "dump",   "download",  "upload", "share",  "exfiltrate",
+                  "backup", "mirror", "replicate", "leak",   "forward"};
   return *s;
 }
 const WordSet& DestructiveVerbs() {
   static const auto* s = new WordSet{
-      "delete",    "del",       "remove",  "rm",    "rmdir",  "drop",     "destroy", "purge",
-      "truncate",  "wipe",      "erase",   "kill",  "terminate", "revoke", "reset",  "unlink",
-      "uninstall", "deprovision", "evict", "shred", "nuke",   "obliterate", "overwrite",
-      "expunge",   "discard",   "decommission"};
+      "delete",     "del",       "remove",    "rm",          "rmdir",       "drop",      "destroy",
+      "purge",      "truncate",  "wipe",      "erase",       "kill",        "terminate", "revoke",
+      "reset",      "unlink",    "uninstall", "deprovision", "evict",       "shred",     "nuke",
+      "obliterate", "overwrite", "expunge",   "discard",     "decommission"};
   return *s;
 }
 
@@ -148,7 +151,8 @@ std::vector<std::string> NameWords(std::string_view name) {
     bool upper = std::isupper(c);
     if (upper && !cur.empty()) {
       unsigned char prev = static_cast<unsigned char>(name[i - 1]);
-      bool next_lower = i + 1 < name.size() && std::islower(static_cast<unsigned char>(name[i + 1]));
+      bool next_lower =
+          i + 1 < name.size() && std::islower(static_cast<unsigned char>(name[i + 1]));
       if (std::islower(prev) || std::isdigit(prev) || (std::isupper(prev) && next_lower)) flush();
     }
     cur.push_back(static_cast<char>(std::tolower(c)));
@@ -167,6 +171,11 @@ struct Signals {
   unsigned found = 0;
   void Add(Intent i, std::string why) {
     found |= Bit(i);
+    if (why.size() > 400) {  // reasons quote arguments: bounded, cut on a UTF-8 boundary
+      size_t cut = 400;
+      while (cut > 0 && (static_cast<unsigned char>(why[cut]) & 0xC0) == 0x80) --cut;
+      why = why.substr(0, cut) + "...";
+    }
     if (!any || static_cast<int>(i) > static_cast<int>(best)) {
       any = true;
       best = i;
@@ -197,33 +206,34 @@ std::string Lower(std::string_view s) {
 
 // Argument names whose string values hold SQL.
 const WordSet& SqlKeys() {
-  static const auto* s =
-      new WordSet{"sql", "sql_query", "sqlquery", "statement", "stmt", "sql_statement", "statements"};
+  static const auto* s = new WordSet{"sql",  "sql_query",     "sqlquery",  "statement",
+                                     "stmt", "sql_statement", "statements"};
   return *s;
 }
 // Argument names whose value names an operation ("export", "delete", ...).
 const WordSet& ActionKeys() {
-  static const auto* s = new WordSet{"action", "operation", "op", "mode", "method", "verb",
-                                     "task", "intent", "kind_of_operation"};
+  static const auto* s = new WordSet{
+      "action", "operation", "op", "mode", "method", "verb", "task", "intent", "kind_of_operation"};
   return *s;
 }
 const WordSet& ShellKeys() {
-  static const auto* s = new WordSet{"command", "cmd", "shell", "script", "bash", "sh",
-                                     "shell_command", "commandline", "command_line"};
+  static const auto* s =
+      new WordSet{"command", "cmd",           "shell",       "script",      "bash",
+                  "sh",      "shell_command", "commandline", "command_line"};
   return *s;
 }
 // Argument names whose number is a bulk size.
 const WordSet& BulkKeys() {
   static const auto* s = new WordSet{
-      "limit",      "count",     "page_size",  "pagesize", "per_page", "perpage",  "max_results",
-      "maxresults", "max_rows",  "maxrows",    "top",      "rows",     "first",    "take",
-      "batch_size", "batchsize", "num_results", "max_items", "maxitems", "max_records",
-      "maxrecords", "record_limit", "row_limit", "fetch_size"};
+      "limit",       "count",       "page_size",  "pagesize",     "per_page",    "perpage",
+      "max_results", "maxresults",  "max_rows",   "maxrows",      "top",         "rows",
+      "first",       "take",        "batch_size", "batchsize",    "num_results", "max_items",
+      "maxitems",    "max_records", "maxrecords", "record_limit", "row_limit",   "fetch_size"};
   return *s;
 }
 const WordSet& BulkFlags() {
-  static const auto* s =
-      new WordSet{"fetch_all", "export_all", "all_pages", "dump_all", "download_all", "all_records"};
+  static const auto* s = new WordSet{"fetch_all", "export_all",   "all_pages",
+                                     "dump_all",  "download_all", "all_records"};
   return *s;
 }
 
@@ -286,11 +296,13 @@ IntentClassifier::ToolVerdict IntentClassifier::Tool(const std::string& server,
     } else if (ro_true) {
       v.sig.Add(Intent::kRead, "annotation readOnlyHint (trusted server)");
     } else {
-      v.sig.Add(Intent::kWrite, "annotations readOnlyHint=false, destructiveHint=false (trusted server)");
+      v.sig.Add(Intent::kWrite,
+                "annotations readOnlyHint=false, destructiveHint=false (trusted server)");
     }
     return v;
   }
-  if (de_true) v.sig.Add(Intent::kDestructive, "annotation destructiveHint (untrusted: may only raise)");
+  if (de_true)
+    v.sig.Add(Intent::kDestructive, "annotation destructiveHint (untrusted: may only raise)");
   // 3. Verbs in the name: the leading word if it is a verb (get_user, delete_file), else any
   //    verb in it (user_delete); a verb after "and"/"then" also counts (get_and_delete).
   std::vector<std::string> words = NameWords(name);
@@ -365,38 +377,40 @@ IntentResult IntentClassifier::ClassifyCall(const std::string& server, const Jso
     }
   }
 
-  Signals a;     // from the arguments
+  Signals a;  // from the arguments
   bool sql_seen = false;
-  struct Item {
+  // Depth-first walk with an explicit stack of open containers; a value's path
+  // ("args.batch[1].sql") is rendered only for a reason, from the segments on the stack, so
+  // memory stays O(depth) whatever the width of the arguments.
+  struct Frame {
     const Json* v;
-    std::string path, key;
-    int depth;
+    Json::const_iterator it;
+    size_t index = 0;
+    std::string key;  // the key of this container (an array's elements inherit it)
+    std::string seg;  // the path segment of the child being visited
   };
-  std::vector<Item> stack{{&args, "args", "", 0}};
-  size_t nodes = 0;
-  while (!stack.empty()) {
-    Item it = std::move(stack.back());
-    stack.pop_back();
-    if (++nodes > kMaxArgNodes || it.depth > kMaxArgDepth) {
-      a.Add(Intent::kDestructive, "arguments too large or deep to analyze (fail closed)");
-      break;
+  std::vector<Frame> stack;
+  auto path = [&] {
+    std::string p = "args";
+    for (const auto& f : stack) {
+      if (p.size() > 256) return p + "...";
+      size_t cut = std::min<size_t>(f.seg.size(), 64);
+      while (cut > 0 && cut < f.seg.size() &&
+             (static_cast<unsigned char>(f.seg[cut]) & 0xC0) == 0x80)
+        --cut;
+      p += cut < f.seg.size() ? f.seg.substr(0, cut) + "..." : f.seg;
     }
-    const Json& v = *it.v;
-    std::string key = Lower(it.key);
-    if (v.is_object()) {
-      for (auto c = v.begin(); c != v.end(); ++c)
-        stack.push_back({&c.value(), it.path + "." + c.key(), c.key(), it.depth + 1});
-    } else if (v.is_array()) {
-      size_t i = 0;
-      for (const auto& c : v)
-        stack.push_back({&c, it.path + "[" + std::to_string(i++) + "]", it.key, it.depth + 1});
-    } else if (v.is_string()) {
+    return p;
+  };
+  auto leaf = [&](const Json& v, const std::string& raw_key, int depth) {
+    std::string key = Lower(raw_key);
+    if (v.is_string()) {
       const std::string& s = v.get_ref<const std::string&>();
-      bool declared = Has(SqlKeys(), key) || (it.depth == 1 && schema_sql.count(it.key));
+      bool declared = Has(SqlKeys(), key) || (depth == 1 && schema_sql.count(raw_key));
       SqlAnalysis sql = AnalyzeSql(s, declared, config_.bulk_threshold);
       if (sql.is_sql) {
         sql_seen = true;
-        a.Add(sql.intent, it.path + ": SQL " + sql.why);
+        a.Add(sql.intent, path() + ": SQL " + sql.why);
       }
       if (Has(ActionKeys(), key)) {
         std::string first;
@@ -406,14 +420,14 @@ IntentResult IntentClassifier::ClassifyCall(const std::string& server, const Jso
         std::string verb;
         if (RE2::PartialMatch(s, kFirstWord, &first) && ProseVerb(first, &i, &g, &verb) &&
             static_cast<int>(i) >= static_cast<int>(Intent::kExfiltrative))
-          a.Add(i, it.path + " = `" + first + "`");
+          a.Add(i, path() + " = `" + verb + "`");
       }
       if (Has(ShellKeys(), key)) {
         Intent i;
         std::string why;
-        if (ShellIntent(s, &i, &why)) a.Add(i, it.path + ": " + why);
+        if (ShellIntent(s, &i, &why)) a.Add(i, path() + ": " + why);
       }
-      if (Has(BulkKeys(), key)) {
+      if (Has(BulkKeys(), key) && s.size() <= 20) {
         // A numeric string counts like a number.
         size_t pos = 0;
         long long n = 0;
@@ -424,19 +438,49 @@ IntentResult IntentClassifier::ClassifyCall(const std::string& server, const Jso
         }
         if (pos == s.size() && pos > 0 && (n > config_.bulk_threshold || n < 0))
           a.Add(Intent::kExfiltrative,
-                it.path + " = " + s + (n < 0 ? " (no limit)" : " exceeds intent.bulk_threshold (" +
-                                                                std::to_string(config_.bulk_threshold) + ")"));
+                path() + " = " + s +
+                    (n < 0 ? " (no limit)"
+                           : " exceeds intent.bulk_threshold (" +
+                                 std::to_string(config_.bulk_threshold) + ")"));
       }
     } else if (v.is_number() && Has(BulkKeys(), key)) {
       double n = v.get<double>();
       if (n > static_cast<double>(config_.bulk_threshold) || n < 0)
         a.Add(Intent::kExfiltrative,
-              it.path + " = " + v.dump() +
+              path() + " = " + v.dump() +
                   (n < 0 ? " (no limit)"
                          : " exceeds intent.bulk_threshold (" +
                                std::to_string(config_.bulk_threshold) + ")"));
     } else if (v.is_boolean() && v.get<bool>() && Has(BulkFlags(), key)) {
-      a.Add(Intent::kExfiltrative, it.path + " = true");
+      a.Add(Intent::kExfiltrative, path() + " = true");
+    }
+  };
+  size_t nodes = 1;
+  if (args.is_structured()) {
+    stack.push_back({&args, args.begin(), 0, "", ""});
+  } else {
+    leaf(args, "", 0);
+  }
+  while (!stack.empty()) {
+    Frame& f = stack.back();
+    if (f.it == f.v->end()) {
+      stack.pop_back();
+      continue;
+    }
+    const Json& c = *f.it;
+    std::string key = f.v->is_object() ? f.it.key() : f.key;
+    f.seg = f.v->is_object() ? "." + f.it.key() : "[" + std::to_string(f.index) + "]";
+    ++f.it;
+    ++f.index;
+    int depth = static_cast<int>(stack.size());
+    if (++nodes > kMaxArgNodes || depth > kMaxArgDepth) {
+      a.Add(Intent::kDestructive, "arguments too large or deep to analyze (fail closed)");
+      break;
+    }
+    if (c.is_structured()) {
+      stack.push_back({&c, c.begin(), 0, std::move(key), ""});  // invalidates f
+    } else {
+      leaf(c, key, depth);
     }
   }
 

@@ -20,12 +20,13 @@ struct Token {
 // Stops after kMaxTokens tokens (sets *truncated).
 constexpr size_t kMaxTokens = 200000;
 
-std::vector<Token> Lex(std::string_view s, bool backslash, bool* truncated) {
+std::vector<Token> Lex(std::string_view s, bool backslash, bool* truncated,
+                       size_t max_tokens = kMaxTokens) {
   std::vector<Token> out;
   size_t i = 0, n = s.size();
   auto at = [&](size_t k) -> char { return k < n ? s[k] : '\0'; };
   while (i < n) {
-    if (out.size() >= kMaxTokens) {
+    if (out.size() >= max_tokens) {
       *truncated = true;
       break;
     }
@@ -139,12 +140,13 @@ int64_t AsInt(const Token& t) {
 
 const std::set<std::string, std::less<>>& ObjectKinds() {
   static const auto* k = new std::set<std::string, std::less<>>{
-      "TABLE",    "DATABASE", "SCHEMA",   "INDEX",      "VIEW",     "USER",      "ROLE",
-      "FUNCTION", "PROCEDURE", "TRIGGER", "SEQUENCE",   "TYPE",     "EXTENSION", "MATERIALIZED",
-      "TEMPORARY", "TEMP",    "OR",       "UNIQUE",     "COLUMN",   "CONSTRAINT", "DOMAIN",
-      "POLICY",   "OWNED",    "COLLECTION", "KEYSPACE", "EVENT",    "SERVER",    "TABLESPACE",
-      "PUBLICATION", "SUBSCRIPTION", "RULE", "AGGREGATE", "UNLOGGED", "VIRTUAL", "IF",
-      "CLUSTERED", "NONCLUSTERED", "FOREIGN", "EXTERNAL", "STAGE",  "WAREHOUSE", "STREAM"};
+      "TABLE",        "DATABASE",     "SCHEMA",    "INDEX",      "VIEW",        "USER",
+      "ROLE",         "FUNCTION",     "PROCEDURE", "TRIGGER",    "SEQUENCE",    "TYPE",
+      "EXTENSION",    "MATERIALIZED", "TEMPORARY", "TEMP",       "OR",          "UNIQUE",
+      "COLUMN",       "CONSTRAINT",   "DOMAIN",    "POLICY",     "OWNED",       "COLLECTION",
+      "KEYSPACE",     "EVENT",        "SERVER",    "TABLESPACE", "PUBLICATION", "SUBSCRIPTION",
+      "RULE",         "AGGREGATE",    "UNLOGGED",  "VIRTUAL",    "IF",          "CLUSTERED",
+      "NONCLUSTERED", "FOREIGN",      "EXTERNAL",  "STAGE",      "WAREHOUSE",   "STREAM"};
   return *k;
 }
 
@@ -180,8 +182,22 @@ class Classifier {
       return IsWord(t_, b + 1, "INTO") || IsWord(t_, b + 2, "INTO") ||
              (k == "INSERT" && IsWord(t_, b + 1, "OVERWRITE"));
     if (k == "UPDATE") return IsName(t_, b + 1) && has0("SET");
-    if (k == "DELETE")
-      return IsWord(t_, b + 1, "FROM") || IsWord(t_, b + 2, "FROM") || IsWord(t_, b + 3, "FROM");
+    if (k == "DELETE") {
+      // DELETE [t] FROM name[.name] [[AS] alias WHERE|USING] [WHERE|USING|RETURNING|...]
+      size_t i = b + 1;
+      if (!IsWord(t_, i, "FROM") && IsWord(t_, i + 1, "FROM")) ++i;  // MySQL DELETE t FROM
+      if (!IsWord(t_, i, "FROM") || !IsName(t_, i + 1)) return false;
+      i += 2;
+      while (IsPunct(t_, i, '.') && IsName(t_, i + 1)) i += 2;
+      auto clause = [&](size_t j) {
+        return j >= e || IsWord(t_, j, "WHERE") || IsWord(t_, j, "USING") ||
+               IsWord(t_, j, "RETURNING") || IsWord(t_, j, "ORDER") || IsWord(t_, j, "LIMIT") ||
+               IsWord(t_, j, "JOIN") || IsPunct(t_, j, ',');
+      };
+      if (clause(i)) return true;
+      if (IsWord(t_, i, "AS")) ++i;
+      return IsName(t_, i) && i + 1 < e && clause(i + 1);
+    }
     if (k == "DROP" || k == "CREATE" || k == "ALTER")
       return b + 1 < e && t_[b + 1].kind == Tok::kWord && ObjectKinds().count(t_[b + 1].upper);
     if (k == "TRUNCATE") {
@@ -194,7 +210,8 @@ class Classifier {
              IsWord(t_, i, "RESTRICT") || IsWord(t_, i, "RESTART") || IsWord(t_, i, "CONTINUE");
     }
     if (k == "GRANT" || k == "REVOKE") return has0("ON") && (has0("TO") || has0("FROM"));
-    if (k == "COPY") return (IsName(t_, b + 1) || IsPunct(t_, b + 1, '(')) && (has0("TO") || has0("FROM"));
+    if (k == "COPY")
+      return (IsName(t_, b + 1) || IsPunct(t_, b + 1, '(')) && (has0("TO") || has0("FROM"));
     if (k == "UNLOAD") return IsPunct(t_, b + 1, '(');
     if (k == "SHOW" || k == "EXPLAIN" || k == "DESCRIBE" || k == "PRAGMA") return b + 1 < e;
     return false;
@@ -204,7 +221,10 @@ class Classifier {
   Verdict Statement(size_t b, size_t e, int depth) const {
     Verdict v;
     while (b < e && IsPunct(t_, b, '(')) ++b;
-    if (b >= e) return v;
+    if (b >= e) {
+      v.Raise(Intent::kRead, "an empty statement");
+      return v;
+    }
     if (t_[b].kind != Tok::kWord) {
       v.Raise(Intent::kWrite, "unrecognized statement");
       return v;
@@ -240,11 +260,11 @@ class Classifier {
           }
         }
       }
-    } else if (k == "INSERT" || k == "REPLACE" || k == "UPSERT" || k == "CREATE" ||
-               k == "CALL" || k == "EXEC" || k == "EXECUTE" || k == "DO" || k == "LOAD" ||
-               k == "ATTACH" || k == "DETACH" || k == "VACUUM" || k == "REINDEX" ||
-               k == "CLUSTER" || k == "OPTIMIZE" || k == "LOCK" || k == "ANALYZE" ||
-               k == "IMPORT" || k == "REFRESH" || k == "COMMENT" || k == "PUT") {
+    } else if (k == "INSERT" || k == "REPLACE" || k == "UPSERT" || k == "CREATE" || k == "CALL" ||
+               k == "EXEC" || k == "EXECUTE" || k == "DO" || k == "LOAD" || k == "ATTACH" ||
+               k == "DETACH" || k == "VACUUM" || k == "REINDEX" || k == "CLUSTER" ||
+               k == "OPTIMIZE" || k == "LOCK" || k == "ANALYZE" || k == "IMPORT" ||
+               k == "REFRESH" || k == "COMMENT" || k == "PUT") {
       v.Raise(Intent::kWrite, k);
     } else if (k == "MERGE") {
       v.Raise(Intent::kWrite, "MERGE");
@@ -258,9 +278,8 @@ class Classifier {
       } else {
         v.Raise(Intent::kWrite, "UPDATE with WHERE");
       }
-    } else if (k == "DELETE" || k == "DROP" || k == "TRUNCATE" || k == "ALTER" ||
-               k == "GRANT" || k == "REVOKE" || k == "RENAME" || k == "DISCARD" ||
-               k == "REMOVE" || k == "PURGE") {
+    } else if (k == "DELETE" || k == "DROP" || k == "TRUNCATE" || k == "ALTER" || k == "GRANT" ||
+               k == "REVOKE" || k == "RENAME" || k == "DISCARD" || k == "REMOVE" || k == "PURGE") {
       std::string what = k;
       if ((k == "DROP" || k == "ALTER") && b + 1 < e && t_[b + 1].kind == Tok::kWord)
         what += " " + t_[b + 1].upper;
@@ -275,11 +294,11 @@ class Classifier {
       v.Raise(Intent::kExfiltrative, k);
     } else if (k == "PRAGMA") {
       v.Raise(FindPunct(b + 1, e, '=') != e ? Intent::kWrite : Intent::kRead, "PRAGMA");
-    } else if (k == "BEGIN" || k == "START" || k == "COMMIT" || k == "ROLLBACK" ||
-               k == "END" || k == "SAVEPOINT" || k == "RELEASE" || k == "SET" ||
-               k == "RESET" || k == "USE" || k == "DECLARE" || k == "FETCH" ||
-               k == "CLOSE" || k == "PREPARE" || k == "DEALLOCATE" || k == "LISTEN" ||
-               k == "UNLISTEN" || k == "CHECKPOINT" || k == "ABORT") {
+    } else if (k == "BEGIN" || k == "START" || k == "COMMIT" || k == "ROLLBACK" || k == "END" ||
+               k == "SAVEPOINT" || k == "RELEASE" || k == "SET" || k == "RESET" || k == "USE" ||
+               k == "DECLARE" || k == "FETCH" || k == "CLOSE" || k == "PREPARE" ||
+               k == "DEALLOCATE" || k == "LISTEN" || k == "UNLISTEN" || k == "CHECKPOINT" ||
+               k == "ABORT") {
       v.Raise(Intent::kRead, k);
     } else {
       v.Raise(Intent::kWrite, "unrecognized statement " + k);
@@ -302,8 +321,8 @@ class Classifier {
  private:
   static bool IsStatementWord(const std::string& w) {
     static const auto* k = new std::set<std::string, std::less<>>{
-        "SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "WITH", "VALUES", "TABLE", "REPLACE",
-        "DROP",   "TRUNCATE", "CREATE", "ALTER", "COPY", "GRANT", "REVOKE"};
+        "SELECT",  "INSERT", "UPDATE",   "DELETE", "MERGE", "WITH", "VALUES", "TABLE",
+        "REPLACE", "DROP",   "TRUNCATE", "CREATE", "ALTER", "COPY", "GRANT",  "REVOKE"};
     return k->count(w) > 0;
   }
   static void Merge(Verdict* v, const Verdict& sub, const std::string& prefix = "") {
@@ -415,10 +434,25 @@ SqlAnalysis AnalyzeLexed(const std::vector<Token>& toks, bool declared, int64_t 
   return r;
 }
 
+// Words that can start a statement whose shape Classifier::Shaped checks.
+bool CanStartSql(std::string_view s) {
+  static const auto* k = new std::set<std::string, std::less<>>{
+      "SELECT", "WITH",   "INSERT",  "REPLACE",  "MERGE", "UPDATE", "DELETE",
+      "DROP",   "CREATE", "ALTER",   "TRUNCATE", "GRANT", "REVOKE", "COPY",
+      "UNLOAD", "SHOW",   "EXPLAIN", "DESCRIBE", "PRAGMA"};
+  bool unused = false;
+  std::vector<Token> first = Lex(s, false, &unused, 4);
+  size_t i = 0;
+  while (i < first.size() && first[i].kind == Tok::kPunct && first[i].upper == "(") ++i;
+  return i < first.size() && first[i].kind == Tok::kWord && k->count(first[i].upper) > 0;
+}
+
 }  // namespace
 
 SqlAnalysis AnalyzeSql(std::string_view text, bool declared, int64_t bulk_threshold,
                        size_t max_bytes) {
+  // Cheap exit for prose, file contents and the like: only a statement keyword starts SQL.
+  if (!declared && !CanStartSql(text)) return {};
   bool truncated = text.size() > max_bytes;
   std::string_view s = text.substr(0, std::min(text.size(), max_bytes));
   bool t1 = false, t2 = false;

@@ -24,7 +24,7 @@ namespace writ::gateway {
 struct SqlAnalysis {
   bool is_sql = false;  // the text was recognized as SQL
   Intent intent = Intent::kRead;
-  std::string why;      // e.g. "statement 2 is DROP TABLE"
+  std::string why;  // e.g. "statement 2 is DROP TABLE"
   int statements = 0;
 };
 

@@ -5,6 +5,8 @@
 #include <deque>
 #include <mutex>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "gateway/upstream.h"
 
@@ -16,20 +18,35 @@ namespace {
 
 constexpr int kMaxPages = 1000;
 constexpr size_t kMaxTools = 100000;
+constexpr int kMaxDepth = 128;
+
+// True if `j` nests deeper than kMaxDepth (walked with an explicit stack: the depth is the
+// upstream's to choose, and hashing or scanning a deeper value would recurse that deep).
+bool TooDeep(const Json& j) {
+  std::vector<std::pair<const Json*, int>> stack{{&j, 0}};
+  while (!stack.empty()) {
+    auto [v, d] = stack.back();
+    stack.pop_back();
+    if (d > kMaxDepth) return true;
+    if (v->is_structured())
+      for (const auto& c : *v) stack.push_back({&c, d + 1});
+  }
+  return false;
+}
 
 // The child's stdout as a queue of parsed messages.
 class Session {
  public:
-  explicit Session(const UpstreamConfig& u)
-      : child_(ChildSpec{u.name, u.command, u.args, u.env}) {}
+  explicit Session(const UpstreamConfig& u) : child_(ChildSpec{u.name, u.command, u.args, u.env}) {}
   ~Session() { child_.Shutdown(std::chrono::milliseconds(500)); }
 
   bool Start(std::string* error) {
     return child_.Start(
         [this](std::string_view line) {
           Json m = Json::parse(line, nullptr, false);
+          if (!m.is_discarded() && TooDeep(m)) m = Json();  // dropped: waits time out
           std::lock_guard<std::mutex> lock(mu_);
-          if (!m.is_discarded()) queue_.push_back(std::move(m));
+          if (!m.is_discarded() && !m.is_null()) queue_.push_back(std::move(m));
           cv_.notify_all();
         },
         [this](int status) {
@@ -91,8 +108,7 @@ class Session {
         *error = "the process " + DescribeExit(status_) + " before answering " + method;
         return false;
       }
-      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && queue_.empty() &&
-          !exited_) {
+      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && queue_.empty() && !exited_) {
         *error = "did not answer " + method + " within " + std::to_string(timeout.count()) + " ms";
         return false;
       }

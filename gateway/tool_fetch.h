@@ -4,7 +4,8 @@
 // Spawns the upstream (ChildProcess), sends `initialize` and `notifications/initialized`,
 // follows `tools/list` pages (nextCursor) and shuts the process down. Every request waits at
 // most `timeout`; server-to-client requests are answered with -32601 (ping with {}), and
-// notifications are ignored.
+// notifications are ignored. A message nested deeper than 128 levels is dropped (the
+// request it answers then times out), so nothing downstream recurses that deep.
 //
 // Thread safety: a free function; concurrent calls are independent.
 #pragma once

@@ -41,8 +41,8 @@ Json CanonicalToolDefinition(const Json& tool) {
   // nlohmann::json objects are std::map: keys are sorted by byte at every depth.
   Json out = Json::object();
   if (!tool.is_object()) return out;
-  for (const char* k : {"name", "title", "description", "inputSchema", "outputSchema",
-                        "annotations"}) {
+  for (const char* k :
+       {"name", "title", "description", "inputSchema", "outputSchema", "annotations"}) {
     auto it = tool.find(k);
     if (it != tool.end()) out[k] = *it;
   }
@@ -119,11 +119,13 @@ bool ParseLock(const std::string& text, const std::string& name, Lockfile* out,
   } catch (const Json::parse_error& e) {
     size_t at = std::min<size_t>(e.byte > 0 ? e.byte - 1 : 0, text.size());
     size_t line = std::count(text.begin(), text.begin() + at, '\n') + 1;
-    *error = name + ":" + std::to_string(line) + ": invalid JSON in lockfile\n"
+    *error = name + ":" + std::to_string(line) +
+             ": invalid JSON in lockfile\n"
              "help: regenerate it with `writ lock --config CONFIG`\n";
     return false;
   }
-  const std::string kHelp = "help: regenerate it with `writ lock --config CONFIG` and review the diff\n";
+  const std::string kHelp =
+      "help: regenerate it with `writ lock --config CONFIG` and review the diff\n";
   if (!j.is_object() || !j.contains("version") || !j.contains("tools")) {
     *error = name + ": not a writ lockfile (expected {\"version\": 1, \"tools\": {...}})\n" + kHelp;
     return false;
@@ -150,12 +152,14 @@ bool ParseLock(const std::string& text, const std::string& name, Lockfile* out,
     }
     if (!e.is_object() || !e.contains("sha256") || !e["sha256"].is_string() ||
         !e.contains("definition") || !e["definition"].is_object()) {
-      *error = where + ": tools." + key + ": expected {\"sha256\": ..., \"definition\": {...}}\n" + kHelp;
+      *error = where + ": tools." + key + ": expected {\"sha256\": ..., \"definition\": {...}}\n" +
+               kHelp;
       return false;
     }
     const Json& def = e["definition"];
     if (!def.contains("name") || def["name"] != Json(key.substr(sep + 2))) {
-      *error = where + ": tools." + key + ": definition.name does not match the entry's name\n" + kHelp;
+      *error =
+          where + ": tools." + key + ": definition.name does not match the entry's name\n" + kHelp;
       return false;
     }
     std::string sha = e["sha256"].get<std::string>();
@@ -293,12 +297,13 @@ const std::vector<Detector*>& Detectors() {
                          R"(\.netrc\b|\.pypirc\b|\.git-credentials|\.kube/config|)"
                          R"(\.docker/config\.json|\bwallet\.dat\b|\.gnupg\b))",
                          o)},
-        new Detector{kInstructionTag,
-                     RE2(R"(<\s*/?\s*(?:important|system|instructions?|admin|hidden|secret|)"
-                         R"(critical|override|assistant|prompt|system[_-]prompt|priority)"
-                         R"()(?:\s[^>]{0,60})?\s*>)"
-                         R"(|\[\s*/?\s*(?:inst|system|sys)\s*\]|<\|[a-z_]{2,20}\|>|<<\s*/?sys\s*>>)",
-                         o)},
+        new Detector{
+            kInstructionTag,
+            RE2(R"(<\s*/?\s*(?:important|system|instructions?|admin|hidden|secret|)"
+                R"(critical|override|assistant|prompt|system[_-]prompt|priority)"
+                R"()(?:\s[^>]{0,60})?\s*>)"
+                R"(|\[\s*/?\s*(?:inst|system|sys)\s*\]|<\|[a-z_]{2,20}\|>|<<\s*/?sys\s*>>)",
+                o)},
         new Detector{kInvisibleChar,
                      RE2(R"([\x{200B}-\x{200D}\x{2060}-\x{2064}\x{FEFF}\x{180E}\x{00AD}\x{034F})"
                          R"(\x{115F}\x{1160}\x{3164}\x{FFA0}\x{E0000}-\x{E007F}])")},
@@ -395,7 +400,8 @@ void ScanString(std::string_view s, const std::string& path, size_t max,
            d->re.Match(in, pos, s.size(), RE2::UNANCHORED, &m, 1)) {
       size_t mb = static_cast<size_t>(m.data() - s.data());
       size_t me = mb + m.size();
-      if (d->kind == std::string_view(kEncodedBlob) && !IsBlob(std::string_view(m.data(), m.size()))) {
+      if (d->kind == std::string_view(kEncodedBlob) &&
+          !IsBlob(std::string_view(m.data(), m.size()))) {
         pos = me > mb ? me : mb + 1;
         continue;
       }
@@ -410,48 +416,57 @@ void ScanString(std::string_view s, const std::string& path, size_t max,
 std::vector<PoisonFinding> ScanToolDefinition(const Json& tool, size_t max_findings) {
   std::vector<PoisonFinding> out;
   Json def = CanonicalToolDefinition(tool);
-  struct Item {
+  // Depth-first with an explicit stack of open containers; paths are rendered from the
+  // stack's segments when a string is scanned, so memory stays O(depth).
+  struct Frame {
     const Json* v;
-    std::string path;
-    int depth;
+    Json::const_iterator it;
+    size_t index = 0;
+    std::string seg;  // the path segment of the child being visited
   };
-  std::vector<Item> stack{{&def, "", 0}};
   size_t budget = 1 << 20;
   bool reported_depth = false, reported_size = false;
+  std::vector<Frame> stack{{&def, def.begin(), 0, ""}};
+  auto path = [&] {
+    std::string p;
+    for (const auto& f : stack) {
+      if (p.size() > 512) return p + "...";
+      p += f.seg.size() > 128 ? Clip(f.seg, 128) : f.seg;
+    }
+    return p;
+  };
+  auto scan = [&](const std::string& s) {
+    if (s.size() > budget) {
+      if (!reported_size)
+        out.push_back({kUnscannable, path(), "strings larger than 1 MiB in total"});
+      reported_size = true;
+      budget = 0;
+      return;
+    }
+    budget -= s.size();
+    ScanString(s, path(), max_findings, &out);
+  };
   while (!stack.empty() && out.size() < max_findings) {
-    Item it = std::move(stack.back());
-    stack.pop_back();
-    if (it.depth > 64) {
-      if (!reported_depth) out.push_back({kUnscannable, it.path, "nested deeper than 64 levels"});
-      reported_depth = true;
+    Frame& f = stack.back();
+    if (f.it == f.v->end()) {
+      stack.pop_back();
       continue;
     }
-    const Json& v = *it.v;
-    auto scan = [&](const std::string& s, const std::string& path) {
-      if (s.size() > budget) {
-        if (!reported_size)
-          out.push_back({kUnscannable, path, "strings larger than 1 MiB in total"});
-        reported_size = true;
-        budget = 0;
-        return;
+    const Json& c = *f.it;
+    bool object = f.v->is_object();
+    f.seg = "/" + (object ? PointerEscape(f.it.key()) : std::to_string(f.index));
+    if (object && stack.size() > 1) scan(f.it.key());  // keys inside schemas can carry text
+    ++f.it;
+    ++f.index;
+    if (c.is_structured()) {
+      if (stack.size() >= 64) {
+        if (!reported_depth) out.push_back({kUnscannable, path(), "nested deeper than 64 levels"});
+        reported_depth = true;
+        continue;
       }
-      budget -= s.size();
-      ScanString(s, path, max_findings, &out);
-    };
-    if (v.is_object()) {
-      // Reverse order on the stack so that findings come out in document order.
-      std::vector<Item> kids;
-      for (auto c = v.begin(); c != v.end(); ++c) {
-        std::string p = it.path + "/" + PointerEscape(c.key());
-        if (it.depth > 0) scan(c.key(), p);  // keys inside schemas/annotations can carry text
-        kids.push_back({&c.value(), p, it.depth + 1});
-      }
-      for (auto k = kids.rbegin(); k != kids.rend(); ++k) stack.push_back(std::move(*k));
-    } else if (v.is_array()) {
-      for (size_t i = v.size(); i-- > 0;)
-        stack.push_back({&v[i], it.path + "/" + std::to_string(i), it.depth + 1});
-    } else if (v.is_string()) {
-      scan(v.get_ref<const std::string&>(), it.path);
+      stack.push_back({&c, c.begin(), 0, ""});  // invalidates f
+    } else if (c.is_string()) {
+      scan(c.get_ref<const std::string&>());
     }
   }
   // A key and its value can produce the same finding; keep one.
@@ -475,10 +490,10 @@ std::vector<std::string> FindingKinds(const std::vector<PoisonFinding>& findings
 
 std::vector<Shadowing> FindShadowing(
     const std::map<std::string, std::vector<Json>>& tools_by_server) {
-  std::map<std::string, std::set<std::string>> exact;     // name -> servers
-  std::map<std::string, std::set<std::string>> similar;   // normalized -> servers
+  std::map<std::string, std::set<std::string>> exact;          // name -> servers
+  std::map<std::string, std::set<std::string>> similar;        // normalized -> servers
   std::map<std::string, std::set<std::string>> similar_names;  // normalized -> names
-  std::map<std::string, std::string> first_name;          // normalized -> a name
+  std::map<std::string, std::string> first_name;               // normalized -> a name
   std::vector<Shadowing> out;
   for (const auto& [server, tools] : tools_by_server) {
     for (const auto& t : tools) {

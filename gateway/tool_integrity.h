@@ -41,7 +41,7 @@ std::string ToolHash(const nlohmann::json& tool);
 inline constexpr int kLockVersion = 1;
 
 struct LockEntry {
-  std::string sha256;      // ToolHash(definition)
+  std::string sha256;         // ToolHash(definition)
   nlohmann::json definition;  // CanonicalToolDefinition, for reviewing diffs
 };
 
@@ -67,8 +67,7 @@ struct Lockfile {
 std::string SerializeLock(const Lockfile& lock);
 // Parses and validates a lockfile (version, each sha256 = ToolHash(definition)). False with
 // a located, lowercase *error (and a `help:` line) otherwise. `name` is used in messages.
-bool ParseLock(const std::string& text, const std::string& name, Lockfile* out,
-               std::string* error);
+bool ParseLock(const std::string& text, const std::string& name, Lockfile* out, std::string* error);
 bool LoadLock(const std::string& path, Lockfile* out, std::string* error);
 // Writes atomically (a temporary file renamed over `path`).
 bool WriteLock(const std::string& path, const Lockfile& lock, std::string* error);
@@ -78,7 +77,7 @@ const char* DriftKindName(DriftKind k);  // "new", "changed", "removed"
 
 struct Drift {
   DriftKind kind = DriftKind::kNew;
-  std::string tool;                    // SERVER__tool
+  std::string tool;                        // SERVER__tool
   std::string locked_sha256, live_sha256;  // empty where absent
   // For a change: one line per difference, e.g.
   //   ~ /description: "Adds two numbers." -> "Adds two numbers. <IMPORTANT>..."
@@ -95,16 +94,16 @@ std::string FormatDrift(const std::vector<Drift>& drift);
 
 // Finding kinds (stable strings, for policy and audit).
 inline constexpr char kHiddenInstruction[] = "hidden_instruction";  // "ignore previous ..."
-inline constexpr char kSensitiveFile[] = "sensitive_file";  // "read ~/.ssh/id_rsa and pass..."
+inline constexpr char kSensitiveFile[] = "sensitive_file";    // "read ~/.ssh/id_rsa and pass..."
 inline constexpr char kInstructionTag[] = "instruction_tag";  // <IMPORTANT>, <SYSTEM>, [INST]
-inline constexpr char kInvisibleChar[] = "invisible_char";  // zero-width, tag characters
-inline constexpr char kBidiControl[] = "bidi_control";      // U+202A..U+202E, U+2066..U+2069
-inline constexpr char kEncodedBlob[] = "encoded_blob";      // long base64 / hex runs
-inline constexpr char kUnscannable[] = "unscannable";  // past the depth or size bounds
+inline constexpr char kInvisibleChar[] = "invisible_char";    // zero-width, tag characters
+inline constexpr char kBidiControl[] = "bidi_control";        // U+202A..U+202E, U+2066..U+2069
+inline constexpr char kEncodedBlob[] = "encoded_blob";        // long base64 / hex runs
+inline constexpr char kUnscannable[] = "unscannable";         // past the depth or size bounds
 
 struct PoisonFinding {
-  std::string kind;     // one of the constants above
-  std::string path;     // JSON pointer into the definition, e.g. /inputSchema/properties/a/description
+  std::string kind;  // one of the constants above
+  std::string path;  // JSON pointer into the definition, e.g. /inputSchema/properties/a/description
   std::string excerpt;  // up to ~120 bytes around the match, invisible characters as \u{XXXX}
 };
 
@@ -112,8 +111,7 @@ struct PoisonFinding {
 // `max_findings` are returned (the first ones in document order). Bounded: strings beyond
 // 1 MiB in total and values nested deeper than 64 levels are not scanned; each such limit
 // yields one finding of kind kUnscannable (fail closed: reported, not silently skipped).
-std::vector<PoisonFinding> ScanToolDefinition(const nlohmann::json& tool,
-                                              size_t max_findings = 32);
+std::vector<PoisonFinding> ScanToolDefinition(const nlohmann::json& tool, size_t max_findings = 32);
 // The distinct kinds of `findings`, sorted: the set policy sees as `tool.poisoning`.
 std::vector<std::string> FindingKinds(const std::vector<PoisonFinding>& findings);
 
