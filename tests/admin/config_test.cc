@@ -2,6 +2,8 @@
 // values, and errors naming key + line:col + help.
 #include <doctest/doctest.h>
 
+#include <fstream>
+
 #include "gateway/admin_server.h"
 #include "gateway/config.h"
 
@@ -131,4 +133,28 @@ TEST_CASE("governance config errors name key, line:col and help") {
   CHECK(e.find("killswitch.db: expected a string") != std::string::npos);
   e = Errors("killswitch: { file: x }\n");
   CHECK(e.find("killswitch.file: unknown key") != std::string::npos);
+}
+
+TEST_CASE("the configuration example in docs/approvals.md parses") {
+  std::ifstream f(std::string(WRIT_SOURCE_DIR) + "/docs/approvals.md");
+  std::string line, block;
+  bool in = false, done = false;
+  while (!done && std::getline(f, line)) {
+    if (!in && line == "```yaml") {
+      in = true;
+    } else if (in && line == "```") {
+      done = true;
+    } else if (in) {
+      block += line + "\n";
+    }
+  }
+  REQUIRE(done);
+  REQUIRE(block.find("approvals:") != std::string::npos);
+  Config c;
+  std::string errors;
+  REQUIRE_MESSAGE(Parse(block, &c, &errors), errors);
+  CHECK(c.approvals.wait_ms == 30'000);
+  CHECK(c.admin.token_file == "/etc/writ/admin.token");
+  CHECK(c.notify.channels.size() == 2);
+  CHECK(c.approvals.notify_channel == "slack");
 }
