@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -29,6 +30,25 @@
 
 namespace writ::gateway {
 
+// One call held by a `require_approval` obligation (see Governance::Hold).
+struct HeldCall {
+  ApprovalBinding binding;  // principal, server, tool, ApprovalArgsDigest(args), bundle hash
+  ApprovalContext context;  // approvers (from the obligation), decision id, session, preview
+  int64_t timeout_ms = 0;   // the obligation's timeout_ms; <= 0: approvals.default_timeout
+};
+
+struct ApprovalVerdict {
+  enum class Kind {
+    kProceed,      // approved and consumed: forward the call (exactly this once)
+    kDenied,       // denied by an approver, or expired without a decision: answer -32001
+    kPending,      // still waiting after approvals.wait (or cancelled): answer -32002
+    kUnavailable,  // approvals not configured or the state file failed: deny (fail closed)
+  };
+  Kind kind = Kind::kUnavailable;
+  std::string approval_id;  // empty only for kUnavailable
+  std::string message;      // for the agent, e.g. "held for approval (approval ap_...): ..."
+};
+
 class Governance {
  public:
   Governance() = default;
@@ -42,9 +62,26 @@ class Governance {
   std::unique_ptr<AdminServer> admin;        // null unless `admin:`; listening once started
   ApprovalsConfig approvals_config;
 
+  // The whole require_approval flow for one held call: finds the live approval of an
+  // identical call or creates one (then notifies approvals.notify's channel and writes an
+  // `approval.requested` audit record), waits up to approvals.wait for a decision, and
+  // consumes an approval. Blocks: run it off the thread that reads upstream replies.
+  // `progress(waited_ms)` (may be empty) is called about once a second while waiting, e.g.
+  // to send notifications/progress; when `cancelled()` (may be empty) returns true the wait
+  // ends with kPending. Never throws.
+  ApprovalVerdict Hold(const HeldCall& call, const std::function<void(int64_t)>& progress,
+                       const std::function<bool()>& cancelled);
+
   // Sends "approval.requested" for `a` to approvals.notify's channel, if configured. Call it
   // when ApprovalStore::Request returned created == true.
   void NotifyApprovalRequested(const Approval& a);
+
+  // Sends a "policy.notify" event for a `notify(channel, target)` obligation; `decision` is
+  // what the receiver gets under "decision" (e.g. decision id, effect, principal, tool,
+  // determining ids; no raw arguments), `text` one line for humans. False (logged) when
+  // `notify:` is not configured, the channel is unknown or the queue is full. Never blocks.
+  bool NotifyObligation(const std::string& channel, const std::string& target,
+                        const std::string& text, const nlohmann::json& decision);
 
   // Stops the admin listener, the expiry thread and the notifier (2 s to drain).
   void Stop();
