@@ -289,11 +289,11 @@ TEST_CASE("writ serve --stdio records a trace that writ replay reads") {
   CHECK(Contains(r.out, "3 recorded requests in 1 trace(s), no decision changes"));
   // Without the no-etc forbid, the /etc/passwd call would be allowed.
   std::string looser = Slurp(d / "policies/p.writ");
-  looser.replace(looser.find("args.path like \"/etc/*\""), 23, "false");
+  looser.replace(looser.find("args.path like \"/etc/*\""), 23, "args.path like \"/nowhere/*\"");
   Write(d / "looser/p.writ", looser);
   r = RunWrit({"replay", "--policies", (d / "looser").string(), "--expect",
                (d / "traces/session.jsonl").string()});
-  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.code == 1, r.err);
   CHECK(Contains(r.out, "deny -> allow"));
   CHECK(Contains(r.out, "  - no-etc"));
 }

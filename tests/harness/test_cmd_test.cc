@@ -72,10 +72,10 @@ TEST_CASE("writ test: passing tests exit 0; coverage and --min-coverage") {
   r = RunWrit({"test", "--coverage", "-v", (d / "p").string()});
   CHECK(r.code == 0);
   CHECK(Contains(r.out, "ok   " + (d / "p/refunds.test.yaml").string() + ":5: small refund"));
-  CHECK(std::regex_search(r.out, std::regex(R"(refunds\.writ:3:1 +support-refunds +permit +1\n)")));
-  CHECK(std::regex_search(r.out, std::regex(R"(refunds\.writ:15:1 +never-used +permit +0\n)")));
+  CHECK(std::regex_search(r.out, std::regex(R"(refunds\.writ:2:1 +support-refunds +permit +1\n)")));
+  CHECK(std::regex_search(r.out, std::regex(R"(refunds\.writ:13:1 +never-used +permit +0\n)")));
   CHECK(Contains(r.out, "not exercised by any test (1):\n  " + (d / "p/refunds.writ").string() +
-                            ":15:1 never-used\n"));
+                            ":13:1 never-used\n"));
   CHECK(Contains(r.out, "coverage: 2 of 3 statements (66.7%)"));
 
   CHECK(RunWrit({"test", "--min-coverage", "60", (d / "p").string()}).code == 0);
@@ -93,7 +93,7 @@ TEST_CASE("writ test: passing tests exit 0; coverage and --min-coverage") {
 
   r = RunWrit({"test", "--format", "github", "--coverage", (d / "p").string()});
   CHECK(Contains(r.out, "::warning file=" + (d / "p/refunds.writ").string() +
-                            ",line=15,col=1,title=writ test coverage::statement `never-used`"));
+                            ",line=13,col=1,title=writ test coverage::statement `never-used`"));
 }
 
 TEST_CASE("writ test: failures exit 1 with a diff, the explanation, annotations and JUnit") {
@@ -105,7 +105,7 @@ TEST_CASE("writ test: failures exit 1 with a diff, the explanation, annotations 
   const std::string file = (d / "p/refunds.test.yaml").string();
   auto r = RunWrit({"test", "--junit", (d / "junit.xml").string(), (d / "p").string()});
   CHECK(r.code == 1);
-  CHECK(Contains(r.out, "FAIL " + file + ":11: big refund\n"
+  CHECK(Contains(r.out, "FAIL " + file + ":10: big refund\n"
                         "  decision:    expected allow, got deny\n"
                         "  obligations: missing {\"kind\":\"log\",\"level\":\"info\"}\n"));
   CHECK(Contains(r.out, "  explanation of the actual decision:\n    decision: deny\n"));
@@ -121,7 +121,7 @@ TEST_CASE("writ test: failures exit 1 with a diff, the explanation, annotations 
   r = RunWrit({"test", "--format", "github", (d / "p").string()});
   CHECK(r.code == 1);
   CHECK(Contains(r.out, "::error file=" + file +
-                            ",line=11,title=writ test::big refund%0A  decision:    expected "
+                            ",line=10,title=writ test::big refund%0A  decision:    expected "
                             "allow, got deny%0A"));
 
   // Determining ids: the diff lists what is missing and what is extra.

@@ -63,7 +63,7 @@ tests:
   CHECK(f.schema == "dir/s.yaml");
   REQUIRE(f.tests.size() == 2);
   const json& r = f.tests[0].request;
-  CHECK(f.tests[0].line == 14);
+  CHECK(f.tests[0].line == 15);
   CHECK(r["principal"]["uid"] == "User::\"sam\"");
   CHECK(r["principal"]["attrs"]["level"] == 3);
   CHECK(r["action"] == "tools/call");
@@ -114,7 +114,7 @@ TEST_CASE("test file: errors name file:line:col and the key, with help") {
   // A bad decision, with a suggestion.
   e = Errors("tests:\n  - name: a\n    principal: {uid: User::\"a\"}\n    tool: s__t\n"
              "    expect: {decision: alow}\n");
-  CHECK(Contains(e, "dir/x.test.yaml:5:23: tests[0].expect.decision: `alow` is not a decision"));
+  CHECK(Contains(e, "dir/x.test.yaml:5:24: tests[0].expect.decision: `alow` is not a decision"));
   CHECK(Contains(e, "did you mean `allow`?"));
   // Unknown fixture; bad uid; bad tool name; tool and resource together; duplicate names.
   e = Errors(std::string(kFixtures) + R"(
@@ -126,7 +126,7 @@ tests:
   - {name: d, principal: sam, tool: s__t, expect: {decision: deny, obligations: [{value: x}]}}
   - {name: e, principal: sam, tool: s__t}
 )");
-  CHECK(Contains(e, ":12:19: tests[0].principal: no fixture `samm` in fixtures.principals"));
+  CHECK(Contains(e, ":13:26: tests[0].principal: no fixture `samm` in fixtures.principals"));
   CHECK(Contains(e, "did you mean `sam`?"));
   CHECK(Contains(e, "tests[1].principal.uid: `alice` is not an entity uid"));
   CHECK(Contains(e, "tests[1].tool: `nounderscore` is not SERVER__name"));
@@ -138,7 +138,7 @@ tests:
   size_t errors = 0, helps = 0;
   for (size_t p = 0; (p = e.find("dir/x.test.yaml:", p)) != std::string::npos; ++p) ++errors;
   for (size_t p = 0; (p = e.find("\nhelp: ", p)) != std::string::npos; ++p) ++helps;
-  CHECK(errors == 8);
+  CHECK(errors == 7);
   CHECK(helps == errors);
   // A fixture resource whose uid contradicts the tool it extends.
   e = Errors("fixtures: {resources: {s__t: {uid: Tool::\"other\"}}}\n"
