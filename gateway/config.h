@@ -120,6 +120,13 @@ struct KillSwitchConfig {
   std::string db;  // resolved; empty: use approvals.db
 };
 
+// `record:` (docs/replay.md): trace recording. Present means the gateway writes a trace.
+struct RecordConfig {
+  bool enabled = false;  // the `record:` key is present
+  std::string path;      // resolved against the config file's directory
+  bool messages = true;  // false: only decision records
+};
+
 struct Config {
   std::vector<std::string> policies;  // resolved against the config file's directory
   std::string bundle;                 // exclusive with policies
@@ -144,6 +151,7 @@ struct Config {
 
   // The state file of the kill switch: killswitch.db, else approvals.db ("" = none).
   std::string KillSwitchDb() const { return !killswitch.db.empty() ? killswitch.db : approvals.db; }
+  RecordConfig record;  // the trace scrubs the same secrets as audit.options.secrets
 };
 
 // `name` is used in messages; relative paths are resolved against `base_dir` (may be empty).

@@ -249,6 +249,7 @@ struct HttpServer::Impl {
     popts.version = o.version;
     popts.audit = o.audit;
     popts.guards = o.guards;
+    popts.trace = o.trace;
     Session* raw = s.get();
     s->proxy = std::make_unique<Proxy>(popts, o.bundle,
                                        [raw](const std::string& line) { raw->ToClient(line); });

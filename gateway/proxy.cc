@@ -312,9 +312,17 @@ Proxy::Decided Proxy::DecideRequest(const Json& request, bool list_time) {
       d.effect = v == runtime::Visibility::kDeny ? runtime::Effect::kDeny : runtime::Effect::kAllow;
       return d;
     }
+    auto start = std::chrono::steady_clock::now();
     runtime::Decision dec = runtime::Evaluate(*bundle_, prepared);
     d.effect = dec.effect;
     d.decision = runtime::DecisionToJson(*bundle_, prepared, dec);
+    if (opts_.trace != nullptr) {
+      auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+          std::chrono::steady_clock::now() - start);
+      std::string server = request.value(Json::json_pointer("/resource/attrs/server"), "");
+      opts_.trace->Decision(TraceWho(), server, request.value("action", ""), request, d.decision,
+                            d.id, bundle_hash_, us.count());
+    }
   } catch (const std::exception& e) {
     d.effect = runtime::Effect::kDeny;
     d.decision = {{"decision", "deny"}, {"determining", Json::array()}, {"obligations", Json::array()}};
@@ -359,14 +367,29 @@ void Proxy::ReplyDecision(const Json& client_id, const Decided& d, Json extra) {
 
 void Proxy::ToClient(const Json& msg) {
   // Upstream credentials never reach the client, whatever the upstream echoes.
+  const Json* out = &msg;
+  Json copy;
   if (opts_.guards != nullptr && opts_.guards->scrub != nullptr) {
-    Json copy = msg;
+    copy = msg;
     if (opts_.guards->scrub->ScrubJson(&copy) > 0) {
       std::cerr << "writ: scrubbed an upstream secret from a message to the client\n";
-      return to_client_(ToLine(copy));
+      out = &copy;
     }
   }
-  to_client_(ToLine(msg));
+  if (opts_.trace != nullptr)
+    opts_.trace->Message(TraceWho(), TraceDirection::kGatewayToClient, *out);
+  to_client_(ToLine(*out));
+}
+
+TraceSession Proxy::TraceWho() {
+  TraceSession who{opts_.session,
+                   {{"uid", opts_.principal.uid},
+                    {"attrs", opts_.principal.attrs},
+                    {"parents", opts_.principal.parents}},
+                   ""};
+  std::lock_guard<std::mutex> lock(mu_);
+  who.client = client_name_;
+  return who;
 }
 
 void Proxy::ReplyError(const Json& id, int code, const std::string& message, Json data) {
@@ -392,6 +415,8 @@ void Proxy::OnClientLine(std::string_view line, bool oversized) {
       ReplyError(p.id, p.error_code, p.error);
       return;
     }
+    if (opts_.trace != nullptr)
+      opts_.trace->Message(TraceWho(), TraceDirection::kClientToGateway, p.msg);
     if (IsRequest(p.msg)) {
       HandleClientRequest(std::move(p.msg));
     } else if (IsNotification(p.msg)) {

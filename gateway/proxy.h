@@ -34,6 +34,7 @@
 #include "gateway/audit.h"
 #include "gateway/config.h"
 #include "gateway/guards.h"
+#include "gateway/trace.h"
 #include "runtime/evaluator.h"
 
 namespace writ::gateway {
@@ -103,6 +104,9 @@ struct ProxyOptions {
   // "client", "on_behalf_of"} (identity.h Principal::ToContextJson); on_behalf_of also goes
   // to the audit records.
   nlohmann::json identity = nlohmann::json::object();
+  // Trace recording (`record:`, docs/replay.md); null: none. Gets every client message in
+  // and out, and a `decision` record per decided request.
+  std::shared_ptr<TraceWriter> trace;
 };
 
 // The message of the error a call gets when its decision could not be audited (fail closed).
@@ -244,6 +248,7 @@ class Proxy {
   bool Visible(const Json& request);
 
   void ToClient(const Json& msg);
+  TraceSession TraceWho();  // for opts_.trace records
   void ReplyError(const Json& id, int code, const std::string& message, Json data = nullptr);
   bool FindUpstream(const std::string& name, size_t* up);  // REQUIRES: mu_ held
   std::vector<size_t> LiveUpstreams();
