@@ -8,8 +8,8 @@
 //               "tools": [{"name": "query", "description": "...", "inputSchema": {...},
 //                          "annotations": {"readOnlyHint": true}, "result": <any JSON>,
 //                          "cases": [{"arguments": {...}, "result": <any JSON>}]}]}
-// A call answers the result of the first case whose arguments equal the call's (same JSON
-// text), else the tool's `result`, else {"ok": true, "tool": NAME, "arguments": ARGS}.
+// A call answers the result of the first case whose arguments equal the call's (compared as
+// JSON with sorted keys: the gateway may reorder keys), else the tool's `result`, else {"ok": true, "tool": NAME, "arguments": ARGS}.
 // Arguments are not validated here: the gateway decides before anything is forwarded, and
 // the traces deliberately include wrong-typed arguments to show that they fail closed.
 
@@ -20,6 +20,15 @@ import {
   CallToolRequestSchema,
   ListToolsRequestSchema,
 } from "@modelcontextprotocol/sdk/types.js";
+
+// JSON text with object keys sorted at every level.
+function canonical(v) {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
+  if (v && typeof v === "object") {
+    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(v);
+}
 
 const specPath = process.argv[2];
 if (!specPath) {
@@ -49,8 +58,8 @@ server.setRequestHandler(CallToolRequestSchema, async (request) => {
     return { isError: true, content: [{ type: "text", text: `unknown tool ${request.params.name}` }] };
   }
   const args = request.params.arguments ?? {};
-  const key = JSON.stringify(args);
-  const hit = (tool.cases ?? []).find((c) => JSON.stringify(c.arguments) === key);
+  const key = canonical(args);
+  const hit = (tool.cases ?? []).find((c) => canonical(c.arguments) === key);
   const result = hit ? hit.result : (tool.result ?? { ok: true, tool: tool.name, arguments: args });
   return { content: [{ type: "text", text: JSON.stringify(result) }] };
 });
