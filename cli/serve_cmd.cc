@@ -26,6 +26,7 @@
 #include "gateway/identity.h"
 #include "gateway/jsonrpc.h"
 #include "gateway/proxy.h"
+#include "gateway/trace.h"
 #include "gateway/upstream.h"
 #include "runtime/evaluator.h"
 
@@ -108,6 +109,25 @@ void FinishAudit(const std::shared_ptr<gateway::AuditLog>& audit) {
             << audit->last_hash() << "\n";
 }
 
+// Opens the trace when `record:` is configured. False (reason printed) when it cannot be.
+bool OpenTrace(const gateway::Config& config, std::shared_ptr<gateway::TraceWriter>* out) {
+  if (!config.record.enabled) return true;
+  gateway::TraceOptions topts;
+  topts.path = config.record.path;
+  topts.messages = config.record.messages;
+  topts.secrets = config.audit.options.secrets;  // traces hold no secrets either
+  topts.writ_version = kVersion;
+  std::string error;
+  *out = gateway::TraceWriter::Open(topts, &error);
+  if (*out == nullptr) {
+    std::cerr << "error: record.path: " << error
+              << "\nhelp: fix record.path (a writable file) or remove `record:`\n";
+    return false;
+  }
+  std::cerr << "writ: recording a trace to " << topts.path << "\n";
+  return true;
+}
+
 // `writ serve` without --stdio: Streamable HTTP (gateway/http_server.h) until SIGINT/SIGTERM.
 int RunServeHttp(const ServeOptions& o) {
   gateway::Config config;
@@ -137,6 +157,8 @@ int RunServeHttp(const ServeOptions& o) {
   if (bundle == nullptr) return kExitFailure;
   std::shared_ptr<gateway::AuditLog> audit;
   if (!OpenAudit(config, &audit)) return kExitUsage;
+  std::shared_ptr<gateway::TraceWriter> trace;
+  if (!OpenTrace(config, &trace)) return kExitUsage;
 
   gateway::HttpServerOptions hopts;
   hopts.config = config;
@@ -144,6 +166,7 @@ int RunServeHttp(const ServeOptions& o) {
   hopts.audit = audit;
   hopts.auth = auth;
   hopts.version = kVersion;
+  hopts.trace = trace;
   gateway::HttpServer server(std::move(hopts));
   std::string error;
   if (!server.Listen(&error)) {
@@ -186,6 +209,8 @@ int RunServeStdio(const ServeOptions& o) {
   // serve (exit 2 with the reason).
   std::shared_ptr<gateway::AuditLog> audit;
   if (!OpenAudit(config, &audit)) return kExitUsage;
+  std::shared_ptr<gateway::TraceWriter> trace;
+  if (!OpenTrace(config, &trace)) return kExitUsage;
 
   std::mutex out_mu;
   auto write_client = [&out_mu](const std::string& line) {
@@ -199,6 +224,7 @@ int RunServeStdio(const ServeOptions& o) {
   popts.limits = config.limits;
   popts.version = kVersion;
   popts.audit = audit;
+  popts.trace = trace;
   gateway::Proxy proxy(popts, bundle, write_client);
 
   std::vector<std::unique_ptr<gateway::ChildProcess>> children;

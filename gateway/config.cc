@@ -370,6 +370,26 @@ void ParseAudit(const YAML::Node& n, const std::string& base_dir, Checker* c, Au
     o.on_corrupt_tail = i == 0 ? AuditCorruptTail::kRefuse : AuditCorruptTail::kNewSegment;
 }
 
+void ParseRecord(const YAML::Node& n, const std::string& base_dir, Checker* c, RecordConfig* r) {
+  r->enabled = true;
+  if (!n.IsMap()) {
+    c->Error(n, "record", "expected a mapping", "e.g. record: { path: traces/session.jsonl }");
+    return;
+  }
+  c->Keys(n, "record.", {"path", "messages"});
+  if (!n["path"]) {
+    c->Error(n, "record.path", "missing",
+             "where the trace is written, e.g. `path: traces/session.jsonl`");
+  } else if (c->String(n["path"], "record.path", &r->path, "a file path") && r->path.empty()) {
+    c->Error(n["path"], "record.path", "empty", "a file path, e.g. traces/session.jsonl");
+  } else {
+    r->path = Resolve(base_dir, r->path);
+  }
+  size_t i = 0;
+  if (n["messages"] && Choice(n["messages"], c, "record.messages", {"false", "true"}, &i))
+    r->messages = i == 1;
+}
+
 // "HOST:PORT" or "[V6]:PORT" (a bare ":PORT" means 127.0.0.1).
 bool ParseListen(const std::string& s, std::string* host, int* port) {
   size_t colon = s.rfind(':');
@@ -475,7 +495,7 @@ bool ParseConfig(const std::string& text, const std::string& name, const std::st
   }
   *out = Config{};
   c.Keys(root, "", {"policies", "bundle", "schema", "stdio_principal", "upstreams", "limits", "audit",
-                    "http", "identity"});
+                    "http", "identity", "record"});
   const std::string kPolicyHelp = "a policy file or directory, or a list of them";
   if (root["policies"]) {
     std::vector<std::string> ps;
@@ -498,6 +518,7 @@ bool ParseConfig(const std::string& text, const std::string& name, const std::st
   if (root["limits"]) ParseLimits(root["limits"], &c, &out->limits);
   if (root["audit"]) ParseAudit(root["audit"], base_dir, &c, &out->audit);
   if (root["http"]) ParseHttp(root["http"], &c, &out->http);
+  if (root["record"]) ParseRecord(root["record"], base_dir, &c, &out->record);
   if (root["identity"]) {
     // Validated here (errors located at the section); Authenticator::Create re-parses at start.
     nlohmann::json id = ToJson(root["identity"], &c, "identity", 0);

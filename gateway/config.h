@@ -60,6 +60,13 @@ struct HttpConfig {
   int session_idle_timeout_ms = 30 * 60 * 1000;
 };
 
+// `record:` (docs/replay.md): trace recording. Present means the gateway writes a trace.
+struct RecordConfig {
+  bool enabled = false;  // the `record:` key is present
+  std::string path;      // resolved against the config file's directory
+  bool messages = true;  // false: only decision records
+};
+
 struct Config {
   std::vector<std::string> policies;  // resolved against the config file's directory
   std::string bundle;                 // exclusive with policies
@@ -71,6 +78,7 @@ struct Config {
   HttpConfig http;
   // `identity:` converted to JSON for Authenticator::Create (docs/identity.md); null: absent.
   nlohmann::json identity;
+  RecordConfig record;  // the trace scrubs the same secrets as audit.options.secrets
 };
 
 // `name` is used in messages; relative paths are resolved against `base_dir` (may be empty).

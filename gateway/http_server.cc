@@ -247,6 +247,7 @@ struct HttpServer::Impl {
     popts.limits = o.config.limits;
     popts.version = o.version;
     popts.audit = o.audit;
+    popts.trace = o.trace;
     Session* raw = s.get();
     s->proxy = std::make_unique<Proxy>(popts, o.bundle,
                                        [raw](const std::string& line) { raw->ToClient(line); });

@@ -20,6 +20,7 @@
 #include <string>
 
 #include "gateway/audit.h"
+#include "gateway/trace.h"
 #include "gateway/config.h"
 #include "gateway/identity.h"
 #include "runtime/evaluator.h"
@@ -32,6 +33,7 @@ struct HttpServerOptions {
   std::shared_ptr<AuditLog> audit;                 // may be null
   std::shared_ptr<const Authenticator> auth;       // null: anonymous (allow_anonymous)
   std::string version = "0.1.0";
+  std::shared_ptr<TraceWriter> trace;  // `record:`; may be null (docs/replay.md)
 };
 
 class HttpServer {

@@ -260,9 +260,17 @@ Proxy::Decided Proxy::DecideRequest(const Json& request, bool list_time) {
       d.effect = v == runtime::Visibility::kDeny ? runtime::Effect::kDeny : runtime::Effect::kAllow;
       return d;
     }
+    auto start = std::chrono::steady_clock::now();
     runtime::Decision dec = runtime::Evaluate(*bundle_, prepared);
     d.effect = dec.effect;
     d.decision = runtime::DecisionToJson(*bundle_, prepared, dec);
+    if (opts_.trace != nullptr) {
+      auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+          std::chrono::steady_clock::now() - start);
+      std::string server = request.value(Json::json_pointer("/resource/attrs/server"), "");
+      opts_.trace->Decision(TraceWho(), server, request.value("action", ""), request, d.decision,
+                            d.id, bundle_hash_, us.count());
+    }
   } catch (const std::exception& e) {
     d.effect = runtime::Effect::kDeny;
     d.decision = {{"decision", "deny"}, {"determining", Json::array()}, {"obligations", Json::array()}};
@@ -303,7 +311,22 @@ void Proxy::ReplyDecision(const Json& client_id, const Decided& d) {
 
 // ---- the message loop ----
 
-void Proxy::ToClient(const Json& msg) { to_client_(ToLine(msg)); }
+void Proxy::ToClient(const Json& msg) {
+  if (opts_.trace != nullptr)
+    opts_.trace->Message(TraceWho(), TraceDirection::kGatewayToClient, msg);
+  to_client_(ToLine(msg));
+}
+
+TraceSession Proxy::TraceWho() {
+  TraceSession who{opts_.session,
+                   {{"uid", opts_.principal.uid},
+                    {"attrs", opts_.principal.attrs},
+                    {"parents", opts_.principal.parents}},
+                   ""};
+  std::lock_guard<std::mutex> lock(mu_);
+  who.client = client_name_;
+  return who;
+}
 
 void Proxy::ReplyError(const Json& id, int code, const std::string& message, Json data) {
   ToClient(ErrorReply(id, code, message, std::move(data)));
@@ -328,6 +351,8 @@ void Proxy::OnClientLine(std::string_view line, bool oversized) {
       ReplyError(p.id, p.error_code, p.error);
       return;
     }
+    if (opts_.trace != nullptr)
+      opts_.trace->Message(TraceWho(), TraceDirection::kClientToGateway, p.msg);
     if (IsRequest(p.msg)) {
       HandleClientRequest(std::move(p.msg));
     } else if (IsNotification(p.msg)) {

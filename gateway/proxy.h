@@ -33,6 +33,7 @@
 
 #include "gateway/audit.h"
 #include "gateway/config.h"
+#include "gateway/trace.h"
 #include "runtime/evaluator.h"
 
 namespace writ::gateway {
@@ -86,6 +87,9 @@ struct ProxyOptions {
   // and audit->options().on_failure is kDeny, the request is denied (fail closed).
   std::shared_ptr<AuditLog> audit;
   std::string session;  // the audit records' session id; empty: a random one per Proxy
+  // Trace recording (`record:`, docs/replay.md); null: none. Gets every client message in
+  // and out, and a `decision` record per decided request.
+  std::shared_ptr<TraceWriter> trace;
 };
 
 // The message of the error a call gets when its decision could not be audited (fail closed).
@@ -199,6 +203,7 @@ class Proxy {
   bool Visible(const Json& request);
 
   void ToClient(const Json& msg);
+  TraceSession TraceWho();  // for opts_.trace records
   void ReplyError(const Json& id, int code, const std::string& message, Json data = nullptr);
   bool FindUpstream(const std::string& name, size_t* up);  // REQUIRES: mu_ held
   std::vector<size_t> LiveUpstreams();

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,13 @@ Decision Evaluate(const Bundle& bundle, const PreparedRequest& req);
 
 // The JSON form of docs/semantics.md: decision, determining, obligations, errors.
 nlohmann::json DecisionToJson(const Bundle& bundle, const PreparedRequest& req, const Decision& d);
+
+// The statements (indices into Bundle::statements_) that matched the request -- a permit
+// whose formula is true, a forbid or rule whose formula is true or an error -- and those
+// whose formula is an error (docs/semantics.md, "Statements"). Allocates; for tools
+// (DecisionToJson, coverage in `writ test`), not the request path.
+void MatchStatements(const Bundle& bundle, const PreparedRequest& req,
+                     std::set<uint32_t>* matched, std::set<uint32_t>* errored);
 
 // Why: the partitions selected, the path through each DAG (predicate, its value), the leaf,
 // and the statements that matched, with their source locations. Human-readable text.
