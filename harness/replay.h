@@ -1,0 +1,66 @@
+// replay.h -- `writ replay` (docs/replay.md): reads recorded traces (gateway/trace.h),
+// re-decides every recorded request with new policies, compares with a baseline (another
+// policy set or bundle) or with the recorded decisions, and renders the impact diff grouped
+// by decision transition, statement, tool and principal (text, JSON, Markdown, GitHub).
+// Entry points: ReadTrace, Replay, RenderReplay.
+//
+// Traces are outside input: a corrupt line, a missing field or an unknown format version is
+// an error naming FILE:LINE, never skipped. Thread safety: plain functions over values.
+#pragma once
+
+#include <cstddef>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "runtime/evaluator.h"
+
+namespace writ::harness {
+
+// A decision the policies gave (or were recorded giving) to one request.
+struct Verdict {
+  std::string decision;                  // allow | deny | require_approval
+  std::vector<std::string> determining;  // sorted
+  std::string error;                     // the request was rejected (decided deny)
+  bool operator==(const Verdict& o) const {
+    return decision == o.decision && determining == o.determining;
+  }
+};
+
+// One decided request of a trace.
+struct ReplayRecord {
+  std::string file;
+  size_t line = 0;          // 1-based
+  nlohmann::json request;   // the exact policy request (docs/semantics.md)
+  Verdict recorded;
+};
+
+// Appends the `decision` records of one trace file. False with *error: `FILE:LINE: message`
+// for a corrupt line, or `cannot read FILE: ...`. (Both are exit 2 for `writ replay`.)
+bool ReadTrace(const std::string& path, std::vector<ReplayRecord>* out, std::string* error);
+
+// Decides one request. A request the bundle rejects is a deny with Verdict::error set.
+Verdict Decide(const runtime::Bundle& bundle, const nlohmann::json& request);
+
+struct ReplayResult {
+  std::vector<ReplayRecord> records;
+  std::vector<Verdict> after;   // the new policies' verdicts, one per record
+  std::vector<Verdict> before;  // the baseline's, or the recorded ones
+  std::vector<size_t> changed;  // indices where before != after
+  size_t differs_from_recorded = 0;  // after != recorded (what --expect checks)
+  std::string baseline_label;        // e.g. "the recorded decisions" or "baseline main/"
+  size_t traces = 0;
+};
+
+// Re-decides `records` with `bundle`; `baseline` (may be null) gives `before`, else the
+// recorded verdicts do.
+ReplayResult Replay(std::vector<ReplayRecord> records, const runtime::Bundle& bundle,
+                    const runtime::Bundle* baseline, std::string baseline_label);
+
+enum class ReplayFormat { kText, kJson, kMarkdown, kGithub };
+
+// The report; `show` bounds the changed requests listed (text, Markdown, GitHub; JSON lists
+// every one).
+std::string RenderReplay(const ReplayResult& r, ReplayFormat format, size_t show);
+
+}  // namespace writ::harness
