@@ -1,9 +1,10 @@
 // Checks the policy library under policies/ (issue 6) the way CI should: every scenario
 // directory has its files, is formatted (`writ fmt --check`), type checks against its schema
 // without diagnostics (`writ check --schema`), passes its unit tests with 100% statement
-// coverage (`writ test --min-coverage 100`), and its recorded trace still parses and holds
-// decision records. The index in policies/README.md lists every scenario. A mutated copy of
-// one scenario must make `writ test` fail, so the tests pin the boundary they claim to.
+// coverage (`writ test --min-coverage 100`), and its recorded trace holds one decision per
+// scripted call and replays to the recorded decisions (`writ replay --expect`). The index in policies/README.md lists every scenario. A mutated copy of
+// one scenario must make `writ test` and `writ replay --expect` fail, so the tests and the
+// trace pin the boundary they claim to.
 // Entry point: the doctest cases below (ctest name `policies`); runs build/cli/writ.
 
 #include <doctest/doctest.h>
@@ -121,7 +122,7 @@ TEST_CASE("every scenario passes its tests with full statement coverage") {
   }
 }
 
-TEST_CASE("every recorded trace has a version-1 header and one decision per scripted call") {
+TEST_CASE("every recorded trace: version-1 header, one decision per call, replays unchanged") {
   for (const fs::path& s : Scenarios()) {
     INFO(s.string());
     auto plan = nlohmann::json::parse(ReadAll(s / "record.json"));
@@ -144,10 +145,15 @@ TEST_CASE("every recorded trace has a version-1 header and one decision per scri
     }
     CHECK(headers == plan.at("sessions").size());  // one gateway run per principal
     CHECK(decisions == calls);
+    Run replay = Writ("replay --policies " + Quote(s) + " --schema " + Quote(s / "schema.yaml") +
+                      " --expect " + Quote(s / "trace.jsonl"));
+    INFO(replay.out);
+    CHECK(replay.code == 0);
+    CHECK(replay.out.find("no decision changes") != std::string::npos);
   }
 }
 
-TEST_CASE("a mutated scenario fails its tests (the tests pin the 50,000 boundary)") {
+TEST_CASE("a mutated scenario fails its tests and its replay (the 50,000 boundary)") {
   const fs::path tmp = fs::temp_directory_path() / ("writ-policies-test-" + std::to_string(getpid()));
   fs::remove_all(tmp);
   fs::copy(Library() / "refund-limits", tmp, fs::copy_options::recursive);
@@ -162,5 +168,11 @@ TEST_CASE("a mutated scenario fails its tests (the tests pin the 50,000 boundary
   INFO(r.out);
   CHECK(r.code == 1);
   CHECK(r.out.find("exactly 50,000 needs no approval") != std::string::npos);
+  // The trace holds a refund of exactly 50,000, recorded as allowed.
+  Run replay = Writ("replay --policies " + Quote(tmp) + " --expect " +
+                    Quote(Library() / "refund-limits" / "trace.jsonl"));
+  INFO(replay.out);
+  CHECK(replay.code == 1);
+  CHECK(replay.out.find("allow -> require_approval") != std::string::npos);
   fs::remove_all(tmp);
 }
