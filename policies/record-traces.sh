@@ -15,20 +15,22 @@ cd "$(dirname "$0")/.."
 WRIT_BIN="${WRIT_BIN:-build/cli/writ}"
 RECORD_TIMEOUT="${RECORD_TIMEOUT:-150}"
 
-[ -x "$WRIT_BIN" ] || { echo "record-traces.sh: $WRIT_BIN not built (ninja -C build writ)" >&2; exit 2; }
-[ -d node_modules/@modelcontextprotocol/sdk ] || {
-  echo "record-traces.sh: node_modules missing: run npm ci --ignore-scripts" >&2; exit 2; }
-python3 -c 'import yaml' 2>/dev/null || {
-  echo "record-traces.sh: python3 with PyYAML is needed (apt-get install python3-yaml)" >&2; exit 2; }
+die() { echo "record-traces.sh: $*" >&2; exit 2; }
+[ -x "$WRIT_BIN" ] || die "$WRIT_BIN not built (ninja -C build writ)"
+[ -d node_modules/@modelcontextprotocol/sdk ] ||
+  die "node_modules missing: run npm ci --ignore-scripts"
+python3 -c 'import yaml' 2>/dev/null ||
+  die "python3 with PyYAML is needed (apt-get install python3-yaml)"
 
 if [ $# -eq 0 ]; then
-  mapfile -t scenarios < <(find policies -mindepth 2 -maxdepth 2 -name record.json -printf '%h\n' | sort)
+  mapfile -t scenarios < <(find policies -mindepth 2 -maxdepth 2 -name record.json -printf '%h\n' |
+    sort)
 else
   scenarios=()
   for s in "$@"; do
     s="${s%/}"
     [ -d "$s" ] || s="policies/$s"
-    [ -f "$s/record.json" ] || { echo "record-traces.sh: $s has no record.json" >&2; exit 2; }
+    [ -f "$s/record.json" ] || die "$s has no record.json"
     scenarios+=("$s")
   done
 fi

@@ -9,7 +9,8 @@
 //                          "annotations": {"readOnlyHint": true}, "result": <any JSON>,
 //                          "cases": [{"arguments": {...}, "result": <any JSON>}]}]}
 // A call answers the result of the first case whose arguments equal the call's (compared as
-// JSON with sorted keys: the gateway may reorder keys), else the tool's `result`, else {"ok": true, "tool": NAME, "arguments": ARGS}.
+// JSON with sorted keys: the gateway may reorder keys), else the tool's `result`, else
+// {"ok": true, "tool": NAME, "arguments": ARGS}.
 // Arguments are not validated here: the gateway decides before anything is forwarded, and
 // the traces deliberately include wrong-typed arguments to show that they fail closed.
 
@@ -25,7 +26,8 @@ import {
 function canonical(v) {
   if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
   if (v && typeof v === "object") {
-    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`).join(",")}}`;
+    const fields = Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`);
+    return `{${fields.join(",")}}`;
   }
   return JSON.stringify(v);
 }
@@ -55,7 +57,8 @@ server.setRequestHandler(ListToolsRequestSchema, async () => ({
 server.setRequestHandler(CallToolRequestSchema, async (request) => {
   const tool = tools.get(request.params.name);
   if (!tool) {
-    return { isError: true, content: [{ type: "text", text: `unknown tool ${request.params.name}` }] };
+    const text = `unknown tool ${request.params.name}`;
+    return { isError: true, content: [{ type: "text", text }] };
   }
   const args = request.params.arguments ?? {};
   const key = canonical(args);

@@ -34,7 +34,8 @@ const TOTAL_TIMEOUT_MS = 120000;
 function usage(msg) {
   process.stderr.write(`record.mjs: ${msg}\n`);
   process.stderr.write(
-    "usage: record.mjs --scenario DIR --schema-json FILE --writ BIN (--out TRACE | --no-record 1) [--work DIR]\n");
+    "usage: record.mjs --scenario DIR --schema-json FILE --writ BIN\n" +
+    "                  (--out TRACE | --no-record 1) [--work DIR]\n");
   process.exit(2);
 }
 
@@ -102,7 +103,8 @@ for (const session of plan.sessions) {
   for (const call of session.calls) {
     if (call.result === undefined) continue;
     const sep = call.tool.indexOf("__");
-    const tool = servers.get(call.tool.slice(0, sep))?.tools.find((t) => t.name === call.tool.slice(sep + 2));
+    const name = call.tool.slice(sep + 2);
+    const tool = servers.get(call.tool.slice(0, sep))?.tools.find((t) => t.name === name);
     if (!tool) usage(`record.json: call of ${call.tool}, which the schema does not declare`);
     (tool.cases ??= []).push({ arguments: call.arguments ?? {}, result: call.result });
   }
@@ -115,7 +117,8 @@ const upstreams = [];
 for (const [name, spec] of servers) {
   const specPath = join(work, `${name}.json`);
   writeFileSync(specPath, JSON.stringify(spec, null, 2));
-  upstreams.push({ name, command: process.execPath, args: [join(HERE, "mock-server.mjs"), specPath] });
+  const args = [join(HERE, "mock-server.mjs"), specPath];
+  upstreams.push({ name, command: process.execPath, args });
 }
 
 function describe(result) {

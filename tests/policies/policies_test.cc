@@ -2,9 +2,10 @@
 // directory has its files, is formatted (`writ fmt --check`), type checks against its schema
 // without diagnostics (`writ check --schema`), passes its unit tests with 100% statement
 // coverage (`writ test --min-coverage 100`), and its recorded trace holds one decision per
-// scripted call and replays to the recorded decisions (`writ replay --expect`). The index in policies/README.md lists every scenario. A mutated copy of
-// one scenario must make `writ test` and `writ replay --expect` fail, so the tests and the
-// trace pin the boundary they claim to.
+// scripted call and replays to the recorded decisions (`writ replay --expect`). The index in
+// policies/README.md lists every scenario. A mutated copy of one scenario must make
+// `writ test` and `writ replay --expect` fail, so the tests and the trace pin the boundary
+// they claim to.
 // Entry point: the doctest cases below (ctest name `policies`); runs build/cli/writ.
 
 #include <doctest/doctest.h>
@@ -154,7 +155,8 @@ TEST_CASE("every recorded trace: version-1 header, one decision per call, replay
 }
 
 TEST_CASE("a mutated scenario fails its tests and its replay (the 50,000 boundary)") {
-  const fs::path tmp = fs::temp_directory_path() / ("writ-policies-test-" + std::to_string(getpid()));
+  const fs::path tmp =
+      fs::temp_directory_path() / ("writ-policies-test-" + std::to_string(getpid()));
   fs::remove_all(tmp);
   fs::copy(Library() / "refund-limits", tmp, fs::copy_options::recursive);
   const fs::path writ_file = tmp / "refunds.writ";
