@@ -7,10 +7,13 @@
 //   SPEC.json: {"name": "postgres_prod",
 //               "tools": [{"name": "query", "description": "...", "inputSchema": {...},
 //                          "annotations": {"readOnlyHint": true}, "result": <any JSON>,
-//                          "cases": [{"arguments": {...}, "result": <any JSON>}]}]}
+//                          "cases": [{"arguments": {...}, "result": <any JSON>}],
+//                          "records_from": "limit"}]}
 // A call answers the result of the first case whose arguments equal the call's (compared as
 // JSON with sorted keys: the gateway may reorder keys), else the tool's `result`, else
-// {"ok": true, "tool": NAME, "arguments": ARGS}.
+// {"ok": true, "tool": NAME, "arguments": ARGS}. A tool with `records_from: ARG` (an export)
+// answers {"records": [...]} with as many records as the integer argument ARG asks for (at
+// most 10,000), so the gateway's session record counter sees a realistic count.
 // Arguments are not validated here: the gateway decides before anything is forwarded, and
 // the traces deliberately include wrong-typed arguments to show that they fail closed.
 
@@ -63,7 +66,11 @@ server.setRequestHandler(CallToolRequestSchema, async (request) => {
   const args = request.params.arguments ?? {};
   const key = canonical(args);
   const hit = (tool.cases ?? []).find((c) => canonical(c.arguments) === key);
-  const result = hit ? hit.result : (tool.result ?? { ok: true, tool: tool.name, arguments: args });
+  let result = hit ? hit.result : (tool.result ?? { ok: true, tool: tool.name, arguments: args });
+  const n = tool.records_from ? args[tool.records_from] : undefined;
+  if (!hit && Number.isInteger(n) && n > 0) {
+    result = { records: Array.from({ length: Math.min(n, 10000) }, (_, i) => ({ id: i + 1 })) };
+  }
   return { content: [{ type: "text", text: JSON.stringify(result) }] };
 });
 

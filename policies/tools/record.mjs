@@ -16,6 +16,7 @@
 // SCENARIO/record.json:
 //   {"annotations": {"SERVER__tool": {"readOnlyHint": true}, ...},   // -> call.intent
 //    "results": {"SERVER__tool": <canned JSON result>, ...},
+//    "records_from": {"SERVER__tool": "ARG", ...},   // exports: return ARG records
 //    "sessions": [{"client": "claude-code",
 //                  "principal": {"uid": "User::\"a\"", "attrs": {...}, "parents": [...]},
 //                  "calls": [{"tool": "SERVER__tool", "arguments": {...},
@@ -96,6 +97,7 @@ for (const [full, def] of Object.entries(schema.tools ?? {})) {
   if (def.description) tool.description = def.description;
   if (plan.annotations?.[full]) tool.annotations = plan.annotations[full];
   if (plan.results?.[full] !== undefined) tool.result = plan.results[full];
+  if (plan.records_from?.[full]) tool.records_from = plan.records_from[full];
   servers.get(server).tools.push(tool);
 }
 // Per-call answers: a call with `result` adds a case for its exact arguments.
