@@ -22,7 +22,10 @@
 //                  "calls": [{"tool": "SERVER__tool", "arguments": {...},
 //                             "result": <optional: the answer to exactly these arguments>}]}]}
 
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import {
+  existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -53,12 +56,18 @@ const record = !opts["no-record"];
 if (record && !opts.out) usage("--out is required (or --no-record 1)");
 
 const scenario = resolve(opts.scenario);
-const work = resolve(opts.work ?? join(scenario, ".record"));
+const work = resolve(opts.work ?? mkdtempSync(join(tmpdir(), "writ-record-")));
 const schema = JSON.parse(readFileSync(opts["schema-json"], "utf8"));
 const plan = JSON.parse(readFileSync(join(scenario, "record.json"), "utf8"));
 
+let gatewayPid = null;  // the running `writ serve`, stopped by pid if the watchdog fires
 const watchdog = setTimeout(() => {
   process.stderr.write(`record.mjs: ${scenario}: gave up after ${TOTAL_TIMEOUT_MS} ms\n`);
+  if (gatewayPid) {
+    try {
+      process.kill(gatewayPid, "SIGTERM");
+    } catch {}
+  }
   process.exit(1);
 }, TOTAL_TIMEOUT_MS);
 
@@ -152,6 +161,7 @@ for (const session of plan.sessions) {
   const client = new Client({ name: session.client ?? "writ-record", version: "0.1.0" });
   try {
     await client.connect(transport, { timeout: REQUEST_TIMEOUT_MS });
+    gatewayPid = transport.pid;
     const listed = await client.listTools(undefined, { timeout: REQUEST_TIMEOUT_MS });
     console.log(`${session.principal.uid}: ${listed.tools.length} tools visible`);
     for (const call of session.calls) {
@@ -172,6 +182,7 @@ for (const session of plan.sessions) {
     process.exit(1);
   }
   await client.close();
+  gatewayPid = null;
 }
 
 if (!record) {
