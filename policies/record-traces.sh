@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Records the policy library's traces: for every scenario under policies/ (or the ones named),
-# runs policies/tools/record.mjs, which puts `writ serve --stdio` with `record:` in front of
-# mock MCP servers (policies/tools/mock-server.mjs) and drives one scripted MCP client session
-# per principal listed in the scenario's record.json. The result replaces SCENARIO/trace.jsonl.
+# runs scripts/policy-traces/record.mjs, which puts `writ serve --stdio` with `record:` in
+# front of mock MCP servers (scripts/policy-traces/mock-server.mjs) and drives one scripted
+# MCP client session per principal listed in the scenario's record.json. The result replaces
+# SCENARIO/trace.jsonl.
 #
 # Usage: policies/record-traces.sh [SCENARIO...]          (from anywhere; paths or names)
 # Env:   WRIT_BIN (default build/cli/writ), RECORD_TIMEOUT (seconds per scenario, default 150)
@@ -51,7 +52,7 @@ for s in "${scenarios[@]}"; do
   out=(--out "$s/trace.jsonl")
   [ "${RECORD_DRY_RUN:-}" = 1 ] && out=(--no-record 1)
   # `timeout` bounds the driver; the driver stops its gateway by pid, the gateway its upstreams.
-  timeout --kill-after=5 "$RECORD_TIMEOUT" node policies/tools/record.mjs \
+  timeout --kill-after=5 "$RECORD_TIMEOUT" node scripts/policy-traces/record.mjs \
     --scenario "$s" --schema-json "$work/$name.schema.json" --writ "$WRIT_BIN" \
     --work "$work/$name" "${out[@]}" &
   pid=$!

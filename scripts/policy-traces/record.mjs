@@ -7,7 +7,7 @@
 // initialize, tools/list, then the session's calls in order. Every call's outcome (allowed
 // and answered, denied, held) is printed; the gateway writes the trace.
 //
-// Usage: node policies/tools/record.mjs --scenario DIR --schema-json FILE --writ BIN
+// Usage: node scripts/policy-traces/record.mjs --scenario DIR --schema-json FILE --writ BIN
 //                                        (--out TRACE | --no-record 1) [--work DIR]
 //   --schema-json: the scenario's schema.yaml converted to JSON (the script has no YAML
 //   parser). TRACE is replaced. Bounded: each request 15 s, the whole run 120 s; the SDK

@@ -3,7 +3,7 @@
 // traces (policies/record-traces.sh). It serves the tools listed in a JSON spec file and
 // answers every call with the tool's canned result; no network, no clock, no randomness.
 //
-// Usage: node policies/tools/mock-server.mjs SPEC.json
+// Usage: node scripts/policy-traces/mock-server.mjs SPEC.json
 //   SPEC.json: {"name": "postgres_prod",
 //               "tools": [{"name": "query", "description": "...", "inputSchema": {...},
 //                          "annotations": {"readOnlyHint": true}, "result": <any JSON>,
