@@ -19,6 +19,7 @@ struct ReplayOptions {
   std::string format = "text";
   bool expect = false;
   size_t show = 20;
+  int jobs = 0;
 };
 
 int RunReplayCmd(const ReplayOptions& o) {
@@ -30,7 +31,7 @@ int RunReplayCmd(const ReplayOptions& o) {
   std::vector<harness::ReplayRecord> records;
   for (const auto& t : o.traces) {
     std::string error;
-    if (!harness::ReadTrace(t, &records, &error)) {
+    if (!harness::ReadTrace(t, &records, &error, o.jobs)) {
       std::cerr << "error: " << error
                 << "\nhelp: a trace is the JSONL the gateway's `record:` writes "
                    "(docs/replay.md); fix or remove the damaged line\n";
@@ -56,7 +57,8 @@ int RunReplayCmd(const ReplayOptions& o) {
     label = "the baseline";
     for (const auto& b : o.baseline) label += " " + b;
   }
-  harness::ReplayResult r = harness::Replay(std::move(records), *bundle, baseline.get(), label);
+  harness::ReplayResult r =
+      harness::Replay(std::move(records), *bundle, baseline.get(), label, o.jobs);
   r.traces = o.traces.size();
   harness::ReplayFormat f = o.format == "json"       ? harness::ReplayFormat::kJson
                             : o.format == "markdown" ? harness::ReplayFormat::kMarkdown
@@ -100,6 +102,8 @@ CommandRegistrar reg(45, [](CLI::App& app, int* exit_code) {
   cmd->add_option("--format,-f", o->format, "Report format")
       ->check(CLI::IsMember({"text", "json", "markdown", "github"}));
   cmd->add_option("--show", o->show, "List at most N changed requests (text, markdown)");
+  cmd->add_option("--jobs,-j", o->jobs, "Threads (default: one per core, at most 16)")
+      ->check(CLI::Range(0, 256));
   cmd->callback([o, exit_code] { *exit_code = RunReplayCmd(*o); });
 });
 

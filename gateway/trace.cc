@@ -162,12 +162,39 @@ bool IsStringArray(const Json& j) {
 
 }  // namespace
 
-bool ParseTraceLine(std::string_view line, TraceLineKind* kind, Json* out, std::string* error) {
+bool ParseTraceLine(std::string_view line, TraceLineKind* kind, Json* out, std::string* error,
+                    bool lean) {
   if (line.size() > kMaxTraceLine) {
     *error = "line longer than " + std::to_string(kMaxTraceLine) + " bytes";
     return false;
   }
-  *out = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+  bool message_object = false;
+  if (lean) {
+    // Top-level keys replay does not read are discarded while parsing (never built);
+    // `message` is only checked to be an object. See nlohmann's parser_callback_t.
+    bool after_message_key = false;
+    bool in_decision = false;
+    Json::parser_callback_t keep = [&](int depth, Json::parse_event_t ev, Json& parsed) {
+      if (depth == 1 && ev == Json::parse_event_t::object_start) {
+        message_object = message_object || after_message_key;
+        after_message_key = false;
+        return true;
+      }
+      if (ev != Json::parse_event_t::key) return true;
+      const std::string& k = parsed.get_ref<const std::string&>();
+      if (depth == 1) {
+        after_message_key = k == "message";
+        in_decision = k == "decision";
+        return k == "writ_trace" || k == "type" || k == "direction" || k == "session" ||
+               k == "request" || k == "decision";
+      }
+      return !(depth == 2 && in_decision && k == "obligations");
+    };
+    *out = Json::parse(line, keep, /*allow_exceptions=*/false);
+    if (message_object && out->is_object()) (*out)["message"] = Json::object();
+  } else {
+    *out = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+  }
   if (out->is_discarded()) {
     *error = "not valid JSON";
     return false;

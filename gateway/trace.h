@@ -104,7 +104,10 @@ enum class TraceLineKind { kHeader, kMessage, kDecision };
 // (object), `decision` (object with a valid `decision` and a `determining` list of strings),
 // `session` and `direction`; a `message` record must have `message` (object) and a valid
 // `direction`. Returns false with *error (what is wrong, without file:line) otherwise.
+// With `lean` (replay), only what replay reads is kept: the header, `type`, `direction`,
+// `session`, `request` and `decision` without its obligations; a message record's `message`
+// is checked to be an object and kept as {}. Fewer allocations, the same validation.
 bool ParseTraceLine(std::string_view line, TraceLineKind* kind, nlohmann::json* out,
-                    std::string* error);
+                    std::string* error, bool lean = false);
 
 }  // namespace writ::gateway

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <thread>
 
 #include "gateway/trace.h"
 #include "harness/report.h"
@@ -209,39 +210,78 @@ std::string RenderText(const ReplayResult& r, const Groups& g, size_t show, bool
 
 }  // namespace
 
-bool ReadTrace(const std::string& path, std::vector<ReplayRecord>* out, std::string* error) {
+void ParallelFor(size_t n, int jobs, const std::function<void(size_t)>& fn) {
+  size_t threads = jobs > 0 ? static_cast<size_t>(jobs)
+                            : std::max(1u, std::min(16u, std::thread::hardware_concurrency()));
+  threads = std::min(threads, n / 256 + 1);  // small inputs: not worth a thread
+  if (threads <= 1) {
+    for (size_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  std::vector<std::thread> pool;
+  const size_t chunk = (n + threads - 1) / threads;
+  for (size_t t = 0; t < threads; ++t) {
+    size_t begin = t * chunk, end = std::min(n, begin + chunk);
+    pool.emplace_back([&fn, begin, end] {
+      for (size_t i = begin; i < end; ++i) fn(i);
+    });
+  }
+  for (auto& th : pool) th.join();
+}
+
+bool ReadTrace(const std::string& path, std::vector<ReplayRecord>* out, std::string* error,
+               int jobs) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     *error = "cannot read " + path + ": " + std::strerror(errno);
     return false;
   }
-  std::string line;
+  // Lines are read in batches and parsed in parallel; the checks that depend on order (the
+  // header first) and the first error (lowest line) are then taken in file order.
+  constexpr size_t kBatch = 8192;
+  struct Parsed {
+    gateway::TraceLineKind kind = gateway::TraceLineKind::kMessage;
+    Json json;
+    std::string why;
+    bool ok = false;
+  };
+  std::vector<std::string> lines;
+  std::vector<Parsed> parsed;
   size_t n = 0;
   bool header = false;
-  while (std::getline(in, line)) {
-    ++n;
-    auto fail = [&](const std::string& what) {
-      *error = path + ":" + std::to_string(n) + ": " + what;
-      return false;
-    };
-    gateway::TraceLineKind kind;
-    Json j;
-    std::string why;
-    if (!gateway::ParseTraceLine(line, &kind, &j, &why)) return fail(why);
-    if (kind == gateway::TraceLineKind::kHeader) {
-      header = true;
-      continue;
+  for (;;) {
+    lines.clear();
+    std::string line;
+    while (lines.size() < kBatch && std::getline(in, line)) lines.push_back(std::move(line));
+    if (lines.empty()) break;
+    parsed.assign(lines.size(), Parsed{});
+    ParallelFor(lines.size(), jobs, [&](size_t i) {
+      Parsed& p = parsed[i];
+      p.ok = gateway::ParseTraceLine(lines[i], &p.kind, &p.json, &p.why, /*lean=*/true);
+    });
+    for (size_t i = 0; i < parsed.size(); ++i) {
+      ++n;
+      Parsed& p = parsed[i];
+      auto fail = [&](const std::string& what) {
+        *error = path + ":" + std::to_string(n) + ": " + what;
+        return false;
+      };
+      if (!p.ok) return fail(p.why);
+      if (p.kind == gateway::TraceLineKind::kHeader) {
+        header = true;
+        continue;
+      }
+      if (!header)
+        return fail("a record before the header line (is this a writ trace? docs/replay.md)");
+      if (p.kind != gateway::TraceLineKind::kDecision) continue;
+      ReplayRecord r;
+      r.file = path;
+      r.line = n;
+      r.recorded.decision = p.json["decision"]["decision"].get<std::string>();
+      r.recorded.determining = SortedStrings(p.json["decision"]["determining"]);
+      r.request = std::move(p.json["request"]);
+      out->push_back(std::move(r));
     }
-    if (!header)
-      return fail("a record before the header line (is this a writ trace? docs/replay.md)");
-    if (kind != gateway::TraceLineKind::kDecision) continue;
-    ReplayRecord r;
-    r.file = path;
-    r.line = n;
-    r.recorded.decision = j["decision"]["decision"].get<std::string>();
-    r.recorded.determining = SortedStrings(j["decision"]["determining"]);
-    r.request = std::move(j["request"]);
-    out->push_back(std::move(r));
   }
   if (in.bad()) {
     *error = "cannot read " + path + ": " + std::strerror(errno);
@@ -268,18 +308,20 @@ Verdict Decide(const runtime::Bundle& bundle, const Json& request) {
 }
 
 ReplayResult Replay(std::vector<ReplayRecord> records, const runtime::Bundle& bundle,
-                    const runtime::Bundle* baseline, std::string baseline_label) {
+                    const runtime::Bundle* baseline, std::string baseline_label, int jobs) {
   ReplayResult r;
   r.records = std::move(records);
   r.baseline_label = std::move(baseline_label);
-  r.after.reserve(r.records.size());
-  r.before.reserve(r.records.size());
-  for (size_t i = 0; i < r.records.size(); ++i) {
+  r.after.resize(r.records.size());
+  r.before.resize(r.records.size());
+  ParallelFor(r.records.size(), jobs, [&](size_t i) {
     const ReplayRecord& rec = r.records[i];
-    r.after.push_back(Decide(bundle, rec.request));
-    r.before.push_back(baseline != nullptr ? Decide(*baseline, rec.request) : rec.recorded);
+    r.after[i] = Decide(bundle, rec.request);
+    r.before[i] = baseline != nullptr ? Decide(*baseline, rec.request) : rec.recorded;
+  });
+  for (size_t i = 0; i < r.records.size(); ++i) {
     if (!(r.after[i] == r.before[i])) r.changed.push_back(i);
-    if (!(r.after[i] == rec.recorded)) ++r.differs_from_recorded;
+    if (!(r.after[i] == r.records[i].recorded)) ++r.differs_from_recorded;
   }
   return r;
 }

@@ -4,11 +4,13 @@
 // by decision transition, statement, tool and principal (text, JSON, Markdown, GitHub).
 // Entry points: ReadTrace, Replay, RenderReplay.
 //
+// Work is spread over threads (ParallelFor); the bundles are immutable and shared.
 // Traces are outside input: a corrupt line, a missing field or an unknown format version is
 // an error naming FILE:LINE, never skipped. Thread safety: plain functions over values.
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -37,7 +39,9 @@ struct ReplayRecord {
 
 // Appends the `decision` records of one trace file. False with *error: `FILE:LINE: message`
 // for a corrupt line, or `cannot read FILE: ...`. (Both are exit 2 for `writ replay`.)
-bool ReadTrace(const std::string& path, std::vector<ReplayRecord>* out, std::string* error);
+// `jobs` threads parse lines (0: one per core, at most 16).
+bool ReadTrace(const std::string& path, std::vector<ReplayRecord>* out, std::string* error,
+               int jobs = 0);
 
 // Decides one request. A request the bundle rejects is a deny with Verdict::error set.
 Verdict Decide(const runtime::Bundle& bundle, const nlohmann::json& request);
@@ -54,8 +58,13 @@ struct ReplayResult {
 
 // Re-decides `records` with `bundle`; `baseline` (may be null) gives `before`, else the
 // recorded verdicts do.
+// `jobs` threads decide (0: one per core, at most 16); the result does not depend on it.
 ReplayResult Replay(std::vector<ReplayRecord> records, const runtime::Bundle& bundle,
-                    const runtime::Bundle* baseline, std::string baseline_label);
+                    const runtime::Bundle* baseline, std::string baseline_label, int jobs = 0);
+
+// Runs fn(0..n-1) on `jobs` threads (0: one per core, at most 16) in contiguous chunks.
+// fn must be safe to call concurrently for distinct indices.
+void ParallelFor(size_t n, int jobs, const std::function<void(size_t)>& fn);
 
 enum class ReplayFormat { kText, kJson, kMarkdown, kGithub };
 

@@ -101,21 +101,11 @@ std::shared_ptr<const runtime::Bundle> LoadPolicySet(const std::vector<std::stri
 std::vector<std::string> DeterminingIds(const runtime::Bundle& b,
                                         const runtime::PreparedRequest& req,
                                         const runtime::Decision& d) {
-  std::set<uint32_t> matched, errored;
-  runtime::MatchStatements(b, req, &matched, &errored);
+  thread_local std::vector<uint32_t> stmts;
+  runtime::DeterminingStatements(b, req, d, &stmts);
   std::vector<std::string> ids;
-  for (uint32_t s : matched) {
-    const runtime::StatementMeta& m = b.statements_[s];
-    bool include = false;
-    switch (d.effect) {
-      case runtime::Effect::kDeny: include = m.effect == 1; break;
-      case runtime::Effect::kAllow: include = m.effect == 0; break;
-      case runtime::Effect::kRequireApproval:
-        include = m.effect == 0 || b.statement_approval_[s] != 0;
-        break;
-    }
-    if (include) ids.emplace_back(b.str(m.id));
-  }
+  ids.reserve(stmts.size());
+  for (uint32_t s : stmts) ids.emplace_back(b.str(b.statements_[s].id));
   std::sort(ids.begin(), ids.end());
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   return ids;

@@ -148,6 +148,31 @@ void MatchStatements(const Bundle& b, const PreparedRequest& req, std::set<uint3
   });
 }
 
+void DeterminingStatements(const Bundle& b, const PreparedRequest& req, const Decision& d,
+                           std::vector<uint32_t>* out) {
+  out->clear();
+  ForEachPartition(b, req, [&](uint32_t p) {
+    const Partition& part = b.partitions_[p];
+    for (uint32_t k = 0; k < part.stmt_count; ++k) {
+      uint32_t s = b.stmt_pool_[part.stmt_begin + k];
+      const uint8_t effect = b.statements_[s].effect;
+      bool candidate = false;  // could be determining for this effect (docs/semantics.md)
+      switch (d.effect) {
+        case Effect::kDeny: candidate = effect == 1; break;
+        case Effect::kAllow: candidate = effect == 0; break;
+        case Effect::kRequireApproval:
+          candidate = effect == 0 || b.statement_approval_[s] != 0;
+          break;
+      }
+      if (!candidate) continue;
+      Tri t = RunAtom(b, req, b.statements_[s].formula);
+      if (effect == 0 ? t == Tri::kTrue : t != Tri::kFalse) out->push_back(s);
+    }
+  });
+  std::sort(out->begin(), out->end());
+  out->erase(std::unique(out->begin(), out->end()), out->end());
+}
+
 nlohmann::json DecisionToJson(const Bundle& b, const PreparedRequest& req, const Decision& d_in) {
   using nlohmann::json;
   std::set<uint32_t> matched, errored;

@@ -51,6 +51,12 @@ nlohmann::json DecisionToJson(const Bundle& bundle, const PreparedRequest& req, 
 void MatchStatements(const Bundle& bundle, const PreparedRequest& req,
                      std::set<uint32_t>* matched, std::set<uint32_t>* errored);
 
+// The determining statements of decision `d` (indices, sorted, unique) -- the same set
+// DecisionToJson reports -- running only the formulas that can be determining for d.effect.
+// For replaying many requests (`writ replay`); allocates only *out's growth.
+void DeterminingStatements(const Bundle& bundle, const PreparedRequest& req, const Decision& d,
+                           std::vector<uint32_t>* out);
+
 // Why: the partitions selected, the path through each DAG (predicate, its value), the leaf,
 // and the statements that matched, with their source locations. Human-readable text.
 std::string Explain(const Bundle& bundle, const PreparedRequest& req);

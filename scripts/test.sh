@@ -20,6 +20,9 @@ ninja -C build -j"$JOBS"
 step "tests (build/)"
 ctest --test-dir build --output-on-failure -j"$JOBS"
 
+step "policy CI on policies/ (fmt --check, check, test --min-coverage, replay --baseline HEAD)"
+scripts/policy-ci.sh policies
+
 step "end-to-end tests with real MCP clients and servers through writ serve (Node)"
 scripts/e2e.sh
 

@@ -1,0 +1,182 @@
+// test_cmd_test.cc -- `writ test` end to end (the built binary): exit codes, the failure
+// diff and explanation, JSON and GitHub formats, JUnit XML, coverage and --min-coverage, and
+// the example of docs/testing.md (which must be examples/quickstart/quickstart.test.yaml
+// verbatim, and pass).
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "tests/harness/util.h"
+
+using harness_test::Contains;
+using harness_test::RunWrit;
+using harness_test::Slurp;
+using harness_test::TempDir;
+using harness_test::Write;
+using nlohmann::json;
+
+namespace {
+
+const char kPolicies[] = R"(
+@id("support-refunds")
+permit (principal in Role::"support", action == Action::"tools/call",
+        resource == Tool::"stripe__refund_create")
+when { args.amount <= 50000 }
+then tag("pci");
+
+@id("no-big-refunds")
+forbid (principal, action, resource == Tool::"stripe__refund_create")
+when { args.amount > 50000 }
+then reason("too big"), log(critical);
+
+@id("never-used")
+permit (principal in Role::"admin", action, resource);
+)";
+
+const char kTests[] = R"(fixtures:
+  principals:
+    sam: {uid: User::"sam", parents: [Role::"support"]}
+tests:
+  - name: small refund
+    principal: sam
+    tool: stripe__refund_create
+    args: {amount: 10}
+    expect: {decision: allow, determining: [support-refunds], obligations: [{kind: tag}]}
+  - name: big refund
+    principal: sam
+    tool: stripe__refund_create
+    args: {amount: 60000}
+    expect:
+      decision: deny
+      determining: [no-big-refunds]
+      obligations: [{kind: log, level: critical}]
+)";
+
+// A scenario directory with the policies and a test file.
+void Scenario(const TempDir& d, const std::string& tests) {
+  Write(d / "p/refunds.writ", kPolicies);
+  Write(d / "p/refunds.test.yaml", tests);
+}
+
+}  // namespace
+
+TEST_CASE("writ test: passing tests exit 0; coverage and --min-coverage") {
+  TempDir d("pass");
+  Scenario(d, kTests);
+  auto r = RunWrit({"test", (d / "p").string()});
+  CHECK(r.code == 0);
+  CHECK(Contains(r.out, "writ test: 2 passed, 0 failed in 1 file(s)"));
+  CHECK_FALSE(Contains(r.out, "FAIL"));
+
+  r = RunWrit({"test", "--coverage", "-v", (d / "p").string()});
+  CHECK(r.code == 0);
+  CHECK(Contains(r.out, "ok   " + (d / "p/refunds.test.yaml").string() + ":5: small refund"));
+  CHECK(std::regex_search(r.out, std::regex(R"(refunds\.writ:2:1 +support-refunds +permit +1\n)")));
+  CHECK(std::regex_search(r.out, std::regex(R"(refunds\.writ:13:1 +never-used +permit +0\n)")));
+  CHECK(Contains(r.out, "not exercised by any test (1):\n  " + (d / "p/refunds.writ").string() +
+                            ":13:1 never-used\n"));
+  CHECK(Contains(r.out, "coverage: 2 of 3 statements (66.7%)"));
+
+  CHECK(RunWrit({"test", "--min-coverage", "60", (d / "p").string()}).code == 0);
+  r = RunWrit({"test", "--min-coverage", "70", (d / "p").string()});
+  CHECK(r.code == 1);
+  CHECK(Contains(r.err, "66.7% of the statements are exercised, below 70.0%"));
+
+  r = RunWrit({"test", "--format", "json", "--coverage", (d / "p").string()});
+  CHECK(r.code == 0);
+  json j = json::parse(r.out);
+  CHECK(j["passed"] == 2);
+  CHECK(j["coverage"]["exercised"] == 2);
+  CHECK(j["coverage"]["total"] == 3);
+  CHECK(j["results"][1]["actual"]["determining"] == json::array({"no-big-refunds"}));
+
+  r = RunWrit({"test", "--format", "github", "--coverage", (d / "p").string()});
+  CHECK(Contains(r.out, "::warning file=" + (d / "p/refunds.writ").string() +
+                            ",line=13,col=1,title=writ test coverage::statement `never-used`"));
+}
+
+TEST_CASE("writ test: failures exit 1 with a diff, the explanation, annotations and JUnit") {
+  TempDir d("fail");
+  std::string tests = kTests;
+  tests.replace(tests.find("decision: deny"), 14, "decision: allow");
+  tests.replace(tests.find("level: critical"), 15, "level: info");
+  Scenario(d, tests);
+  const std::string file = (d / "p/refunds.test.yaml").string();
+  auto r = RunWrit({"test", "--junit", (d / "junit.xml").string(), (d / "p").string()});
+  CHECK(r.code == 1);
+  CHECK(Contains(r.out, "FAIL " + file + ":10: big refund\n"
+                        "  decision:    expected allow, got deny\n"
+                        "  obligations: missing {\"kind\":\"log\",\"level\":\"info\"}\n"));
+  CHECK(Contains(r.out, "  explanation of the actual decision:\n    decision: deny\n"));
+  CHECK(Contains(r.out, "forbid no-big-refunds"));
+  CHECK(Contains(r.out, "writ test: 1 passed, 1 failed in 1 file(s)"));
+
+  std::string xml = Slurp(d / "junit.xml");
+  CHECK(Contains(xml, "<testsuites name=\"writ test\" tests=\"2\" failures=\"1\">"));
+  CHECK(Contains(xml, "<testcase classname=\"" + file + "\" name=\"small refund\""));
+  CHECK(Contains(xml, "<failure message=\"decision:    expected allow, got deny\""));
+  CHECK(Contains(xml, "missing {&quot;kind&quot;:&quot;log&quot;"));
+
+  r = RunWrit({"test", "--format", "github", (d / "p").string()});
+  CHECK(r.code == 1);
+  CHECK(Contains(r.out, "::error file=" + file +
+                            ",line=10,title=writ test::big refund%0A  decision:    expected "
+                            "allow, got deny%0A"));
+
+  // Determining ids: the diff lists what is missing and what is extra.
+  tests = kTests;
+  tests.replace(tests.find("[no-big-refunds]"), 16, "[support-refunds]");
+  Scenario(d, tests);
+  r = RunWrit({"test", (d / "p").string()});
+  CHECK(r.code == 1);
+  CHECK(Contains(r.out, "  determining: expected [support-refunds], got [no-big-refunds]\n"
+                        "               - support-refunds\n"
+                        "               + no-big-refunds\n"));
+}
+
+TEST_CASE("writ test: usage, malformed files and policy errors exit 2") {
+  TempDir d("usage");
+  CHECK(RunWrit({"test"}).code == 2);
+  auto r = RunWrit({"test", (d / "missing").string()});
+  CHECK(r.code == 2);
+  CHECK(Contains(r.err, "no such file or directory"));
+  r = RunWrit({"test", d.path.string()});
+  CHECK(r.code == 2);
+  CHECK(Contains(r.err, "no *.test.yaml files found"));
+
+  Scenario(d, "tests:\n  - name: x\n    principal: nobody\n    tool: a__b\n"
+              "    expect: {decision: allow}\n");
+  r = RunWrit({"test", (d / "p").string()});
+  CHECK(r.code == 2);
+  CHECK(Contains(r.err, (d / "p/refunds.test.yaml").string() +
+                            ":3:16: tests[0].principal: no fixture `nobody`"));
+  CHECK(Contains(r.err, "writ test: nothing was run"));
+
+  Scenario(d, kTests);
+  Write(d / "p/broken.writ", "permit (principal, action, resource) when { 1 + };\n");
+  r = RunWrit({"test", (d / "p").string()});
+  CHECK(r.code == 2);
+  CHECK(Contains(r.err, (d / "p/broken.writ").string() + ":1:"));  // as `writ check` renders
+  CHECK(Contains(r.err, "error["));
+  r = RunWrit({"test", "--format", "github", (d / "p").string()});
+  CHECK(r.code == 2);
+  CHECK(Contains(r.out, "::error file=" + (d / "p/broken.writ").string()));
+}
+
+TEST_CASE("docs/testing.md: the example is examples/quickstart/quickstart.test.yaml and passes") {
+  const std::string src = WRIT_SOURCE_DIR;
+  std::string doc = Slurp(src + "/docs/testing.md");
+  size_t start = doc.find("```yaml\n# Tests for examples/quickstart");
+  REQUIRE(start != std::string::npos);
+  start += 8;
+  size_t end = doc.find("```", start);
+  REQUIRE(end != std::string::npos);
+  CHECK(doc.substr(start, end - start) == Slurp(src + "/examples/quickstart/quickstart.test.yaml"));
+  auto r = RunWrit({"test", "--coverage", "examples/quickstart/"}, src);
+  CHECK(r.code == 0);
+  CHECK(Contains(r.out, "writ test: 7 passed, 0 failed in 1 file(s)"));
+  // The coverage sample in the doc is real output.
+  CHECK(Contains(doc, "  examples/quickstart/payments.writ:3:1"));
+  CHECK(Contains(r.out, "  examples/quickstart/payments.writ:3:1"));
+}
