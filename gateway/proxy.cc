@@ -879,6 +879,23 @@ void Proxy::Initialize(const Json& id, const Json& params) {
                  opts_.limits.upstream_timeout_ms);
 }
 
+// Tool shadowing (docs/integrity.md): tools of two servers an agent could confuse. Logged once
+// per session and name; both stay listed (namespacing keeps the calls apart).
+void Proxy::ReportShadowing(const std::map<std::string, std::vector<Json>>& by_server) {
+  if (by_server.size() < 2) return;
+  for (const Shadowing& sh : FindShadowing(by_server)) {
+    std::string servers;
+    for (const auto& s : sh.servers) servers += (servers.empty() ? "" : ", ") + s;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!shadow_reported_.insert(sh.tool + "|" + servers).second) continue;
+    }
+    std::cerr << "writ: WARNING: tool shadowing (" << sh.how << "): `" << sh.tool
+              << "` is offered by " << servers
+              << "; agents may confuse them (docs/integrity.md)\n";
+  }
+}
+
 void Proxy::ListTools(const Json& id) {
   std::vector<size_t> targets = LiveUpstreams();
   auto fan = std::make_shared<FanIn>();
@@ -889,6 +906,7 @@ void Proxy::ListTools(const Json& id) {
     Json tools = Json::array();
     std::set<std::string> seen;
     std::time_t now = opts_.clock();
+    std::map<std::string, std::vector<Json>> by_server;  // for the shadowing report
     for (auto& [up, unused] : replies) {
       std::map<std::string, Json> defs;
       std::string server;
@@ -898,6 +916,7 @@ void Proxy::ListTools(const Json& id) {
         defs = ups_[up].tools;
         server = ups_[up].name;
       }
+      for (auto& [name, def] : defs) by_server[server].push_back(def);
       for (auto& [name, def] : defs) {
         std::string full = server + kSeparator + name;
         if (!seen.insert(full).second) {
@@ -913,6 +932,7 @@ void Proxy::ListTools(const Json& id) {
         tools.push_back(std::move(t));
       }
     }
+    ReportShadowing(by_server);
     ToClient(ResultReply(id, {{"tools", std::move(tools)}}));
   };
   if (targets.empty()) {

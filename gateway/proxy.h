@@ -25,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -223,6 +224,7 @@ class Proxy {
   void Enrich(Json* request, const std::string& server, const Json& tool_def, const Json* args,
               Json* detail = nullptr);
   int64_t NowMs() const;
+  void ReportShadowing(const std::map<std::string, std::vector<Json>>& by_server);
   // Whether tools/list hides `full` (SERVER__tool) because it drifted from the lockfile.
   bool HiddenByLock(const std::string& full, const Json& tool_def);
 
@@ -270,6 +272,13 @@ class Proxy {
   std::string bundle_hash_;  // Bundle::source_hash_hex(), for the audit
   int in_flight_ = 0;
   std::vector<std::shared_ptr<CallState>> held_;  // calls waiting for an approval
+  struct ToolFacts {  // what Enrich derives from a definition alone
+    Json def;
+    std::string intent;
+    std::vector<std::string> poisoning;
+  };
+  std::map<std::string, ToolFacts> tool_facts_;
+  std::set<std::string> shadow_reported_;  // shadowing warnings already logged  // SERVER__tool -> facts of its last definition
   int64_t session_calls_ = 0;    // tools/call requests decided in this session
   int64_t session_records_ = 0;  // records returned by its calls (CountRecords)
 };

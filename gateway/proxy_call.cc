@@ -51,12 +51,31 @@ void Proxy::Enrich(Json* request, const std::string& server, const Json& tool_de
   const Guards* g = opts_.guards.get();
   if (g == nullptr) return;  // BuildToolRequest's annotation-only intent stays
   Json& attrs = (*request)["resource"]["attrs"];
-  IntentResult tool_intent = g->intent->ClassifyTool(server, tool_def);
-  attrs["intent"] = IntentName(tool_intent.intent);
-  std::vector<std::string> poisoning = FindingKinds(ScanToolDefinition(tool_def));
+  // What the definition alone says is computed once per definition (the scanner costs tens of
+  // microseconds): cached by tool name, reused while the definition is unchanged.
+  const std::string key = server + kSeparator + tool_def.value("name", std::string());
+  ToolFacts facts;
+  bool hit = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = tool_facts_.find(key);
+    if (it != tool_facts_.end() && it->second.def == tool_def) {
+      facts = it->second;
+      hit = true;
+    }
+  }
+  if (!hit) {
+    facts.def = tool_def;
+    facts.intent = IntentName(g->intent->ClassifyTool(server, tool_def).intent);
+    facts.poisoning = FindingKinds(ScanToolDefinition(tool_def));
+    std::lock_guard<std::mutex> lock(mu_);
+    tool_facts_[key] = facts;
+  }
+  attrs["intent"] = facts.intent;
+  const std::vector<std::string>& poisoning = facts.poisoning;
   attrs["poisoning"] = poisoning;
   if (args == nullptr) {
-    (*request)["call"]["intent"] = IntentName(tool_intent.intent);
+    (*request)["call"]["intent"] = facts.intent;
     (*request)["context"]["dlp"] = {{"args", Json::array()}};
     return;
   }
