@@ -22,6 +22,7 @@
 #include "gateway/audit.h"
 #include "gateway/audit_format.h"
 #include "gateway/config.h"
+#include "gateway/secrets.h"
 #include "gateway/http_server.h"
 #include "gateway/identity.h"
 #include "gateway/jsonrpc.h"
@@ -108,6 +109,32 @@ void FinishAudit(const std::shared_ptr<gateway::AuditLog>& audit) {
             << audit->last_hash() << "\n";
 }
 
+// Substitutes ${secret:NAME} in upstream env values (docs/credentials.md) and adds every
+// secret value to the audit scrubber. False (exit 2) with a located error for each
+// unresolved reference or an unusable secrets file.
+bool ResolveCredentials(gateway::Config* config) {
+  std::string error;
+  auto store = gateway::SecretStore::Open(config->secrets, &error);
+  if (store == nullptr) {
+    std::cerr << "error: " << error << "\n";
+    return false;
+  }
+  gateway::ResolvedUpstreams resolved;
+  if (!gateway::ResolveUpstreamSecrets(*config, *store, &resolved, &error)) {
+    std::cerr << error;
+    return false;
+  }
+  config->upstreams = std::move(resolved.upstreams);
+  for (const auto& [name, value] : resolved.secrets) {
+    if (value.size() < gateway::SecretScrubber::kMinSecretBytes)
+      std::cerr << "writ: warning: secret " << name << " is shorter than "
+                << gateway::SecretScrubber::kMinSecretBytes
+                << " bytes and is not scrubbed from results (docs/credentials.md)\n";
+    config->audit.options.secrets.push_back(value);
+  }
+  return true;
+}
+
 // `writ serve` without --stdio: Streamable HTTP (gateway/http_server.h) until SIGINT/SIGTERM.
 int RunServeHttp(const ServeOptions& o) {
   gateway::Config config;
@@ -116,6 +143,7 @@ int RunServeHttp(const ServeOptions& o) {
     std::cerr << errors;
     return kExitUsage;
   }
+  if (!ResolveCredentials(&config)) return kExitUsage;
   std::shared_ptr<const gateway::Authenticator> auth;
   if (!config.identity.is_null()) {
     std::string error;
@@ -179,6 +207,7 @@ int RunServeStdio(const ServeOptions& o) {
     std::cerr << errors;
     return kExitUsage;
   }
+  if (!ResolveCredentials(&config)) return kExitUsage;
   std::shared_ptr<const runtime::Bundle> bundle = LoadPolicies(config);
   if (bundle == nullptr) return kExitFailure;
 
