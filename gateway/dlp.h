@@ -11,11 +11,12 @@
 //   if (!scanner->RedactJson(&args, "args", redact_targets, &r, &red, &error)) fail closed;
 //
 // How a scan works: every string is appended to one buffer (separated by NUL bytes, which no
-// detector matches), one RE2::Set pass over the buffer says which detector *triggers* (cheap
-// supersets of the detectors) occur anywhere, and only the classes that triggered run their
-// precise RE2 over the buffer; each candidate then goes through the class's validator (Luhn,
-// mod 97, SSN area rules, JWT header, boundaries, ...). Text without any trigger costs one
-// DFA pass.
+// built-in detector matches). An RE2::Set of *triggers* (cheap supersets of the detectors)
+// runs over the buffer in 2 KiB chunks; a detector's precise RE2 runs only around the chunks
+// where its trigger fired, each match is taken anchored within its own string, and each
+// candidate goes through the detector's validator (Luhn, mod 97, SSN area rules, JWT header,
+// boundaries, ...). Text without any trigger costs one DFA pass. Custom patterns have their
+// own set (UTF-8) and run string by string where they occur.
 //
 // Limits: at most DlpConfig::max_scan_bytes of string data per call are scanned (the rest is
 // not, and the report says `truncated`, which Classes() exposes as the class "truncated" so a

@@ -10,6 +10,9 @@
 //   auto scrubber = std::make_shared<const SecretScrubber>(r.secrets);
 //   audit_options.secrets += values of r.secrets;
 //   scrubber->ScrubJson(&result);            // "[REDACTED:secret:NAME]" for each occurrence
+// HTTP upstream `headers:` (another branch): the config parser already records and checks
+// `${secret:NAME}` there (SecretsConfig::refs); substitute with SecretStore::Expand at
+// connect time and add the values to the scrubber the same way.
 // Rotation (on reload): store->Reload(&error), ResolveUpstreamSecrets again, and build a new
 // scrubber from the union of the old and new secrets (old values may still be in flight).
 //
