@@ -213,7 +213,7 @@ const WordSet& SqlKeys() {
 // Argument names whose value names an operation ("export", "delete", ...).
 const WordSet& ActionKeys() {
   static const auto* s = new WordSet{
-      "action", "operation", "op", "mode", "method", "verb", "task", "intent", "kind_of_operation"};
+      "action", "operation", "op", "mode", "method", "verb", "task", "intent"};
   return *s;
 }
 const WordSet& ShellKeys() {

@@ -312,7 +312,9 @@ class Classifier {
         if (w != "DELETE" && w != "UPDATE" && w != "INSERT" && w != "MERGE" && w != "DROP" &&
             w != "TRUNCATE" && w != "COPY")
           continue;
-        Merge(&v, Statement(i + 1, Close(i, e), depth + 1), "a sub-statement is ");
+        size_t close = Close(i, e);
+        Merge(&v, Statement(i + 1, close, depth + 1), "a sub-statement is ");
+        i = close;  // its own sub-statements were classified by that call: linear per level
       }
     }
     return v;
@@ -330,10 +332,13 @@ class Classifier {
   }
 
   void Select(size_t b, size_t e, Verdict* v) const {
+    int d = 0;
     for (size_t i = b + 1; i < e; ++i) {
+      if (IsPunct(t_, i, '(')) ++d;
+      if (IsPunct(t_, i, ')')) --d;
       if (t_[i].kind != Tok::kWord) continue;
       const std::string& w = t_[i].upper;
-      if (w == "INTO" && Depth(b, i) == 0) {
+      if (w == "INTO" && d == 0) {
         if (IsWord(t_, i + 1, "OUTFILE") || IsWord(t_, i + 1, "DUMPFILE")) {
           v->Raise(Intent::kExfiltrative, "SELECT ... INTO " + t_[i + 1].upper);
         } else if (IsName(t_, i + 1) && !IsPunct(t_, i + 1, '@')) {
@@ -366,14 +371,6 @@ class Classifier {
     return false;
   }
 
-  int Depth(size_t b, size_t i) const {
-    int d = 0;
-    for (size_t k = b; k < i; ++k) {
-      if (IsPunct(t_, k, '(')) ++d;
-      if (IsPunct(t_, k, ')')) --d;
-    }
-    return d;
-  }
   size_t FindDepth0(size_t b, size_t e, std::string_view w) const {
     int d = 0;
     for (size_t i = b; i < e; ++i) {

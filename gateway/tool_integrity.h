@@ -104,7 +104,7 @@ inline constexpr char kUnscannable[] = "unscannable";         // past the depth 
 struct PoisonFinding {
   std::string kind;  // one of the constants above
   std::string path;  // JSON pointer into the definition, e.g. /inputSchema/properties/a/description
-  std::string excerpt;  // up to ~120 bytes around the match, invisible characters as \u{XXXX}
+  std::string excerpt;  // the match +-40 bytes (a long match cut at 80); invisibles as \u{XXXX}
 };
 
 // Scans every string of the definition (and every object key of its schemas). At most

@@ -20,7 +20,7 @@ if [ ! -f "$BUILD/build.ninja" ]; then
   CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DWRIT_FUZZ=ON -DWRIT_BENCH=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
-ninja -C "$BUILD" -j"$JOBS" fuzz_parser fuzz_bundle fuzz_jsonrpc writ
+ninja -C "$BUILD" -j"$JOBS" fuzz_parser fuzz_bundle fuzz_jsonrpc fuzz_governance writ
 
 # Seeds for fuzz_bundle, made fresh from the golden policies: "\0" + bundle bytes, and
 # "\1" + a request.
@@ -56,3 +56,4 @@ run() {  # target corpus-dir extra-args...
 run fuzz_parser fuzz/corpus/parser -dict=fuzz/parser.dict -max_len=4096
 run fuzz_bundle "$SEEDS" -max_len=16384
 run fuzz_jsonrpc fuzz/corpus/jsonrpc -max_len=65536
+run fuzz_governance fuzz/corpus/governance -max_len=8192

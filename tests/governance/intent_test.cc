@@ -303,3 +303,18 @@ TEST_CASE("call intent: wide arguments under long keys stay cheap; reasons are b
   CHECK(r.why.size() < 500);
   CHECK(r.why.rfind("args.kkkk", 0) == 0);
 }
+
+TEST_CASE("SQL analysis stays linear on adversarial nesting") {
+  // Each would take effectively forever if sub-statements were re-classified at every level
+  // or clause depth were recomputed per token.
+  std::string nested = "SELECT 1 FROM t WHERE x IN ";
+  for (int i = 0; i < 20000; ++i) nested += "(DELETE FROM t WHERE a IN ";
+  CHECK(Sql(nested) == "destructive");
+  std::string intos = "SELECT a FROM t";
+  for (int i = 0; i < 50000; ++i) intos += " INTO x";
+  CHECK(Sql(intos) == "write");
+  std::string withs;
+  for (int i = 0; i < 20000; ++i) withs += "WITH x AS (SELECT 1) ";
+  withs += "SELECT 1";
+  CHECK(Sql(withs) == "read");
+}
