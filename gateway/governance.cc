@@ -165,6 +165,14 @@ void Governance::Stop() {
 
 bool StartGovernance(const Config& config, std::shared_ptr<AuditLog> audit, Governance* g,
                      std::string* error) {
+  // On failure nothing is left running (the notifier's worker, a bound listener).
+  struct StopOnFailure {
+    Governance* g;
+    bool ok = false;
+    ~StopOnFailure() {
+      if (!ok) g->Stop();
+    }
+  } guard{g};
   g->audit_ = audit;
   g->approvals_config = config.approvals;
   if (config.approvals.enabled) {
@@ -232,6 +240,7 @@ bool StartGovernance(const Config& config, std::shared_ptr<AuditLog> audit, Gove
     g->admin->Start();
   }
   if (g->approvals != nullptr) g->expiry_ = std::thread([g] { g->ExpiryLoop(); });
+  guard.ok = true;
   return true;
 }
 
