@@ -16,8 +16,9 @@ void AddAdminClientOptions(CLI::App* cmd, AdminClientOptions* o) {
   cmd->add_option("--admin", o->admin,
                   "Admin API address (http://HOST:PORT); default: admin.listen from --config, "
                   "else http://127.0.0.1:9090");
-  cmd->add_option("--config,-c", o->config, "The gateway's configuration (for admin.listen and "
-                                            "admin.token_file)");
+  cmd->add_option("--config,-c", o->config,
+                  "The gateway's configuration (for admin.listen and "
+                  "admin.token_file)");
   cmd->add_option("--token-file", o->token_file,
                   "File holding the admin token (default: $WRIT_ADMIN_TOKEN, else "
                   "admin.token_file from --config)");
@@ -51,14 +52,15 @@ bool AdminClient::Init(const AdminClientOptions& o, std::string* error) {
     source_ = "--admin";
   } else if (have_config) {
     if (!config.admin.enabled) {
-      *error = "error: " + o.config + " has no `admin:` section\n"
+      *error = "error: " + o.config +
+               " has no `admin:` section\n"
                "help: add `admin: { listen: 127.0.0.1:9090, token_file: admin.token }` and "
                "restart the gateway, or pass --admin URL\n";
       return false;
     }
     std::string host = config.admin.host == "0.0.0.0" ? "127.0.0.1"
-                       : config.admin.host == "::" ? "::1"
-                                                   : config.admin.host;
+                       : config.admin.host == "::"    ? "::1"
+                                                      : config.admin.host;
     if (host.find(':') != std::string::npos) host = "[" + host + "]";
     base_ = "http://" + host + ":" + std::to_string(config.admin.port);
     source_ = "admin.listen in " + o.config;
@@ -70,7 +72,8 @@ bool AdminClient::Init(const AdminClientOptions& o, std::string* error) {
   gateway::HttpUrl u;
   std::string e;
   if (!gateway::ParseHttpUrl(base_ + "/", &u, &e)) {
-    *error = "error: --admin " + o.admin + ": " + e + "\nhelp: e.g. --admin http://127.0.0.1:9090\n";
+    *error =
+        "error: --admin " + o.admin + ": " + e + "\nhelp: e.g. --admin http://127.0.0.1:9090\n";
     return false;
   }
   std::string file = o.token_file;
@@ -82,8 +85,9 @@ bool AdminClient::Init(const AdminClientOptions& o, std::string* error) {
     if (have_config) file = config.admin.token_file;
   }
   if (file.empty()) {
-    *error = "error: no admin token\nhelp: pass --token-file FILE, set WRIT_ADMIN_TOKEN, or "
-             "pass --config with an admin.token_file\n";
+    *error =
+        "error: no admin token\nhelp: pass --token-file FILE, set WRIT_ADMIN_TOKEN, or "
+        "pass --config with an admin.token_file\n";
     return false;
   }
   if (!ReadFile(file, &token_, &e)) {
@@ -100,9 +104,10 @@ bool AdminClient::Init(const AdminClientOptions& o, std::string* error) {
 
 int AdminClient::Call(const std::string& method, const std::string& target,
                       const nlohmann::json* body, nlohmann::json* out) const {
-  gateway::HttpCallResult r = gateway::HttpCall(
-      method, base_ + target, {{"Authorization", "Bearer " + token_}, {"Accept", "application/json"}},
-      body ? body->dump() : "", "", std::chrono::seconds(10));
+  gateway::HttpCallResult r =
+      gateway::HttpCall(method, base_ + target,
+                        {{"Authorization", "Bearer " + token_}, {"Accept", "application/json"}},
+                        body ? body->dump() : "", "", std::chrono::seconds(10));
   if (r.status == 0) {
     std::cerr << "error: cannot reach the admin API at " << base_ << " (" << source_
               << "): " << r.error << "\n"

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <utility>  // before Boost 1.74 asio (awaitable.hpp uses std::exchange)
+
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -67,8 +68,8 @@ std::vector<std::string> Split(std::string_view path) {
 }
 
 AdminResponse MethodNotAllowed(const std::string& allow) {
-  AdminResponse r = AdminResponse::Error(405, "method_not_allowed",
-                                         "this route accepts " + allow + " only");
+  AdminResponse r =
+      AdminResponse::Error(405, "method_not_allowed", "this route accepts " + allow + " only");
   r.headers["Allow"] = allow;
   return r;
 }
@@ -85,8 +86,7 @@ std::optional<Json> BodyObject(const AdminRequest& req, AdminResponse* err) {
 }
 
 // Optional string member `key` (at most `max` bytes). False with *err.
-bool StringField(const Json& j, const char* key, size_t max, std::string* out,
-                 AdminResponse* err) {
+bool StringField(const Json& j, const char* key, size_t max, std::string* out, AdminResponse* err) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return true;
   if (!it->is_string()) {
@@ -95,9 +95,9 @@ bool StringField(const Json& j, const char* key, size_t max, std::string* out,
   }
   *out = it->get<std::string>();
   if (out->size() > max) {
-    *err = AdminResponse::Error(400, "bad_request",
-                                std::string("`") + key + "` is longer than " +
-                                    std::to_string(max) + " bytes");
+    *err = AdminResponse::Error(
+        400, "bad_request",
+        std::string("`") + key + "` is longer than " + std::to_string(max) + " bytes");
     return false;
   }
   return true;
@@ -112,8 +112,8 @@ AdminResponse AdminResponse::Json(int status, const nlohmann::json& body) {
   return r;
 }
 
-AdminResponse AdminResponse::Error(int status, const std::string& code,
-                                   const std::string& message, const std::string& help) {
+AdminResponse AdminResponse::Error(int status, const std::string& code, const std::string& message,
+                                   const std::string& help) {
   nlohmann::json j = {{"error", code}, {"message", message}};
   if (!help.empty()) j["help"] = help;
   return Json(status, j);
@@ -214,7 +214,8 @@ struct AdminServer::Impl {
           pos = 0;
         }
         if (pos == 0 || pos != it->second.size() || v < 1 || v > 10000)
-          return AdminResponse::Error(400, "bad_request", "limit must be an integer from 1 to 10000");
+          return AdminResponse::Error(400, "bad_request",
+                                      "limit must be an integer from 1 to 10000");
         limit = static_cast<size_t>(v);
       }
       Json list = Json::array();
@@ -255,8 +256,7 @@ struct AdminServer::Impl {
         case ApprovalError::kNotPending:
           return AdminResponse::Error(
               409, "not_pending",
-              "approval " + id + " is " + std::string(ApprovalStateName(a.state)) +
-                  ", not pending",
+              "approval " + id + " is " + std::string(ApprovalStateName(a.state)) + ", not pending",
               "only a pending approval can be approved or denied");
         case ApprovalError::kExpired:
           return AdminResponse::Error(409, "expired", "approval " + id + " has expired",
@@ -304,10 +304,12 @@ struct AdminServer::Impl {
       return AdminResponse::Error(400, "bad_request", error, kScopeHelp);
     if (parts[2] == "engage") {
       if (reason.empty())
-        return AdminResponse::Error(400, "bad_request", "`reason` is required",
-                                    "say why, e.g. {\"scope\": \"all\", \"reason\": \"incident 42\"}");
+        return AdminResponse::Error(
+            400, "bad_request", "`reason` is required",
+            "say why, e.g. {\"scope\": \"all\", \"reason\": \"incident 42\"}");
       if (!ks.Engage(scope, reason, by, o.now_ms(), &error))
-        return AdminResponse::Error(500, "storage", "the kill switch could not be stored: " + error);
+        return AdminResponse::Error(500, "storage",
+                                    "the kill switch could not be stored: " + error);
       std::optional<KillEntry> e;
       for (const KillEntry& k : ks.List())
         if (k.scope == scope.ToString()) e = k;
@@ -341,9 +343,9 @@ struct AdminServer::Impl {
       }
     }
     if (needs_auth && !Authorized(authorization)) {
-      AdminResponse r = AdminResponse::Error(
-          401, "unauthorized", "missing or wrong admin token",
-          "send `Authorization: Bearer <token>` with the token whose SHA-256 is admin.token_sha256");
+      AdminResponse r = AdminResponse::Error(401, "unauthorized", "missing or wrong admin token",
+                                             "send `Authorization: Bearer <token>` with the token "
+                                             "whose SHA-256 is admin.token_sha256");
       r.headers["WWW-Authenticate"] = "Bearer realm=\"writ-admin\"";
       return r;
     }
@@ -404,7 +406,8 @@ struct AdminServer::Impl {
       bool close = false;
       if (ec == http::error::body_limit) {
         AdminResponse a = AdminResponse::Error(
-            413, "too_large", "the body is larger than " + std::to_string(o.max_body_bytes) + " bytes");
+            413, "too_large",
+            "the body is larger than " + std::to_string(o.max_body_bytes) + " bytes");
         res.result(413);
         res.body() = a.body;
         res.set(http::field::content_type, a.content_type);
@@ -435,7 +438,8 @@ struct AdminServer::Impl {
   net::awaitable<void> Accept() {
     for (;;) {
       beast::error_code ec;
-      tcp::socket sock = co_await acceptor.async_accept(net::redirect_error(net::use_awaitable, ec));
+      tcp::socket sock =
+          co_await acceptor.async_accept(net::redirect_error(net::use_awaitable, ec));
       if (stopped) co_return;
       if (ec) {
         if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
@@ -458,8 +462,8 @@ AdminServer::AdminServer(AdminServerOptions options)
 
 AdminServer::~AdminServer() { Stop(); }
 
-void AdminServer::AddRoute(const std::string& method, const std::string& path,
-                           AdminHandler handler, Auth auth) {
+void AdminServer::AddRoute(const std::string& method, const std::string& path, AdminHandler handler,
+                           Auth auth) {
   std::lock_guard<std::mutex> lock(impl_->routes_mu);
   auto h = std::make_shared<AdminHandler>(std::move(handler));
   for (auto& r : impl_->routes) {

@@ -86,11 +86,16 @@ class Txn {
 
 std::string_view ApprovalStateName(ApprovalState s) {
   switch (s) {
-    case ApprovalState::kPending: return "pending";
-    case ApprovalState::kApproved: return "approved";
-    case ApprovalState::kDenied: return "denied";
-    case ApprovalState::kExpired: return "expired";
-    case ApprovalState::kConsumed: return "consumed";
+    case ApprovalState::kPending:
+      return "pending";
+    case ApprovalState::kApproved:
+      return "approved";
+    case ApprovalState::kDenied:
+      return "denied";
+    case ApprovalState::kExpired:
+      return "expired";
+    case ApprovalState::kConsumed:
+      return "consumed";
   }
   return "expired";
 }
@@ -217,7 +222,8 @@ std::optional<ApprovalRequestResult> ApprovalStore::Request(const ApprovalBindin
 }
 
 std::optional<Approval> ApprovalStore::GetLocked(const std::string& id) {
-  Stmt s(db_->handle(), (std::string("SELECT ") + kColumns + " FROM approvals WHERE id=?1").c_str());
+  Stmt s(db_->handle(),
+         (std::string("SELECT ") + kColumns + " FROM approvals WHERE id=?1").c_str());
   s.Bind(1, id);
   if (s.Step() != SQLITE_ROW) return std::nullopt;
   return FromRow(s);
@@ -228,9 +234,8 @@ std::optional<Approval> ApprovalStore::Get(const std::string& id) {
   return GetLocked(id);
 }
 
-ApprovalError ApprovalStore::Decide(const std::string& id, ApprovalState to,
-                                    const std::string& by, const std::string& note,
-                                    int64_t now_ms, Approval* out) {
+ApprovalError ApprovalStore::Decide(const std::string& id, ApprovalState to, const std::string& by,
+                                    const std::string& note, int64_t now_ms, Approval* out) {
   std::lock_guard<std::mutex> lock(mu_);
   Txn txn(db_.get());
   if (!txn.ok()) return ApprovalError::kStorage;
@@ -346,11 +351,16 @@ std::optional<Approval> ApprovalStore::Wait(const std::string& id, int64_t deadl
 
 std::string DescribeApprovalError(ApprovalError e, const std::string& id) {
   switch (e) {
-    case ApprovalError::kNone: return "ok";
-    case ApprovalError::kNotFound: return "no approval " + id;
-    case ApprovalError::kNotPending: return "approval " + id + " is not pending";
-    case ApprovalError::kExpired: return "approval " + id + " has expired";
-    case ApprovalError::kStorage: return "approval " + id + ": the state database failed";
+    case ApprovalError::kNone:
+      return "ok";
+    case ApprovalError::kNotFound:
+      return "no approval " + id;
+    case ApprovalError::kNotPending:
+      return "approval " + id + " is not pending";
+    case ApprovalError::kExpired:
+      return "approval " + id + " has expired";
+    case ApprovalError::kStorage:
+      return "approval " + id + ": the state database failed";
   }
   return "error";
 }

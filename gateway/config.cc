@@ -1053,7 +1053,8 @@ bool ParseConfig(const std::string& text, const std::string& name, const std::st
   }
   if (!out->approvals.notify_channel.empty()) {
     bool found = false;
-    for (const auto& ch : out->notify.channels) found = found || ch.name == out->approvals.notify_channel;
+    for (const auto& ch : out->notify.channels)
+      found = found || ch.name == out->approvals.notify_channel;
     if (!found)
       c.Error(root["approvals"]["notify"]["channel"], "approvals.notify.channel",
               "no channel `" + out->approvals.notify_channel + "` under notify.channels",

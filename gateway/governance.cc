@@ -11,8 +11,8 @@ namespace writ::gateway {
 std::string DescribeApproval(const std::string& event, const Approval& a) {
   std::string approvers;
   for (const auto& x : a.context.approvers) approvers += (approvers.empty() ? "" : ", ") + x;
-  std::string s = "writ: approval " + a.id + " " + event + ": " + a.binding.principal + " -> " +
-                  a.binding.tool;
+  std::string s =
+      "writ: approval " + a.id + " " + event + ": " + a.binding.principal + " -> " + a.binding.tool;
   if (!approvers.empty()) s += " (approvers: " + approvers + ")";
   if (!a.decided_by.empty()) s += " by " + a.decided_by;
   if (!a.note.empty()) s += ": " + a.note;
@@ -28,8 +28,7 @@ void Governance::NotifyApprovalRequested(const Approval& a) {
                  {{"approval", a.ToJson()}});
 }
 
-ApprovalVerdict Governance::Hold(const HeldCall& call,
-                                 const std::function<void(int64_t)>& progress,
+ApprovalVerdict Governance::Hold(const HeldCall& call, const std::function<void(int64_t)>& progress,
                                  const std::function<bool()>& cancelled) {
   ApprovalVerdict v;
   if (approvals == nullptr) {
@@ -101,8 +100,8 @@ ApprovalVerdict Governance::Hold(const HeldCall& call,
     return v;
   }
   v.kind = ApprovalVerdict::Kind::kPending;
-  v.message = "held for approval (approval " + r->id +
-              "); retry the identical call once it is approved";
+  v.message =
+      "held for approval (approval " + r->id + "); retry the identical call once it is approved";
   return v;
 }
 
@@ -166,6 +165,14 @@ void Governance::Stop() {
 
 bool StartGovernance(const Config& config, std::shared_ptr<AuditLog> audit, Governance* g,
                      std::string* error) {
+  // On failure nothing is left running (the notifier's worker, a bound listener).
+  struct StopOnFailure {
+    Governance* g;
+    bool ok = false;
+    ~StopOnFailure() {
+      if (!ok) g->Stop();
+    }
+  } guard{g};
   g->audit_ = audit;
   g->approvals_config = config.approvals;
   if (config.approvals.enabled) {
@@ -197,12 +204,12 @@ bool StartGovernance(const Config& config, std::shared_ptr<AuditLog> audit, Gove
     if (!config.admin.token_file.empty()) {
       std::string token, e;
       if (!ReadFile(config.admin.token_file, &token, &e)) {
-        *error = "error: admin.token_file: " + e +
-                 "\nhelp: create it: openssl rand -hex 32 > " + config.admin.token_file + "\n";
+        *error = "error: admin.token_file: " + e + "\nhelp: create it: openssl rand -hex 32 > " +
+                 config.admin.token_file + "\n";
         return false;
       }
-      while (!token.empty() && (token.back() == '\n' || token.back() == '\r' ||
-                                token.back() == ' '))
+      while (!token.empty() &&
+             (token.back() == '\n' || token.back() == '\r' || token.back() == ' '))
         token.pop_back();
       if (token.size() < 16) {
         *error = "error: admin.token_file: " + config.admin.token_file +
@@ -218,7 +225,8 @@ bool StartGovernance(const Config& config, std::shared_ptr<AuditLog> audit, Gove
     ao.on_event = [self](const AdminEvent& e) {
       std::string kind = e.kind.rfind("approval.", 0) == 0 ? "approval" : "killswitch";
       std::cerr << "writ: admin: " + e.kind + " by " + e.actor + ": " +
-                       (kind == "approval" ? e.detail.value("id", "") : e.detail.value("scope", "")) +
+                       (kind == "approval" ? e.detail.value("id", "")
+                                           : e.detail.value("scope", "")) +
                        "\n";
       self->Audit(kind, e);
     };
@@ -232,6 +240,7 @@ bool StartGovernance(const Config& config, std::shared_ptr<AuditLog> audit, Gove
     g->admin->Start();
   }
   if (g->approvals != nullptr) g->expiry_ = std::thread([g] { g->ExpiryLoop(); });
+  guard.ok = true;
   return true;
 }
 

@@ -21,16 +21,20 @@ bool ValidServerName(std::string_view s) {
 
 std::string KillScope::ToString() const {
   switch (kind) {
-    case Kind::kAll: return "all";
-    case Kind::kServer: return "server:" + value;
-    case Kind::kPrincipal: return "principal:" + value;
+    case Kind::kAll:
+      return "all";
+    case Kind::kServer:
+      return "server:" + value;
+    case Kind::kPrincipal:
+      return "principal:" + value;
   }
   return "all";
 }
 
 bool ParseKillScope(std::string_view text, KillScope* out, std::string* error) {
   const std::string help =
-      "a scope is `all`, `server:NAME` or `principal:Type::\"id\"` (e.g. principal:User::\"alice\")";
+      "a scope is `all`, `server:NAME` or `principal:Type::\"id\"` (e.g. "
+      "principal:User::\"alice\")";
   if (text == "all") {
     *out = KillScope{};
     return true;
@@ -90,9 +94,12 @@ std::unique_ptr<KillSwitch> KillSwitch::Open(const std::string& path, std::strin
       *error = path + ": kill switch entry `" + e.scope + "` is damaged: " + perr;
       return nullptr;
     }
-    if (scope.kind == KillScope::Kind::kAll) snap->all = e;
-    else if (scope.kind == KillScope::Kind::kServer) snap->servers[scope.value] = e;
-    else snap->principals[scope.value] = e;
+    if (scope.kind == KillScope::Kind::kAll)
+      snap->all = e;
+    else if (scope.kind == KillScope::Kind::kServer)
+      snap->servers[scope.value] = e;
+    else
+      snap->principals[scope.value] = e;
   }
   if (rc != SQLITE_DONE) {
     *error = ks->db_->LastError();
@@ -121,9 +128,12 @@ bool KillSwitch::Engage(const KillScope& scope, const std::string& reason, const
     return false;
   }
   auto next = std::make_shared<Snapshot>(*std::atomic_load(&snap_));
-  if (scope.kind == KillScope::Kind::kAll) next->all = e;
-  else if (scope.kind == KillScope::Kind::kServer) next->servers[scope.value] = e;
-  else next->principals[scope.value] = e;
+  if (scope.kind == KillScope::Kind::kAll)
+    next->all = e;
+  else if (scope.kind == KillScope::Kind::kServer)
+    next->servers[scope.value] = e;
+  else
+    next->principals[scope.value] = e;
   Publish(std::move(next));
   return true;
 }
@@ -138,9 +148,12 @@ bool KillSwitch::Release(const KillScope& scope, bool* was_engaged, std::string*
   }
   *was_engaged = sqlite3_changes(db_->handle()) > 0;
   auto next = std::make_shared<Snapshot>(*std::atomic_load(&snap_));
-  if (scope.kind == KillScope::Kind::kAll) next->all.reset();
-  else if (scope.kind == KillScope::Kind::kServer) next->servers.erase(scope.value);
-  else next->principals.erase(scope.value);
+  if (scope.kind == KillScope::Kind::kAll)
+    next->all.reset();
+  else if (scope.kind == KillScope::Kind::kServer)
+    next->servers.erase(scope.value);
+  else
+    next->principals.erase(scope.value);
   Publish(std::move(next));
   return true;
 }

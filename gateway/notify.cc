@@ -5,6 +5,7 @@
 #include <openssl/ssl.h>
 
 #include <utility>  // before Boost 1.74 asio (awaitable.hpp uses std::exchange)
+
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -216,8 +217,10 @@ Notifier::Notifier(NotifyOptions options, Logger log)
 Notifier::~Notifier() { Stop(std::chrono::milliseconds(2000)); }
 
 void Notifier::Log(const std::string& line) {
-  if (log_) log_(line);
-  else std::cerr << "writ: notify: " + line + "\n";
+  if (log_)
+    log_(line);
+  else
+    std::cerr << "writ: notify: " + line + "\n";
 }
 
 bool Notifier::HasChannel(std::string_view name) const {
@@ -226,8 +229,8 @@ bool Notifier::HasChannel(std::string_view name) const {
   return false;
 }
 
-bool Notifier::Send(const std::string& channel, const std::string& target,
-                    const std::string& event, const std::string& text, const Json& fields) {
+bool Notifier::Send(const std::string& channel, const std::string& target, const std::string& event,
+                    const std::string& text, const Json& fields) {
   size_t index = options_.channels.size();
   for (size_t i = 0; i < options_.channels.size(); ++i)
     if (options_.channels[i].name == channel) index = i;
@@ -239,15 +242,14 @@ bool Notifier::Send(const std::string& channel, const std::string& target,
   body["time"] = FormatAuditTime(std::chrono::system_clock::now());
   std::string bytes = body.dump(-1, ' ', false, Json::error_handler_t::replace);
   std::lock_guard<std::mutex> lock(mu_);
-  if (index == options_.channels.size() || stopping_ ||
-      queue_.size() >= options_.max_queue) {
+  if (index == options_.channels.size() || stopping_ || queue_.size() >= options_.max_queue) {
     ++stats_.dropped;
     Log(index == options_.channels.size()
-            ? "unknown channel `" + channel + "` (configure it under notify.channels); " +
-                  event + " dropped"
-            : stopping_ ? "stopping; " + event + " dropped"
-                        : "queue full (" + std::to_string(options_.max_queue) + "); " + event +
-                              " to channel " + channel + " dropped");
+            ? "unknown channel `" + channel + "` (configure it under notify.channels); " + event +
+                  " dropped"
+        : stopping_ ? "stopping; " + event + " dropped"
+                    : "queue full (" + std::to_string(options_.max_queue) + "); " + event +
+                          " to channel " + channel + " dropped");
     return false;
   }
   queue_.push_back(Item{index, std::move(bytes), event});
@@ -280,8 +282,7 @@ void Notifier::Worker() {
       ++attempts;
       lock.unlock();
       std::string error;
-      int status =
-          PostJson(ch, item.body, std::chrono::milliseconds(options_.timeout_ms), &error);
+      int status = PostJson(ch, item.body, std::chrono::milliseconds(options_.timeout_ms), &error);
       lock.lock();
       if (status >= 200 && status < 300) {
         delivered = true;
@@ -289,10 +290,13 @@ void Notifier::Worker() {
       }
       last_error = status != 0 ? "HTTP status " + std::to_string(status) : error;
       if (attempt == options_.retries) break;
-      auto backoff = std::chrono::milliseconds(static_cast<int64_t>(options_.backoff_ms) << attempt);
+      auto backoff =
+          std::chrono::milliseconds(static_cast<int64_t>(options_.backoff_ms) << attempt);
       auto until = std::chrono::steady_clock::now() + backoff;
       if (stopping_ && until > drain_deadline_) break;
-      cv_.wait_until(lock, until, [this] { return stopping_ && std::chrono::steady_clock::now() >= drain_deadline_; });
+      cv_.wait_until(lock, until, [this] {
+        return stopping_ && std::chrono::steady_clock::now() >= drain_deadline_;
+      });
       if (stopping_ && std::chrono::steady_clock::now() >= drain_deadline_) break;
     }
     if (delivered) {

@@ -1,10 +1,11 @@
 // The admin HTTP API (gateway/admin_server.h) over a real loopback socket: auth, routes,
 // error statuses, events; and the built `writ approvals` / `writ kill` against it.
+#include "gateway/admin_server.h"
+
 #include <doctest/doctest.h>
 
 #include <fstream>
 
-#include "gateway/admin_server.h"
 #include "gateway/approvals.h"
 #include "gateway/killswitch.h"
 #include "tests/admin/admin_util.h"
@@ -78,7 +79,8 @@ TEST_CASE("admin token config parses hex with or without prefix") {
 
 TEST_CASE("admin API: every request needs the token") {
   Fixture f("api_auth");
-  for (const std::string& target : {"/v1/approvals", "/v1/killswitch", "/nope", "/v1/approvals/x"}) {
+  for (const std::string& target :
+       {"/v1/approvals", "/v1/killswitch", "/nope", "/v1/approvals/x"}) {
     HttpReply r = Http(f.port, "GET", target);
     CHECK(r.status == 401);
     CHECK(r.json()["error"] == "unauthorized");
@@ -198,9 +200,9 @@ TEST_CASE("admin API: an approval past its expiry cannot be approved") {
 
 TEST_CASE("admin API: kill switch engage, status, release") {
   Fixture f("api_kill");
-  HttpReply r = Http(f.port, "POST", "/v1/killswitch/engage",
-                     R"({"scope": "server:github", "reason": "token leaked", "by": "carol"})",
-                     kAuth);
+  HttpReply r =
+      Http(f.port, "POST", "/v1/killswitch/engage",
+           R"({"scope": "server:github", "reason": "token leaked", "by": "carol"})", kAuth);
   REQUIRE(r.status == 200);
   CHECK(r.json()["scope"] == "server:github");
   CHECK(f.kill->Blocks("github", "User::\"x\""));
@@ -242,9 +244,12 @@ TEST_CASE("admin API: mounted routes, with and without auth") {
     r.body = "writ_up 1\n";
     return r;
   });
-  f.server->AddRoute("GET", "/healthz",
-                     [](const AdminRequest&) { return AdminResponse::Json(200, {{"ok", true}}); },
-                     AdminServer::Auth::kNone);
+  f.server->AddRoute(
+      "GET", "/healthz",
+      [](const AdminRequest&) {
+        return AdminResponse::Json(200, {{"ok", true}});
+      },
+      AdminServer::Auth::kNone);
   f.server->AddRoute("GET", "/boom", [](const AdminRequest&) -> AdminResponse {
     throw std::runtime_error("kaput");
   });
@@ -280,13 +285,11 @@ TEST_CASE("admin server: listen errors") {
 
 TEST_CASE("writ approvals / writ kill against a running admin API") {
   Fixture f("cli");
-  {
-    std::ofstream(f.dir.path("token")) << kToken << "\n";
-  }
+  { std::ofstream(f.dir.path("token")) << kToken << "\n"; }
   std::string a = f.Pending({{"path", "/tmp/report.csv"}});
   std::string b = f.Pending({{"path", "/tmp/other"}});
-  std::string common = "--admin http://127.0.0.1:" + std::to_string(f.port) + " --token-file " +
-                       f.dir.path("token");
+  std::string common =
+      "--admin http://127.0.0.1:" + std::to_string(f.port) + " --token-file " + f.dir.path("token");
   std::string out, err;
 
   REQUIRE(RunWrit("approvals list " + common, &out, &err) == 0);
@@ -310,9 +313,9 @@ TEST_CASE("writ approvals / writ kill against a running admin API") {
   CHECK(err.find("no approval ap_ffffffffffffffff") != std::string::npos);
 
   // JSON output, token from the environment.
-  REQUIRE(RunWrit("approvals deny " + b + " --format json --admin 127.0.0.1:" +
-                      std::to_string(f.port),
-                  &out, &err, {{"WRIT_ADMIN_TOKEN", kToken}}) == 0);
+  REQUIRE(
+      RunWrit("approvals deny " + b + " --format json --admin 127.0.0.1:" + std::to_string(f.port),
+              &out, &err, {{"WRIT_ADMIN_TOKEN", kToken}}) == 0);
   json j = json::parse(out, nullptr, false);
   REQUIRE(j.is_object());
   CHECK(j["state"] == "denied");

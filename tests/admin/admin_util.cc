@@ -5,15 +5,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
-#include <cstdlib>
-#include <fstream>
 #include <utility>  // before Boost 1.74 asio (awaitable.hpp uses std::exchange)
+
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
 
 namespace fs = std::filesystem;
 namespace beast = boost::beast;
@@ -46,7 +47,8 @@ HttpReply Http(int port, const std::string& method, const std::string& target,
                const std::string& body, const std::string& auth) {
   net::io_context ioc;
   tcp::socket sock(ioc);
-  sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
+  sock.connect(
+      tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
   http::request<http::string_body> req{http::string_to_verb(method), target, 11};
   req.set(http::field::host, "127.0.0.1");
   if (!auth.empty()) req.set(http::field::authorization, auth);
@@ -92,7 +94,8 @@ struct WebhookServer::Impl {
       Received r;
       r.target = std::string(req.target());
       r.body = req.body();
-      for (const auto& f : req) r.headers[Lower(std::string(f.name_string()))] = std::string(f.value());
+      for (const auto& f : req)
+        r.headers[Lower(std::string(f.name_string()))] = std::string(f.value());
       status = statuses[std::min(got.size(), statuses.size() - 1)];
       got.push_back(std::move(r));
       cv.notify_all();

@@ -1,12 +1,13 @@
 // Governance (gateway/governance.h): the held-call flow (Hold) the proxy uses, with the
 // approval decided through the admin API while the call waits; notification and audit of
 // new approvals; expiry by the background thread.
+#include "gateway/governance.h"
+
 #include <doctest/doctest.h>
 
 #include <fstream>
 #include <thread>
 
-#include "gateway/governance.h"
 #include "tests/admin/admin_util.h"
 
 using namespace writ::gateway;
@@ -53,8 +54,8 @@ TEST_CASE("Hold: wait, approve through the admin API, run once; notified and aud
   c.approvals.notify_channel = "slack";
   c.approvals.notify_target = "#approvals";
   c.notify_enabled = true;
-  c.notify.channels.push_back({"slack", "http://127.0.0.1:" + std::to_string(hook.port()) + "/h",
-                               {}, ""});
+  c.notify.channels.push_back(
+      {"slack", "http://127.0.0.1:" + std::to_string(hook.port()) + "/h", {}, ""});
   c.admin.enabled = true;
   c.admin.port = 0;
   c.admin.token_sha256 = AdminTokenHash(kToken);
@@ -74,8 +75,8 @@ TEST_CASE("Hold: wait, approve through the admin API, run once; notified and aud
 
   // 1. No decision within approvals.wait: pending, with the id; progress was reported.
   int progress_calls = 0;
-  ApprovalVerdict v =
-      g.Hold(Call({{"amount", 900}}), [&](int64_t) { ++progress_calls; }, nullptr);
+  ApprovalVerdict v = g.Hold(
+      Call({{"amount", 900}}), [&](int64_t) { ++progress_calls; }, nullptr);
   CHECK(v.kind == ApprovalVerdict::Kind::kPending);
   REQUIRE(v.approval_id.rfind("ap_", 0) == 0);
   CHECK(v.message == "held for approval (approval " + v.approval_id +
@@ -113,8 +114,8 @@ TEST_CASE("Hold: wait, approve through the admin API, run once; notified and aud
   // 4. A denial reaches the waiting call with the approver's note.
   std::thread denier([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    Http(port, "POST", "/v1/approvals/" + second + "/deny", R"({"by": "dave", "note": "no ticket"})",
-         auth);
+    Http(port, "POST", "/v1/approvals/" + second + "/deny",
+         R"({"by": "dave", "note": "no ticket"})", auth);
   });
   v = g.Hold(Call({{"amount", 900}}), nullptr, nullptr);
   denier.join();
