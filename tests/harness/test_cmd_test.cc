@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <yaml-cpp/yaml.h>
 
 #include "tests/harness/util.h"
 
@@ -176,7 +177,52 @@ TEST_CASE("docs/testing.md: the example is examples/quickstart/quickstart.test.y
   auto r = RunWrit({"test", "--coverage", "examples/quickstart/"}, src);
   CHECK(r.code == 0);
   CHECK(Contains(r.out, "writ test: 7 passed, 0 failed in 1 file(s)"));
-  // The coverage sample in the doc is real output.
-  CHECK(Contains(doc, "  examples/quickstart/payments.writ:3:1"));
-  CHECK(Contains(r.out, "  examples/quickstart/payments.writ:3:1"));
+  // The coverage sample in the doc is the real output.
+  size_t c = doc.find("```text\ncoverage:\n");
+  REQUIRE(c != std::string::npos);
+  c += 8;
+  std::string sample = doc.substr(c, doc.find("```", c) - c);
+  CHECK(Contains(r.out, sample));
+}
+
+TEST_CASE("docs/ci.md: the workflow is valid YAML running the four policy CI commands") {
+  const std::string src = WRIT_SOURCE_DIR;
+  std::string doc = Slurp(src + "/docs/ci.md");
+  size_t start = doc.find("```yaml\nname: policies");
+  REQUIRE(start != std::string::npos);
+  start += 8;
+  YAML::Node wf = YAML::Load(doc.substr(start, doc.find("```", start) - start));
+  std::string runs;
+  for (const auto& step : wf["jobs"]["policies"]["steps"])
+    if (step["run"]) runs += step["run"].as<std::string>();
+  for (const char* cmd : {"writ fmt --check", "writ check --format github",
+                          "writ test --format github --min-coverage", "writ replay --format markdown",
+                          "--baseline", "git worktree add"})
+    CHECK_MESSAGE(Contains(runs, cmd), cmd);
+  // scripts/policy-ci.sh runs the same commands.
+  std::string script = Slurp(src + "/scripts/policy-ci.sh");
+  for (const char* cmd : {"fmt --check", "check --format", "test --format", "--min-coverage",
+                          "replay --format", "--baseline", "git archive"})
+    CHECK_MESSAGE(Contains(script, cmd), cmd);
+}
+
+TEST_CASE("scripts/policy-ci.sh: passes on a tested scenario, fails on a failing test") {
+  TempDir d("ci");
+  Scenario(d, kTests);
+  const std::string script = std::string(WRIT_SOURCE_DIR) + "/scripts/policy-ci.sh";
+  const std::string env = "WRIT=" + harness_test::Quote(std::string(WRIT_BINARY_DIR) + "/cli/writ") +
+                          " WRIT_MIN_COVERAGE=60 ";
+  REQUIRE(RunWrit({"fmt", (d / "p").string()}).code == 0);  // fmt --check is a step
+  // Not a git checkout: the baseline is skipped with a message, the rest runs.
+  std::string cmd = "cd " + harness_test::Quote(d.path.string()) + " && " + env +
+                    harness_test::Quote(script) + " . > out.txt 2>&1";
+  CHECK(std::system(cmd.c_str()) == 0);
+  std::string out = Slurp(d / "out.txt");
+  CHECK(Contains(out, "skipping the baseline"));
+  CHECK(Contains(out, "writ test: 2 passed, 0 failed"));
+  CHECK(Contains(out, "policy-ci: ok (1 scenario(s))"));
+  std::string failing = kTests;
+  failing.replace(failing.find("decision: deny"), 14, "decision: allow");
+  Write(d / "p/refunds.test.yaml", failing);
+  CHECK(std::system(cmd.c_str()) != 0);
 }
