@@ -10,10 +10,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <thread>
-#include <ctime>
 
 #include "bench/policy_gen.h"
 #include "compiler/compile.h"
@@ -109,13 +109,15 @@ void Row(int n, int jobs) {
     std::fprintf(stderr, "replaying with the recording bundle changed %zu decisions\n", changed);
     std::exit(1);
   }
-  std::printf("%-10d %-5d %-9.1f %16.0f %16.0f %18.0f\n", n, jobs, mb, kCalls / wall,
-              kCalls / cpu, kCalls / wall_base);
+  std::printf("%-10d %-5d %-9.1f %16.0f %16.0f %18.0f\n", n, jobs, mb, kCalls / wall, kCalls / cpu,
+              kCalls / wall_base);
 }
 
 void PrintTable() {
-  std::printf("\nwrit replay throughput (%d recorded calls of generated policies; read + parse +"
-              " re-decide + compare):\n", kCalls);
+  std::printf(
+      "\nwrit replay throughput (%d recorded calls of generated policies; read + parse +"
+      " re-decide + compare):\n",
+      kCalls);
   std::printf("%-10s %-5s %-9s %16s %16s %18s\n", "statements", "jobs", "trace MB",
               "calls/s (wall)", "calls/CPU-s", "+baseline (wall)");
   unsigned cores = std::max(1u, std::thread::hardware_concurrency());
@@ -123,8 +125,9 @@ void PrintTable() {
     Row(n, 1);
     if (cores > 1) Row(n, static_cast<int>(std::min(16u, cores)));
   }
-  std::printf("(+baseline also decides every call with a baseline bundle: two decisions per "
-              "call)\n\n");
+  std::printf(
+      "(+baseline also decides every call with a baseline bundle: two decisions per "
+      "call)\n\n");
 }
 
 void BM_ReplayDecide(benchmark::State& state) {

@@ -48,8 +48,8 @@ int RunReplayCmd(const ReplayOptions& o) {
   std::shared_ptr<const runtime::Bundle> baseline;
   std::string label = "the recorded decisions";
   if (!o.baseline.empty()) {
-    baseline = harness::LoadPolicySet(o.baseline, o.baseline_schema, DiagnosticFormat::kText,
-                                      &rendered);
+    baseline =
+        harness::LoadPolicySet(o.baseline, o.baseline_schema, DiagnosticFormat::kText, &rendered);
     if (baseline == nullptr) {
       std::cerr << rendered << "writ replay: the baseline does not compile\n";
       return kExitUsage;
@@ -89,7 +89,8 @@ CommandRegistrar reg(45, [](CLI::App& app, int* exit_code) {
   cmd->add_option("traces", o->traces, "Trace files (JSONL written by the gateway's record:)")
       ->required();
   // One value per flag (repeat it), so the positional traces are not swallowed.
-  cmd->add_option("--policies,-p", o->policies, "Policy file or directory to replay with (repeatable)")
+  cmd->add_option("--policies,-p", o->policies,
+                  "Policy file or directory to replay with (repeatable)")
       ->allow_extra_args(false);
   cmd->add_option("--schema,-s", o->schema, "Schema for --policies");
   cmd->add_option("--bundle,-b", o->bundle, "A bundle from `writ build` instead of --policies");

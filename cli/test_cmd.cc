@@ -93,7 +93,8 @@ CommandRegistrar reg(40, [](CLI::App& app, int* exit_code) {
   cmd->add_option("--format,-f", o->format, "Output format")
       ->check(CLI::IsMember({"text", "json", "github"}));
   cmd->add_option("--junit", o->junit, "Also write JUnit XML to this file");
-  cmd->add_flag("--coverage", o->coverage, "Print per-statement hit counts and unexercised statements");
+  cmd->add_flag("--coverage", o->coverage,
+                "Print per-statement hit counts and unexercised statements");
   cmd->add_option("--min-coverage", o->min_coverage,
                   "Exit 1 when fewer than N percent of the statements are exercised")
       ->check(CLI::Range(0.0, 100.0));

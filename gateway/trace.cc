@@ -24,14 +24,10 @@ std::string Now() { return FormatAuditTime(std::chrono::system_clock::now()); }
 
 Json BaseRecord(const char* type, const TraceSession& who, TraceDirection dir,
                 const std::string& server, const std::string& method) {
-  return {{"type", type},
-          {"t", Now()},
-          {"session", who.session},
-          {"principal", who.principal},
-          {"client", who.client},
-          {"direction", TraceDirectionName(dir)},
-          {"server", server},
-          {"method", method}};
+  return {{"type", type},           {"t", Now()},
+          {"session", who.session}, {"principal", who.principal},
+          {"client", who.client},   {"direction", TraceDirectionName(dir)},
+          {"server", server},       {"method", method}};
 }
 
 // The upstream a client message concerns: SERVER of a SERVER__name in params.name.
@@ -85,9 +81,8 @@ uint64_t TraceWriter::dropped() const {
 void TraceWriter::Message(const TraceSession& who, TraceDirection dir, const Json& msg) {
   if (!opts_.messages || !msg.is_object()) return;
   try {
-    std::string method = msg.contains("method") && msg["method"].is_string()
-                             ? msg["method"].get<std::string>()
-                             : "";
+    std::string method =
+        msg.contains("method") && msg["method"].is_string() ? msg["method"].get<std::string>() : "";
     const bool has_id = msg.contains("id") && !msg["id"].is_null();
     int64_t elapsed_us = -1;
     if (has_id) {
@@ -129,8 +124,7 @@ void TraceWriter::Decision(const TraceSession& who, const std::string& server,
     r["eval_us"] = eval_us;
     Write(std::move(r));
   } catch (const std::exception& e) {
-    std::cerr << "writ: trace: cannot record decision " << decision_id << ": " << e.what()
-              << "\n";
+    std::cerr << "writ: trace: cannot record decision " << decision_id << ": " << e.what() << "\n";
   }
 }
 
@@ -230,8 +224,7 @@ bool ParseTraceLine(std::string_view line, TraceLineKind* kind, Json* out, std::
                 (*dir == "client_to_gateway" || *dir == "gateway_to_client"),
             "client_to_gateway or gateway_to_client"))
     return false;
-  if (!need("session", j.contains("session") && j["session"].is_string(), "a string"))
-    return false;
+  if (!need("session", j.contains("session") && j["session"].is_string(), "a string")) return false;
   if (*type == "message") {
     if (!need("message", j.contains("message") && j["message"].is_object(), "an object"))
       return false;

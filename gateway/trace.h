@@ -73,8 +73,7 @@ class TraceWriter {
   // A decided request: the exact policy request and the decision (DecisionToJson form).
   void Decision(const TraceSession& who, const std::string& server, const std::string& method,
                 const nlohmann::json& request, const nlohmann::json& decision,
-                const std::string& decision_id, const std::string& bundle_hash,
-                int64_t eval_us);
+                const std::string& decision_id, const std::string& bundle_hash, int64_t eval_us);
 
   // Records written and records dropped (write failures), for tests and shutdown messages.
   uint64_t written() const;

@@ -47,16 +47,20 @@ std::string Pad(std::string s, size_t w) {
 std::string Cell(const std::string& s) {
   std::string out = "`";
   for (char ch : s) {
-    if (ch == '|') out += "\\|";
-    else if (ch == '`') out += "'";
-    else if (ch == '\n') out += ' ';
-    else out.push_back(ch);
+    if (ch == '|')
+      out += "\\|";
+    else if (ch == '`')
+      out += "'";
+    else if (ch == '\n')
+      out += ' ';
+    else
+      out.push_back(ch);
   }
   return out + "`";
 }
 
 struct Groups {
-  std::map<std::string, size_t> transitions;  // "allow -> deny"
+  std::map<std::string, size_t> transitions;                    // "allow -> deny"
   std::map<std::string, std::pair<size_t, size_t>> statements;  // id -> (appears, disappears)
   std::map<std::string, size_t> tools, principals;
 };
@@ -82,7 +86,8 @@ Groups Group(const ReplayResult& r) {
 // Entries sorted by count (descending), then name.
 std::vector<std::pair<std::string, size_t>> ByCount(const std::map<std::string, size_t>& m) {
   std::vector<std::pair<std::string, size_t>> v(m.begin(), m.end());
-  std::stable_sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::stable_sort(v.begin(), v.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
   return v;
 }
 
@@ -159,8 +164,7 @@ std::string RenderMarkdown(const ReplayResult& r, const Groups& g, size_t show) 
   o << "\n**By tool**\n\n| tool | requests |\n|---|---:|\n";
   for (const auto& [uid, n] : ByCount(g.tools)) o << "| " << Cell(uid) << " | " << n << " |\n";
   o << "\n**By principal**\n\n| principal | requests |\n|---|---:|\n";
-  for (const auto& [uid, n] : ByCount(g.principals))
-    o << "| " << Cell(uid) << " | " << n << " |\n";
+  for (const auto& [uid, n] : ByCount(g.principals)) o << "| " << Cell(uid) << " | " << n << " |\n";
   o << "\n<details><summary>Changed requests (" << std::min(show, r.changed.size()) << " of "
     << r.changed.size() << ")</summary>\n\n"
     << "| trace | principal | tool | before | after |\n|---|---|---|---|---|\n";
@@ -168,9 +172,8 @@ std::string RenderMarkdown(const ReplayResult& r, const Groups& g, size_t show) 
     size_t i = r.changed[k];
     const ReplayRecord& rec = r.records[i];
     o << "| " << Cell(rec.file + ":" + std::to_string(rec.line)) << " | "
-      << Cell(Uid(rec.request, "principal")) << " | " << Cell(Uid(rec.request, "resource"))
-      << " | " << Cell(VerdictText(r.before[i])) << " | " << Cell(VerdictText(r.after[i]))
-      << " |\n";
+      << Cell(Uid(rec.request, "principal")) << " | " << Cell(Uid(rec.request, "resource")) << " | "
+      << Cell(VerdictText(r.before[i])) << " | " << Cell(VerdictText(r.after[i])) << " |\n";
   }
   o << "\n</details>\n";
   return o.str();
@@ -329,10 +332,14 @@ ReplayResult Replay(std::vector<ReplayRecord> records, const runtime::Bundle& bu
 std::string RenderReplay(const ReplayResult& r, ReplayFormat format, size_t show) {
   Groups g = Group(r);
   switch (format) {
-    case ReplayFormat::kJson: return RenderJson(r, g);
-    case ReplayFormat::kMarkdown: return RenderMarkdown(r, g, show);
-    case ReplayFormat::kGithub: return RenderText(r, g, show, true);
-    case ReplayFormat::kText: break;
+    case ReplayFormat::kJson:
+      return RenderJson(r, g);
+    case ReplayFormat::kMarkdown:
+      return RenderMarkdown(r, g, show);
+    case ReplayFormat::kGithub:
+      return RenderText(r, g, show, true);
+    case ReplayFormat::kText:
+      break;
   }
   return RenderText(r, g, show, false);
 }

@@ -32,8 +32,8 @@ struct Verdict {
 // One decided request of a trace.
 struct ReplayRecord {
   std::string file;
-  size_t line = 0;          // 1-based
-  nlohmann::json request;   // the exact policy request (docs/semantics.md)
+  size_t line = 0;         // 1-based
+  nlohmann::json request;  // the exact policy request (docs/semantics.md)
   Verdict recorded;
 };
 
@@ -48,9 +48,9 @@ Verdict Decide(const runtime::Bundle& bundle, const nlohmann::json& request);
 
 struct ReplayResult {
   std::vector<ReplayRecord> records;
-  std::vector<Verdict> after;   // the new policies' verdicts, one per record
-  std::vector<Verdict> before;  // the baseline's, or the recorded ones
-  std::vector<size_t> changed;  // indices where before != after
+  std::vector<Verdict> after;        // the new policies' verdicts, one per record
+  std::vector<Verdict> before;       // the baseline's, or the recorded ones
+  std::vector<size_t> changed;       // indices where before != after
   size_t differs_from_recorded = 0;  // after != recorded (what --expect checks)
   std::string baseline_label;        // e.g. "the recorded decisions" or "baseline main/"
   size_t traces = 0;

@@ -10,9 +10,7 @@ namespace {
 
 using Json = nlohmann::json;
 
-std::string Where(const TestResult& r) {
-  return r.file->path + ":" + std::to_string(r.test->line);
-}
+std::string Where(const TestResult& r) { return r.file->path + ":" + std::to_string(r.test->line); }
 
 std::string Indent(const std::string& text, const std::string& pad) {
   std::string out;
@@ -38,8 +36,8 @@ std::string CoverageText(const TestRun& run, bool github) {
   std::ostringstream o;
   size_t w_loc = 0, w_id = 0;
   for (const auto& s : run.coverage) {
-    w_loc = std::max(w_loc, s.file.size() + std::to_string(s.line).size() +
-                                std::to_string(s.col).size() + 2);
+    w_loc = std::max(
+        w_loc, s.file.size() + std::to_string(s.line).size() + std::to_string(s.col).size() + 2);
     w_id = std::max(w_id, s.id.size());
   }
   o << "coverage:\n";
@@ -59,9 +57,8 @@ std::string CoverageText(const TestRun& run, bool github) {
     o << "  " << s.file << ":" << s.line << ":" << s.col << " " << s.id << "\n";
     if (github)
       o << "::warning file=" << s.file << ",line=" << s.line << ",col=" << s.col
-        << ",title=writ test coverage::" << GithubEscape("statement `" + s.id +
-                                                         "` is not exercised by any test")
-        << "\n";
+        << ",title=writ test coverage::"
+        << GithubEscape("statement `" + s.id + "` is not exercised by any test") << "\n";
   }
   o << "coverage: " << hit << " of " << run.coverage.size() << " statements ("
     << Percent(run.CoveragePercent()) << ")\n";
@@ -73,10 +70,14 @@ std::string CoverageText(const TestRun& run, bool github) {
 std::string GithubEscape(const std::string& s) {
   std::string out;
   for (char ch : s) {
-    if (ch == '%') out += "%25";
-    else if (ch == '\r') out += "%0D";
-    else if (ch == '\n') out += "%0A";
-    else out.push_back(ch);
+    if (ch == '%')
+      out += "%25";
+    else if (ch == '\r')
+      out += "%0D";
+    else if (ch == '\n')
+      out += "%0A";
+    else
+      out.push_back(ch);
   }
   return out;
 }
@@ -85,15 +86,27 @@ std::string XmlEscape(const std::string& s) {
   std::string out;
   for (unsigned char ch : s) {
     switch (ch) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
       default:
         // XML 1.0 forbids most control characters even escaped.
-        if (ch < 0x20 && ch != '\n' && ch != '\t' && ch != '\r') out += "?";
-        else out.push_back(static_cast<char>(ch));
+        if (ch < 0x20 && ch != '\n' && ch != '\t' && ch != '\r')
+          out += "?";
+        else
+          out.push_back(static_cast<char>(ch));
     }
   }
   return out;
@@ -121,8 +134,12 @@ std::string RenderTestRun(const TestRun& run, const ReportOptions& opts) {
     if (opts.coverage) {
       Json stmts = Json::array();
       for (const auto& s : run.coverage)
-        stmts.push_back({{"file", s.file}, {"line", s.line}, {"col", s.col}, {"id", s.id},
-                         {"effect", s.effect}, {"hits", s.hits}});
+        stmts.push_back({{"file", s.file},
+                         {"line", s.line},
+                         {"col", s.col},
+                         {"id", s.id},
+                         {"effect", s.effect},
+                         {"hits", s.hits}});
       out["coverage"] = {{"statements", stmts},
                          {"exercised", Exercised(run)},
                          {"total", run.coverage.size()},
@@ -148,8 +165,8 @@ std::string RenderTestRun(const TestRun& run, const ReportOptions& opts) {
         << ",title=writ test::" << GithubEscape(r.test->name + "\n" + diff) << "\n";
   }
   if (opts.coverage) o << CoverageText(run, github);
-  o << "writ test: " << run.passed << " passed, " << run.failed << " failed in "
-    << run.files.size() << " file(s)\n";
+  o << "writ test: " << run.passed << " passed, " << run.failed << " failed in " << run.files.size()
+    << " file(s)\n";
   return o.str();
 }
 
@@ -165,8 +182,8 @@ std::string RenderJunit(const TestRun& run) {
       ++tests;
       failures += !r.ok;
     }
-    o << "  <testsuite name=\"" << XmlEscape(f.path) << "\" tests=\"" << tests
-      << "\" failures=\"" << failures << "\" errors=\"0\">\n";
+    o << "  <testsuite name=\"" << XmlEscape(f.path) << "\" tests=\"" << tests << "\" failures=\""
+      << failures << "\" errors=\"0\">\n";
     for (const auto& r : run.results) {
       if (r.file != &f) continue;
       o << "    <testcase classname=\"" << XmlEscape(f.path) << "\" name=\""

@@ -94,7 +94,8 @@ std::shared_ptr<const runtime::Bundle> LoadPolicySet(const std::vector<std::stri
     return nullptr;
   }
   auto b = runtime::Bundle::Load(r.bytes, &error);
-  if (b == nullptr) *rendered = "internal error: the compiled bundle does not verify: " + error + "\n";
+  if (b == nullptr)
+    *rendered = "internal error: the compiled bundle does not verify: " + error + "\n";
   return b;
 }
 
@@ -151,7 +152,7 @@ bool RunTests(const std::vector<std::string>& test_files, DiagnosticFormat forma
   for (const auto& [k, b] : bundles) {
     for (const auto& m : b->statements_) {
       StatementCoverage s{std::string(b->str(m.file)), m.line, m.col, std::string(b->str(m.id)),
-                          EffectWord(m.effect), 0};
+                          EffectWord(m.effect),        0};
       cov.emplace(std::make_tuple(s.file, s.line, s.col, s.id), s);
     }
   }
@@ -174,15 +175,16 @@ bool RunTests(const std::vector<std::string>& test_files, DiagnosticFormat forma
       runtime::MatchStatements(b, req, &matched, &errored);
       for (uint32_t s : matched) {
         const runtime::StatementMeta& m = b.statements_[s];
-        auto it = cov.find(std::make_tuple(std::string(b.str(m.file)), m.line, m.col,
-                                           std::string(b.str(m.id))));
+        auto it = cov.find(
+            std::make_tuple(std::string(b.str(m.file)), m.line, m.col, std::string(b.str(m.id))));
         if (it != cov.end()) ++it->second.hits;
       }
       const Expectation& x = t.expect;
       std::string got = r.actual.value("decision", "");
       if (got != x.decision)
         r.diff.push_back("decision:    expected " + x.decision + ", got " + got);
-      if (x.determining) CompareIds("determining", *x.determining, Strings(r.actual["determining"]), &r.diff);
+      if (x.determining)
+        CompareIds("determining", *x.determining, Strings(r.actual["determining"]), &r.diff);
       for (const auto& ob : x.obligations) {
         bool found = false;
         for (const auto& a : r.actual["obligations"]) found |= ObligationMatches(ob, a);

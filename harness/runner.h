@@ -39,9 +39,9 @@ struct TestResult {
   const TestFile* file = nullptr;
   const TestCase* test = nullptr;
   bool ok = false;
-  nlohmann::json actual;           // DecisionToJson; null if the request was rejected
-  std::vector<std::string> diff;   // readable lines, e.g. "decision:    expected deny, got allow"
-  std::string explanation;         // runtime::Explain of the actual decision (failures only)
+  nlohmann::json actual;          // DecisionToJson; null if the request was rejected
+  std::vector<std::string> diff;  // readable lines, e.g. "decision:    expected deny, got allow"
+  std::string explanation;        // runtime::Explain of the actual decision (failures only)
 };
 
 struct StatementCoverage {

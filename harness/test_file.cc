@@ -145,8 +145,9 @@ bool ValidUid(const std::string& s) {
   return runtime::ParseEntityUid(s, &canonical, &type_len);
 }
 
-const char kUidHelp[] = "an entity uid is Type::\"id\", e.g. User::\"alice\" (quote the whole "
-                        "value in flow lists if your editor complains)";
+const char kUidHelp[] =
+    "an entity uid is Type::\"id\", e.g. User::\"alice\" (quote the whole "
+    "value in flow lists if your editor complains)";
 
 // An entity (fixture or inline): {uid, attrs, parents}. Null JSON on error.
 Json Entity(const YAML::Node& n, Checker* c, const std::string& key, bool uid_required) {
@@ -176,8 +177,8 @@ Json Entity(const YAML::Node& n, Checker* c, const std::string& key, bool uid_re
     if (c->StringList(pn, key + ".parents", &ps, "a list of uids, e.g. [Role::\"admin\"]")) {
       for (size_t i = 0; i < ps.size(); ++i) {
         if (!ValidUid(ps[i])) {
-          c->Error(pn.IsSequence() ? pn[i] : pn, key + ".parents", "`" + ps[i] +
-                   "` is not an entity uid", kUidHelp);
+          c->Error(pn.IsSequence() ? pn[i] : pn, key + ".parents",
+                   "`" + ps[i] + "` is not an entity uid", kUidHelp);
         }
         e["parents"].push_back(ps[i]);
       }
@@ -270,8 +271,9 @@ Json ToolEntity(const YAML::Node& n, Checker* c, const std::string& key, const F
   if (it != f.resources.end()) {
     const Json& fx = it->second;
     if (fx.contains("uid") && fx["uid"] != e["uid"]) {
-      c->Error(n, key, "fixtures.resources." + full + " has uid " + fx["uid"].get<std::string>() +
-                           ", not " + e["uid"].get<std::string>(),
+      c->Error(n, key,
+               "fixtures.resources." + full + " has uid " + fx["uid"].get<std::string>() +
+                   ", not " + e["uid"].get<std::string>(),
                "drop its uid (the tool's uid is implied) or use `resource: " + full + "`");
       return nullptr;
     }
@@ -292,8 +294,9 @@ void ParseExpect(const YAML::Node& n, Checker* c, const std::string& key, Expect
   } else if (c->String(n["decision"], key + ".decision", &x->decision, "")) {
     if (std::find(kEffects.begin(), kEffects.end(), x->decision) == kEffects.end()) {
       std::string hint = gateway::DidYouMean(x->decision, kEffects);
-      c->Error(n["decision"], key + ".decision", "`" + x->decision + "` is not a decision",
-               hint.empty() ? "one of allow, deny, require_approval" : "did you mean `" + hint + "`?");
+      c->Error(
+          n["decision"], key + ".decision", "`" + x->decision + "` is not a decision",
+          hint.empty() ? "one of allow, deny, require_approval" : "did you mean `" + hint + "`?");
     }
   }
   std::vector<std::string> ids;
@@ -303,13 +306,13 @@ void ParseExpect(const YAML::Node& n, Checker* c, const std::string& key, Expect
   if (n["obligations"]) {
     const YAML::Node obs = n["obligations"];
     if (!obs.IsSequence()) {
-      c->Error(obs, key + ".obligations", "expected a list",
-               "e.g. [{kind: log, level: critical}]");
+      c->Error(obs, key + ".obligations", "expected a list", "e.g. [{kind: log, level: critical}]");
       return;
     }
     for (size_t i = 0; i < obs.size(); ++i) {
       std::string k = key + ".obligations[" + std::to_string(i) + "]";
-      if (!c->Map(obs[i], k, "an obligation as `writ eval` prints it, e.g. {kind: tag, value: pci}"))
+      if (!c->Map(obs[i], k,
+                  "an obligation as `writ eval` prints it, e.g. {kind: tag, value: pci}"))
         continue;
       Json o = ToJson(obs[i], c, k, 1);
       if (!o.contains("kind") || !o["kind"].is_string()) {
@@ -339,7 +342,8 @@ void ParseTest(const YAML::Node& n, Checker* c, const std::string& key, const Fi
   else
     r["principal"] = EntityRef(n["principal"], c, key + ".principal", f.principals, "principals");
   std::string action = "tools/call";
-  if (n["action"]) c->String(n["action"], key + ".action", &action, "an MCP method, e.g. tools/call");
+  if (n["action"])
+    c->String(n["action"], key + ".action", &action, "an MCP method, e.g. tools/call");
   r["action"] = action;
   if (n["tool"] && n["resource"]) {
     c->Error(n["resource"], key + ".resource", "`tool` and `resource` are exclusive",
@@ -359,7 +363,8 @@ void ParseTest(const YAML::Node& n, Checker* c, const std::string& key, const Fi
       r[k] = ToJson(n[k], c, key + "." + k, 1);
   }
   r["context"] = f.context;
-  if (n["context"] && c->Map(n["context"], key + ".context", "a mapping, merged over fixtures.context"))
+  if (n["context"] &&
+      c->Map(n["context"], key + ".context", "a mapping, merged over fixtures.context"))
     r["context"].merge_patch(ToJson(n["context"], c, key + ".context", 1));
   if (!n["expect"])
     c->Error(n, key + ".expect", "missing", "what the test expects, e.g. expect: {decision: deny}");
@@ -472,8 +477,9 @@ bool ParseTestFile(const std::string& text, const std::string& path, TestFile* o
         auto [it, inserted] = names.emplace(t.name, t.line);
         if (!inserted)
           c.Error(tests[i]["name"], key + ".name", "duplicate test name `" + t.name + "`",
-                  "the first is at line " + std::to_string(it->second) + "; names identify "
-                  "tests in reports, make them unique");
+                  "the first is at line " + std::to_string(it->second) +
+                      "; names identify "
+                      "tests in reports, make them unique");
       }
       out->tests.push_back(std::move(t));
     }

@@ -15,16 +15,16 @@ namespace writ::harness {
 
 // What a test expects (`expect:`).
 struct Expectation {
-  std::string decision;                                  // allow | deny | require_approval
-  std::optional<std::vector<std::string>> determining;   // exact (sorted) when given
-  std::vector<nlohmann::json> obligations;               // each must match one (keys given)
-  std::optional<std::vector<std::string>> errors;        // exact (sorted) when given
+  std::string decision;                                 // allow | deny | require_approval
+  std::optional<std::vector<std::string>> determining;  // exact (sorted) when given
+  std::vector<nlohmann::json> obligations;              // each must match one (keys given)
+  std::optional<std::vector<std::string>> errors;       // exact (sorted) when given
 };
 
 struct TestCase {
   std::string name;
-  int line = 0;             // 1-based line of the test's `- name:` entry
-  nlohmann::json request;   // the request, in the form of docs/semantics.md
+  int line = 0;            // 1-based line of the test's `- name:` entry
+  nlohmann::json request;  // the request, in the form of docs/semantics.md
   Expectation expect;
 };
 

@@ -2,6 +2,8 @@
 // reader (gateway/trace.h), secrets scrubbed and the redact hook, corrupt traces rejected
 // with FILE:LINE, the impact diff in every format, --expect, --baseline; and a real
 // `writ serve --stdio` session recording a trace that `writ replay` reads.
+#include "harness/replay.h"
+
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
@@ -9,7 +11,6 @@
 
 #include "gateway/trace.h"
 #include "gateway/upstream.h"
-#include "harness/replay.h"
 #include "tests/harness/util.h"
 
 using harness_test::Contains;
@@ -54,17 +55,20 @@ std::string WriteTrace(const std::filesystem::path& path) {
   auto w = TraceWriter::Open({path.string(), true, {"tok-SECRET-1"}, "0.1.0"}, &error);
   REQUIRE_MESSAGE(w != nullptr, error);
   TraceSession who{"s-1", Request("sam", 1)["principal"], "test-client"};
-  w->Message(who, TraceDirection::kClientToGateway,
-             {{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/call"},
-              {"params", {{"name", "stripe__refund_create"}, {"arguments", {{"memo", "tok-SECRET-1"}}}}}});
-  w->Decision(who, "stripe", "tools/call", Request("sam", 10), DecisionJson("allow", {"support-refunds"}),
-              "d1", "h", 2);
+  w->Message(
+      who, TraceDirection::kClientToGateway,
+      {{"jsonrpc", "2.0"},
+       {"id", 1},
+       {"method", "tools/call"},
+       {"params", {{"name", "stripe__refund_create"}, {"arguments", {{"memo", "tok-SECRET-1"}}}}}});
+  w->Decision(who, "stripe", "tools/call", Request("sam", 10),
+              DecisionJson("allow", {"support-refunds"}), "d1", "h", 2);
   w->Message(who, TraceDirection::kGatewayToClient,
              {{"jsonrpc", "2.0"}, {"id", 1}, {"result", {{"content", json::array()}}}});
-  w->Decision(who, "stripe", "tools/call", Request("sam", 60000), DecisionJson("deny", {"no-big-refunds"}),
-              "d2", "h", 2);
-  w->Decision(who, "stripe", "tools/call", Request("kim", 40000), DecisionJson("allow", {"support-refunds"}),
-              "d3", "h", 2);
+  w->Decision(who, "stripe", "tools/call", Request("sam", 60000),
+              DecisionJson("deny", {"no-big-refunds"}), "d2", "h", 2);
+  w->Decision(who, "stripe", "tools/call", Request("kim", 40000),
+              DecisionJson("allow", {"support-refunds"}), "d3", "h", 2);
   CHECK(w->written() == 5);
   return Slurp(path);
 }
@@ -111,8 +115,9 @@ TEST_CASE("trace: the writer's lines parse back; secrets scrubbed; the redact ho
   REQUIRE(ParseTraceLine(lines[1], &kind, &j, &error, /*lean=*/true));
   CHECK(j["message"] == json::object());
   CHECK_FALSE(j.contains("principal"));
-  CHECK_FALSE(ParseTraceLine(R"({"type":"message","direction":"client_to_gateway","session":"s","message":5})",
-                             &kind, &j, &error, true));
+  CHECK_FALSE(ParseTraceLine(
+      R"({"type":"message","direction":"client_to_gateway","session":"s","message":5})", &kind, &j,
+      &error, true));
   CHECK(error == "`message` must be an object");
 
   // The redact hook sees every record before it is written.
@@ -121,8 +126,8 @@ TEST_CASE("trace: the writer's lines parse back; secrets scrubbed; the redact ho
   REQUIRE(w != nullptr);
   w->set_redact([](json* r) { (*r)["request"]["args"] = "masked"; });
   w->Message({"s", json::object(), ""}, TraceDirection::kClientToGateway, {{"id", 1}});
-  w->Decision({"s", json::object(), ""}, "x", "tools/call", Request("a", 1), DecisionJson("deny", {}),
-              "d", "h", 1);
+  w->Decision({"s", json::object(), ""}, "x", "tools/call", Request("a", 1),
+              DecisionJson("deny", {}), "d", "h", 1);
   std::string r = Slurp(d / "r.jsonl");
   CHECK(Lines(r).size() == 2);  // header + decision: messages: false
   CHECK(Contains(r, "\"args\":\"masked\""));
@@ -138,12 +143,16 @@ TEST_CASE("trace: corrupt lines and unknown versions are errors naming FILE:LINE
   } cases[] = {
       {4, "{not json", ":4: not valid JSON"},
       {1, R"({"writ_trace": 2, "writ_version": "9"})", ":1: unknown trace format version 2"},
-      {3, R"({"type":"decision","direction":"client_to_gateway","session":"s","decision":{"decision":"allow","determining":[]}})",
+      {3,
+       R"({"type":"decision","direction":"client_to_gateway","session":"s","decision":{"decision":"allow","determining":[]}})",
        ":3: `request` must be an object"},
-      {3, R"({"type":"decision","direction":"client_to_gateway","session":"s","request":{},"decision":{"decision":"maybe","determining":[]}})",
+      {3,
+       R"({"type":"decision","direction":"client_to_gateway","session":"s","request":{},"decision":{"decision":"maybe","determining":[]}})",
        ":3: `decision.decision` must be allow, deny or require_approval"},
-      {5, R"({"type":"note","direction":"client_to_gateway","session":"s"})", ":5: unknown record type \"note\""},
-      {2, R"({"type":"message","direction":"sideways","session":"s","message":{}})", ":2: `direction` must be"},
+      {5, R"({"type":"note","direction":"client_to_gateway","session":"s"})",
+       ":5: unknown record type \"note\""},
+      {2, R"({"type":"message","direction":"sideways","session":"s","message":{}})",
+       ":2: `direction` must be"},
       {1, R"({"type":"message","direction":"client_to_gateway","session":"s","message":{}})",
        ":1: a record before the header line"},
       {6, "", ":6: not valid JSON"},
@@ -225,7 +234,8 @@ TEST_CASE("writ replay: --expect, --baseline and the diff in every format") {
   CHECK(Contains(r.out, "| `deny [no-big-refunds]` | `allow [support-refunds]` |"));
 
   r = RunWrit({"replay", "--policies", (d / "new").string(), "--format", "github", trace});
-  CHECK(Contains(r.out, "::warning file=" + trace + ",line=6,title=writ replay::decision changes: "));
+  CHECK(
+      Contains(r.out, "::warning file=" + trace + ",line=6,title=writ replay::decision changes: "));
 
   // A bundle works where policies do; usage errors exit 2.
   CHECK(RunWrit({"build", "-o", (d / "new.wbundle").string(), (d / "new").string()}).code == 0);
@@ -248,28 +258,40 @@ TEST_CASE("writ serve --stdio records a trace that writ replay reads") {
   std::ostringstream cfg;
   cfg << "policies: ./policies\n"
       << "stdio_principal: { uid: 'User::\"alice\"', parents: ['Role::\"analyst\"'] }\n"
-      << "upstreams:\n  - name: demo\n    command: python3\n    args: ["
-      << src << "/tests/gateway/fake_upstream.py]\n    env: { DEMO_TOKEN: tok-XYZZY-42 }\n"
+      << "upstreams:\n  - name: demo\n    command: python3\n    args: [" << src
+      << "/tests/gateway/fake_upstream.py]\n    env: { DEMO_TOKEN: tok-XYZZY-42 }\n"
       << "record: { path: traces/session.jsonl }\n";
   Write(d / "writ.yaml", cfg.str());
   std::filesystem::create_directories(d / "traces");
   // The client's session: initialize, list, an allowed call, a denied call, a held call.
   std::string session;
-  for (const json& m : {json{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "initialize"},
-                             {"params", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()},
-                                         {"clientInfo", {{"name", "replay-test"}, {"version", "1"}}}}}},
-                        json{{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}},
-                        json{{"jsonrpc", "2.0"}, {"id", 2}, {"method", "tools/list"}},
-                        json{{"jsonrpc", "2.0"}, {"id", 3}, {"method", "tools/call"},
-                             {"params", {{"name", "demo__echo"}, {"arguments", {{"msg", "tok-XYZZY-42"}}}}}},
-                        json{{"jsonrpc", "2.0"}, {"id", 4}, {"method", "tools/call"},
-                             {"params", {{"name", "demo__echo"}, {"arguments", {{"path", "/etc/passwd"}}}}}},
-                        json{{"jsonrpc", "2.0"}, {"id", 5}, {"method", "tools/call"},
-                             {"params", {{"name", "demo__wipe"}}}}})
+  for (const json& m :
+       {json{{"jsonrpc", "2.0"},
+             {"id", 1},
+             {"method", "initialize"},
+             {"params",
+              {{"protocolVersion", "2025-06-18"},
+               {"capabilities", json::object()},
+               {"clientInfo", {{"name", "replay-test"}, {"version", "1"}}}}}},
+        json{{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}},
+        json{{"jsonrpc", "2.0"}, {"id", 2}, {"method", "tools/list"}},
+        json{{"jsonrpc", "2.0"},
+             {"id", 3},
+             {"method", "tools/call"},
+             {"params", {{"name", "demo__echo"}, {"arguments", {{"msg", "tok-XYZZY-42"}}}}}},
+        json{{"jsonrpc", "2.0"},
+             {"id", 4},
+             {"method", "tools/call"},
+             {"params", {{"name", "demo__echo"}, {"arguments", {{"path", "/etc/passwd"}}}}}},
+        json{{"jsonrpc", "2.0"},
+             {"id", 5},
+             {"method", "tools/call"},
+             {"params", {{"name", "demo__wipe"}}}}})
     session += m.dump() + "\n";
   Write(d / "session.jsonl", session);
   // stdin is the session, then EOF: the gateway answers what it can and exits.
-  std::string cmd = "cd " + harness_test::Quote(d.path.string()) + " && (cat session.jsonl; sleep 3) | timeout 30 " +
+  std::string cmd = "cd " + harness_test::Quote(d.path.string()) +
+                    " && (cat session.jsonl; sleep 3) | timeout 30 " +
                     harness_test::Quote(std::string(WRIT_BINARY_DIR) + "/cli/writ") +
                     " serve --stdio --config writ.yaml > out.jsonl 2> err.txt";
   REQUIRE(std::system(cmd.c_str()) == 0);
@@ -280,7 +302,8 @@ TEST_CASE("writ serve --stdio records a trace that writ replay reads") {
   CHECK(Contains(trace, "\"client\":\"replay-test\""));
   CHECK(Contains(trace, "\"writ_trace\":1"));
   size_t decisions = 0;
-  for (size_t p = 0; (p = trace.find("\"type\":\"decision\"", p)) != std::string::npos; ++p) ++decisions;
+  for (size_t p = 0; (p = trace.find("\"type\":\"decision\"", p)) != std::string::npos; ++p)
+    ++decisions;
   CHECK(decisions == 3);
 
   auto r = RunWrit({"replay", "--policies", (d / "policies").string(), "--expect",

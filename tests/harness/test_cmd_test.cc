@@ -3,6 +3,7 @@
 // the example of docs/testing.md (which must be examples/quickstart/quickstart.test.yaml
 // verbatim, and pass).
 #include <doctest/doctest.h>
+#include <yaml-cpp/yaml.h>
 
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -105,9 +106,10 @@ TEST_CASE("writ test: failures exit 1 with a diff, the explanation, annotations 
   const std::string file = (d / "p/refunds.test.yaml").string();
   auto r = RunWrit({"test", "--junit", (d / "junit.xml").string(), (d / "p").string()});
   CHECK(r.code == 1);
-  CHECK(Contains(r.out, "FAIL " + file + ":10: big refund\n"
-                        "  decision:    expected allow, got deny\n"
-                        "  obligations: missing {\"kind\":\"log\",\"level\":\"info\"}\n"));
+  CHECK(Contains(r.out, "FAIL " + file +
+                            ":10: big refund\n"
+                            "  decision:    expected allow, got deny\n"
+                            "  obligations: missing {\"kind\":\"log\",\"level\":\"info\"}\n"));
   CHECK(Contains(r.out, "  explanation of the actual decision:\n    decision: deny\n"));
   CHECK(Contains(r.out, "forbid no-big-refunds"));
   CHECK(Contains(r.out, "writ test: 1 passed, 1 failed in 1 file(s)"));
@@ -130,9 +132,10 @@ TEST_CASE("writ test: failures exit 1 with a diff, the explanation, annotations 
   Scenario(d, tests);
   r = RunWrit({"test", (d / "p").string()});
   CHECK(r.code == 1);
-  CHECK(Contains(r.out, "  determining: expected [support-refunds], got [no-big-refunds]\n"
-                        "               - support-refunds\n"
-                        "               + no-big-refunds\n"));
+  CHECK(Contains(r.out,
+                 "  determining: expected [support-refunds], got [no-big-refunds]\n"
+                 "               - support-refunds\n"
+                 "               + no-big-refunds\n"));
 }
 
 TEST_CASE("writ test: usage, malformed files and policy errors exit 2") {
@@ -145,8 +148,9 @@ TEST_CASE("writ test: usage, malformed files and policy errors exit 2") {
   CHECK(r.code == 2);
   CHECK(Contains(r.err, "no *.test.yaml files found"));
 
-  Scenario(d, "tests:\n  - name: x\n    principal: nobody\n    tool: a__b\n"
-              "    expect: {decision: allow}\n");
+  Scenario(d,
+           "tests:\n  - name: x\n    principal: nobody\n    tool: a__b\n"
+           "    expect: {decision: allow}\n");
   r = RunWrit({"test", (d / "p").string()});
   CHECK(r.code == 2);
   CHECK(Contains(r.err, (d / "p/refunds.test.yaml").string() +
@@ -176,7 +180,53 @@ TEST_CASE("docs/testing.md: the example is examples/quickstart/quickstart.test.y
   auto r = RunWrit({"test", "--coverage", "examples/quickstart/"}, src);
   CHECK(r.code == 0);
   CHECK(Contains(r.out, "writ test: 7 passed, 0 failed in 1 file(s)"));
-  // The coverage sample in the doc is real output.
-  CHECK(Contains(doc, "  examples/quickstart/payments.writ:3:1"));
-  CHECK(Contains(r.out, "  examples/quickstart/payments.writ:3:1"));
+  // The coverage sample in the doc is the real output.
+  size_t c = doc.find("```text\ncoverage:\n");
+  REQUIRE(c != std::string::npos);
+  c += 8;
+  std::string sample = doc.substr(c, doc.find("```", c) - c);
+  CHECK(Contains(r.out, sample));
+}
+
+TEST_CASE("docs/ci.md: the workflow is valid YAML running the four policy CI commands") {
+  const std::string src = WRIT_SOURCE_DIR;
+  std::string doc = Slurp(src + "/docs/ci.md");
+  size_t start = doc.find("```yaml\nname: policies");
+  REQUIRE(start != std::string::npos);
+  start += 8;
+  YAML::Node wf = YAML::Load(doc.substr(start, doc.find("```", start) - start));
+  std::string runs;
+  for (const auto& step : wf["jobs"]["policies"]["steps"])
+    if (step["run"]) runs += step["run"].as<std::string>();
+  for (const char* cmd : {"writ fmt --check", "writ check --format github",
+                          "writ test --format github --min-coverage",
+                          "writ replay --format markdown", "--baseline", "git worktree add"})
+    CHECK_MESSAGE(Contains(runs, cmd), cmd);
+  // scripts/policy-ci.sh runs the same commands.
+  std::string script = Slurp(src + "/scripts/policy-ci.sh");
+  for (const char* cmd : {"fmt --check", "check --format", "test --format", "--min-coverage",
+                          "replay --format", "--baseline", "git archive"})
+    CHECK_MESSAGE(Contains(script, cmd), cmd);
+}
+
+TEST_CASE("scripts/policy-ci.sh: passes on a tested scenario, fails on a failing test") {
+  TempDir d("ci");
+  Scenario(d, kTests);
+  const std::string script = std::string(WRIT_SOURCE_DIR) + "/scripts/policy-ci.sh";
+  const std::string env =
+      "WRIT=" + harness_test::Quote(std::string(WRIT_BINARY_DIR) + "/cli/writ") +
+      " WRIT_MIN_COVERAGE=60 ";
+  REQUIRE(RunWrit({"fmt", (d / "p").string()}).code == 0);  // fmt --check is a step
+  // Not a git checkout: the baseline is skipped with a message, the rest runs.
+  std::string cmd = "cd " + harness_test::Quote(d.path.string()) + " && " + env +
+                    harness_test::Quote(script) + " . > out.txt 2>&1";
+  CHECK(std::system(cmd.c_str()) == 0);
+  std::string out = Slurp(d / "out.txt");
+  CHECK(Contains(out, "skipping the baseline"));
+  CHECK(Contains(out, "writ test: 2 passed, 0 failed"));
+  CHECK(Contains(out, "policy-ci: ok (1 scenario(s))"));
+  std::string failing = kTests;
+  failing.replace(failing.find("decision: deny"), 14, "decision: allow");
+  Write(d / "p/refunds.test.yaml", failing);
+  CHECK(std::system(cmd.c_str()) != 0);
 }

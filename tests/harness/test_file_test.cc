@@ -1,8 +1,9 @@
 // test_file_test.cc -- the policy unit-test file format (harness/test_file.h,
 // docs/testing.md): what a file turns into, and every kind of error with its file:line:col.
+#include "harness/test_file.h"
+
 #include <doctest/doctest.h>
 
-#include "harness/test_file.h"
 #include "tests/harness/util.h"
 
 using harness_test::Contains;
@@ -58,7 +59,7 @@ tests:
     action: resources/read
     expect: {decision: allow}
 )",
-                &f) == "");
+                 &f) == "");
   CHECK(f.policies == std::vector<std::string>{"dir/a.writ", "shared"});
   CHECK(f.schema == "dir/s.yaml");
   REQUIRE(f.tests.size() == 2);
@@ -105,15 +106,17 @@ TEST_CASE("test file: errors name file:line:col and the key, with help") {
   CHECK(Contains(Errors("fixtures: {}\n"), "dir/x.test.yaml: tests: missing"));
   CHECK(Contains(Errors("tests: []\n"), "tests: expected a non-empty list"));
   // Unknown keys, with a did-you-mean.
-  e = Errors("tests:\n  - name: a\n    principl: {uid: User::\"a\"}\n    tool: s__t\n"
-             "    expect: {decision: deny}\n");
+  e = Errors(
+      "tests:\n  - name: a\n    principl: {uid: User::\"a\"}\n    tool: s__t\n"
+      "    expect: {decision: deny}\n");
   CHECK(Contains(e, "dir/x.test.yaml:3:5: tests[0].principl: unknown key"));
   CHECK(Contains(e, "help: did you mean `principal`?"));
   CHECK(Contains(e, "tests[0].principal: missing"));
   CHECK(Contains(Errors("polices: a\ntests: [{name: a}]\n"), "did you mean `policies`?"));
   // A bad decision, with a suggestion.
-  e = Errors("tests:\n  - name: a\n    principal: {uid: User::\"a\"}\n    tool: s__t\n"
-             "    expect: {decision: alow}\n");
+  e = Errors(
+      "tests:\n  - name: a\n    principal: {uid: User::\"a\"}\n    tool: s__t\n"
+      "    expect: {decision: alow}\n");
   CHECK(Contains(e, "dir/x.test.yaml:5:24: tests[0].expect.decision: `alow` is not a decision"));
   CHECK(Contains(e, "did you mean `allow`?"));
   // Unknown fixture; bad uid; bad tool name; tool and resource together; duplicate names.
@@ -141,9 +144,10 @@ tests:
   CHECK(errors == 7);
   CHECK(helps == errors);
   // A fixture resource whose uid contradicts the tool it extends.
-  e = Errors("fixtures: {resources: {s__t: {uid: Tool::\"other\"}}}\n"
-             "tests: [{name: a, principal: {uid: User::\"a\"}, tool: s__t, "
-             "expect: {decision: deny}}]\n");
+  e = Errors(
+      "fixtures: {resources: {s__t: {uid: Tool::\"other\"}}}\n"
+      "tests: [{name: a, principal: {uid: User::\"a\"}, tool: s__t, "
+      "expect: {decision: deny}}]\n");
   CHECK(Contains(e, "fixtures.resources.s__t has uid Tool::\"other\""));
 }
 

@@ -54,9 +54,8 @@ inline std::string Quote(const std::string& s) {
 // Runs `writ ARGS...` (in `cwd` if given), at most 60 s.
 inline RunResult RunWrit(const std::vector<std::string>& args, const fs::path& cwd = {}) {
   static int counter = 0;
-  fs::path err = fs::temp_directory_path() /
-                 ("writ-harness-stderr-" + std::to_string(getpid()) + "-" +
-                  std::to_string(++counter));
+  fs::path err = fs::temp_directory_path() / ("writ-harness-stderr-" + std::to_string(getpid()) +
+                                              "-" + std::to_string(++counter));
   std::string cmd;
   if (!cwd.empty()) cmd = "cd " + Quote(cwd.string()) + " && ";
   cmd += "timeout 60 " + Quote(std::string(WRIT_BINARY_DIR) + "/cli/writ");
