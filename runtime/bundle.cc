@@ -241,6 +241,7 @@ bool Bundle::Verify(std::string* error) {
   for (size_t i = 1; i < offsets_.size(); ++i) {
     if (offsets_[i] < offsets_[i - 1]) return fail("string offsets are not ascending");
   }
+  if (offsets_.size() > static_cast<size_t>(kMaxStrings)) return fail("too many strings");
   const uint32_t nstr = string_count();
   auto str_ok = [&](uint32_t id) { return id < nstr; };
   for (uint32_t i = 0; i < nstr; ++i) {
@@ -387,6 +388,7 @@ bool Bundle::Verify(std::string* error) {
   for (uint32_t p : partition_pool_) {
     if (p >= partitions_.size()) return fail("partition pool entry out of range");
   }
+  uint64_t listed = 0;
   for (size_t i = 0; i < switch_.size(); ++i) {
     const SwitchEntry& e = switch_[i];
     auto key_ok = [&](uint32_t k) { return k == kAnyKey || str_ok(k); };
@@ -396,7 +398,11 @@ bool Bundle::Verify(std::string* error) {
       return fail("switch entry " + std::to_string(i) + " out of range");
     }
     if (i > 0 && !(switch_[i - 1].Key() < e.Key())) return fail("switch table is not sorted");
+    listed += e.partition_count;
   }
+  // The compiler gives each entry its own range of the pool; shared ranges would let a small
+  // bundle expand into a huge switch index at load.
+  if (listed > partition_pool_.size()) return fail("switch entries list more partitions than the pool holds");
   BuildSwitchIndex(/*fold=*/true);
   // Fast atoms. Operand indices were verified above.
   fast_.assign(programs_.size(), FastAtom{});
@@ -486,11 +492,12 @@ void Bundle::BuildSwitchIndex(bool fold) {
     std::vector<RawKey> parts;
   };
   std::vector<Plan> plans;
-  auto size_of = [&](const Plan& p) {
+  auto size_of = [&](const Plan& p) {  // candidates: partition chunks
     size_t n = 0;
     for (const RawKey& k : p.parts) {
       auto it = raw.find(k);
-      if (it != raw.end()) n += it->second.second - it->second.first;
+      if (it == raw.end()) continue;
+      for (uint32_t i = it->second.first; i < it->second.second; ++i) n += switch_[i].partition_count;
     }
     return n;
   };
@@ -525,7 +532,7 @@ void Bundle::BuildSwitchIndex(bool fold) {
     }
     size_t total = 0;
     for (const Plan& p : plans) total += size_of(p);
-    if (total > MaxFoldedCandidates(switch_.size())) {
+    if (total > MaxFoldedCandidates(partition_pool_.size())) {
       fold = false;
       plans.clear();
     }
@@ -537,26 +544,64 @@ void Bundle::BuildSwitchIndex(bool fold) {
     }
   }
   switch_folded_ = fold;
-  candidates_.clear();
-  size_t size = 8;
-  while (size < plans.size() * 2) size *= 2;  // load factor <= 1/2: short probes, always an empty slot
-  groups_.assign(size, Group{});
-  group_mask_ = size - 1;
+  // Lay out each group's candidates: any-principal ones first, then by principal key.
+  candidate_parts_.clear();
+  std::vector<Group> groups;
+  std::vector<KeyedRange> keyed;
   for (Plan& p : plans) {
-    p.key.begin = static_cast<uint32_t>(candidates_.size());
+    std::vector<std::pair<uint32_t, uint32_t>> cands;  // (principal key, partition)
     for (const RawKey& k : p.parts) {
       auto it = raw.find(k);
       if (it == raw.end()) continue;
       for (uint32_t i = it->second.first; i < it->second.second; ++i) {
         const SwitchEntry& e = switch_[i];
-        candidates_.push_back(Candidate{e.principal, e.principal_in, e.partition_begin, e.partition_count});
+        const uint32_t key = PrincipalKey(e.principal, e.principal_in != 0);
+        for (uint32_t c = 0; c < e.partition_count; ++c) {
+          cands.push_back({key, partition_pool_[e.partition_begin + c]});
+        }
       }
     }
-    p.key.count = static_cast<uint32_t>(candidates_.size()) - p.key.begin;
-    if (p.key.count == 0) continue;  // nothing to find
-    size_t h = GroupHash(p.key.action, p.key.resource, p.key.kind) & group_mask_;
-    while (groups_[h].count != 0) h = (h + 1) & group_mask_;
-    groups_[h] = p.key;
+    if (cands.empty()) continue;  // nothing to find
+    std::stable_sort(cands.begin(), cands.end(), [](const auto& x, const auto& y) {
+      const bool xa = x.first == kAnyKey, ya = y.first == kAnyKey;
+      return xa != ya ? xa : x.first < y.first;
+    });
+    Group g = p.key;
+    g.id = static_cast<uint32_t>(groups.size());
+    g.begin = static_cast<uint32_t>(candidate_parts_.size());
+    for (size_t i = 0; i < cands.size(); ++i) {
+      const uint32_t key = cands[i].first;
+      if (key == kAnyKey) {
+        ++g.count;
+      } else {
+        ++g.keyed;
+        if (i == 0 || cands[i - 1].first != key) {
+          keyed.push_back(KeyedRange{g.id, key, static_cast<uint32_t>(candidate_parts_.size()), 0});
+        }
+        ++keyed.back().count;
+      }
+      candidate_parts_.push_back(cands[i].second);
+    }
+    groups.push_back(g);
+  }
+  // Open addressing, load factor <= 1/2: short probes, and always an empty slot.
+  size_t size = 8;
+  while (size < groups.size() * 2) size *= 2;
+  groups_.assign(size, Group{});
+  group_mask_ = size - 1;
+  for (const Group& g : groups) {
+    size_t h = Hash(g.action, g.resource, g.kind) & group_mask_;
+    while (groups_[h].kind != kNoGroup) h = (h + 1) & group_mask_;
+    groups_[h] = g;
+  }
+  size = 8;
+  while (size < keyed.size() * 2) size *= 2;
+  keyed_.assign(size, KeyedRange{});
+  keyed_mask_ = size - 1;
+  for (const KeyedRange& k : keyed) {
+    size_t h = Hash(k.group, k.key, 7) & keyed_mask_;
+    while (keyed_[h].count != 0) h = (h + 1) & keyed_mask_;
+    keyed_[h] = k;
   }
 }
 

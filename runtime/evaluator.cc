@@ -39,28 +39,15 @@ Effect Combine(bool forbid, bool permit, bool approval) {
   return Effect::kAllow;
 }
 
-// Calls fn(partition index) for every partition chunk the request selects: the switch
-// entries whose action, resource and principal keys apply to the request. Groups of entries
-// are found by hash (Bundle::FindGroup, see the index description in bundle.h); within a
-// group, the entries whose principal key applies (== uid, in uid or a parent, any) are taken.
-// Folded index: one probe for the request's own resource, one per resource parent (plus one
-// when the pair (action, resource) has no group of its own). Unfolded: (request action, any)
-// x (resource == uid, in uid, in each parent, any).
-template <typename Fn>
-void ForEachPartition(const Bundle& b, const PreparedRequest& req, Fn&& fn) {
-  const RequestEntity& pr = req.principal;
-  const Bundle::Candidate* cands = b.candidates().data();
-  auto visit = [&](const Bundle::Group* g) {
-    if (g == nullptr) return;
-    for (uint32_t i = g->begin; i < g->begin + g->count; ++i) {
-      const Bundle::Candidate& c = cands[i];
-      bool applies = c.principal == kAnyKey || c.principal == pr.uid_id;  // any, == uid, in uid
-      if (!applies && c.principal_in != 0) {
-        for (uint32_t p : pr.parent_ids) applies |= p == c.principal;
-      }
-      if (!applies) continue;
-      for (uint32_t k = 0; k < c.partition_count; ++k) fn(b.partition_pool_[c.partition_begin + k]);
-    }
+// Calls visit(group) for every group of switch candidates the request's action and resource
+// select (see the index description in bundle.h). Folded index: one probe for the request's
+// own resource, one per resource parent (plus one when the pair (action, resource) has no
+// group of its own). Unfolded: (request action, any) x (resource == uid, in uid, in each
+// parent, any).
+template <typename Visit>
+void ForEachGroup(const Bundle& b, const PreparedRequest& req, Visit&& visit) {
+  auto maybe = [&](const Bundle::Group* g) {
+    if (g != nullptr) visit(*g);
   };
   const uint32_t uid = req.resource.uid_id;
   if (b.switch_folded()) {
@@ -68,20 +55,21 @@ void ForEachPartition(const Bundle& b, const PreparedRequest& req, Fn&& fn) {
     const uint32_t action =
         (b.key_roles(req.action.uid_id) & Bundle::kActionKey) ? req.action.uid_id : kAnyKey;
     const uint32_t resource = (b.key_roles(uid) & Bundle::kResourceKey) ? uid : kAnyKey;
-    const Bundle::Group* own = resource == kAnyKey ? nullptr : b.FindGroup(action, resource, Bundle::kOwnResource);
+    const Bundle::Group* own =
+        resource == kAnyKey ? nullptr : b.FindGroup(action, resource, Bundle::kOwnResource);
     if (own != nullptr) {
-      visit(own);
+      visit(*own);
     } else {
-      visit(b.FindGroup(action, kAnyKey, Bundle::kOwnResource));
+      maybe(b.FindGroup(action, kAnyKey, Bundle::kOwnResource));
       if (resource != kAnyKey && action != kAnyKey) {
-        visit(b.FindGroup(kAnyKey, resource, Bundle::kAnyActionOwn));
+        maybe(b.FindGroup(kAnyKey, resource, Bundle::kAnyActionOwn));
       }
     }
     for (uint32_t p : req.resource.parent_ids) {
       if (p == uid || !(b.key_roles(p) & Bundle::kResourceInKey)) continue;
       const Bundle::Group* g = b.FindGroup(action, p, Bundle::kParentResource);
       if (g == nullptr && action != kAnyKey) g = b.FindGroup(kAnyKey, p, Bundle::kParentResource);
-      visit(g);
+      maybe(g);
     }
     return;
   }
@@ -89,14 +77,39 @@ void ForEachPartition(const Bundle& b, const PreparedRequest& req, Fn&& fn) {
   for (int a = 0; a < 2; ++a) {
     if (a == 0 && actions[0] == kAnyKey) continue;  // action unknown to the bundle
     if (uid != kAnyKey) {
-      visit(b.FindGroup(actions[a], uid, Bundle::kRawEq));
-      visit(b.FindGroup(actions[a], uid, Bundle::kRawIn));
+      maybe(b.FindGroup(actions[a], uid, Bundle::kRawEq));
+      maybe(b.FindGroup(actions[a], uid, Bundle::kRawIn));
     }
     for (uint32_t p : req.resource.parent_ids) {
-      if (p != uid) visit(b.FindGroup(actions[a], p, Bundle::kRawIn));
+      if (p != uid) maybe(b.FindGroup(actions[a], p, Bundle::kRawIn));
     }
-    visit(b.FindGroup(actions[a], kAnyKey, Bundle::kRawEq));
+    maybe(b.FindGroup(actions[a], kAnyKey, Bundle::kRawEq));
   }
+}
+
+// Calls fn(partition index) for every partition chunk the request selects: in each group
+// ForEachGroup finds, the candidates for any principal, then those for the principal keys
+// that apply to the request (== uid, in uid, in each parent), each found by one probe.
+// PrepareRequest keeps parent_ids free of duplicates and of the uid itself, so no candidate
+// is selected twice.
+template <typename Fn>
+void ForEachPartition(const Bundle& b, const PreparedRequest& req, Fn&& fn) {
+  const uint32_t* parts = b.candidate_parts().data();
+  const RequestEntity& pr = req.principal;
+  ForEachGroup(b, req, [&](const Bundle::Group& g) {
+    for (uint32_t i = g.begin; i < g.begin + g.count; ++i) fn(parts[i]);
+    if (g.keyed == 0) return;
+    auto keyed = [&](uint32_t key) {
+      const Bundle::KeyedRange* k = b.FindKeyed(g.id, key);
+      if (k == nullptr) return;
+      for (uint32_t i = k->begin; i < k->begin + k->count; ++i) fn(parts[i]);
+    };
+    if (pr.uid_id != kAnyKey) {
+      keyed(Bundle::PrincipalKey(pr.uid_id, false));
+      keyed(Bundle::PrincipalKey(pr.uid_id, true));
+    }
+    for (uint32_t p : pr.parent_ids) keyed(Bundle::PrincipalKey(p, true));
+  });
 }
 
 }  // namespace

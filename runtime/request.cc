@@ -1,6 +1,8 @@
 // request.cc -- PrepareRequest: validate request JSON once and extract the bundle's slots.
 #include "runtime/request.h"
 
+#include <algorithm>
+
 #include "runtime/bundle.h"
 
 namespace writ::runtime {
@@ -67,9 +69,11 @@ bool PrepareEntity(const Bundle& b, const nlohmann::json* j, const char* what, R
         return false;
       }
       uint32_t id = b.Find(canon);
-      if (id != kAnyKey) e->parent_ids.push_back(id);
+      if (id != kAnyKey && id != e->uid_id) e->parent_ids.push_back(id);
       e->parents.push_back(std::move(canon));
     }
+    std::sort(e->parent_ids.begin(), e->parent_ids.end());
+    e->parent_ids.erase(std::unique(e->parent_ids.begin(), e->parent_ids.end()), e->parent_ids.end());
   }
   return true;
 }

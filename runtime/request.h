@@ -34,7 +34,9 @@ struct RequestEntity {
   std::string_view type;           // view into uid
   uint32_t uid_id = 0xFFFFFFFFu;   // interned in the bundle, or kAnyKey
   std::vector<std::string> parents;
-  std::vector<uint32_t> parent_ids;  // interned (unknown parents are kept only as text)
+  // The interned parents, sorted, each once, without uid_id itself (unknown parents are kept
+  // only as text).
+  std::vector<uint32_t> parent_ids;
   const nlohmann::json* attrs = nullptr;  // JSON object, or null
 };
 
