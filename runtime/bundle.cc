@@ -436,6 +436,7 @@ bool Bundle::Verify(std::string* error) {
       if (slot && c[1].op == Op::kPushString && (eq || op == Op::kContains)) {
         f.shape = eq ? kSlotOpString : kSlotContainsString;
         f.s = str(c[1].c);
+        f.id = Find(f.s);  // the id requests carry for this text (the first, if repeated)
       }
       if (slot && c[1].op == Op::kPushConst && (op == Op::kContainsAny || op == Op::kContainsAll) &&
           all_strings(c[1].c)) {

@@ -344,7 +344,8 @@ class Bundle {
     uint8_t reads_args = 0;  // the slot's root is args (unknown at list time)
     uint8_t var = 0;         // kVarOpEntity: Var
     uint32_t slot = 0;       // slot index
-    uint32_t id = 0;         // kVarOpEntity: Find() of the entity uid; kSlotLike: like index;
+    uint32_t id = 0;         // kVarOpEntity, kSlotOpString: Find() of the uid / string;
+                             // kSlotLike: like index;
                              // kSlotContainsStrings: constant index
     int64_t k = 0;           // kSlotOpLong: the constant
     std::string_view s;      // kSlotOpString, kSlotContainsString, kSlotLowerOpString: the string

@@ -262,6 +262,10 @@ bool PrepareRequest(const Bundle& b, const nlohmann::json& doc, PreparedRequest*
     }
     out->slots[i] = ok ? FromJson(*j) : Value{};
   }
+  out->slot_ids.resize(b.slots_.size());
+  for (size_t i = 0; i < b.slots_.size(); ++i) {
+    out->slot_ids[i] = out->slots[i].type == VType::kString ? b.Find(out->slots[i].s) : kAnyKey;
+  }
   return true;
 }
 

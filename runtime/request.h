@@ -44,6 +44,9 @@ struct PreparedRequest {
   const nlohmann::json* doc = nullptr;
   RequestEntity principal, action, resource;
   std::vector<Value> slots;  // one per Bundle slot
+  // Per slot: for a String, Bundle::Find of its text (kAnyKey if the bundle does not hold it);
+  // otherwise kAnyKey. Lets `slot == "s"` compare ids instead of bytes.
+  std::vector<uint32_t> slot_ids;
   bool args_unknown = false;  // list-time visibility: args atoms evaluate to unknown
 };
 

@@ -651,7 +651,8 @@ inline Tri RunFast(const Bundle& b, const PreparedRequest& req, const Bundle::Fa
   switch (f.shape) {
     case Bundle::kSlotOpString: {
       if (v.type == VType::kError) return Tri::kError;
-      const bool eq = v.type == VType::kString && v.s == f.s;
+      // Ids, not text: f.id is Bundle::Find of the string, slot_ids Find of the slot's text.
+      const bool eq = v.type == VType::kString && req.slot_ids[f.slot] == f.id;
       return (eq == (f.op == Op::kEq)) ? Tri::kTrue : Tri::kFalse;
     }
     case Bundle::kSlotOpLong: {
