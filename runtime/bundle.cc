@@ -402,7 +402,9 @@ bool Bundle::Verify(std::string* error) {
   }
   // The compiler gives each entry its own range of the pool; shared ranges would let a small
   // bundle expand into a huge switch index at load.
-  if (listed > partition_pool_.size()) return fail("switch entries list more partitions than the pool holds");
+  if (listed > partition_pool_.size()) {
+    return fail("switch entries list more partitions than the pool holds");
+  }
   BuildSwitchIndex(/*fold=*/true);
   // Fast atoms. Operand indices were verified above.
   fast_.assign(programs_.size(), FastAtom{});
@@ -447,7 +449,8 @@ bool Bundle::Verify(std::string* error) {
         f.shape = kSlotOpLong;
         f.k = longs_[c[1].c];
       }
-      if (c[0].op == Op::kPushVar && c[1].op == Op::kPushEntity && (op == Op::kIn || op == Op::kEq)) {
+      if (c[0].op == Op::kPushVar && c[1].op == Op::kPushEntity &&
+          (op == Op::kIn || op == Op::kEq)) {
         f.shape = kVarOpEntity;
         f.var = c[0].a;
         f.id = Find(str(c[1].c));  // the id requests carry for this text (the first, if repeated)
@@ -498,7 +501,9 @@ void Bundle::BuildSwitchIndex(bool fold) {
     for (const RawKey& k : p.parts) {
       auto it = raw.find(k);
       if (it == raw.end()) continue;
-      for (uint32_t i = it->second.first; i < it->second.second; ++i) n += switch_[i].partition_count;
+      for (uint32_t i = it->second.first; i < it->second.second; ++i) {
+        n += switch_[i].partition_count;
+      }
     }
     return n;
   };
@@ -529,7 +534,8 @@ void Bundle::BuildSwitchIndex(bool fold) {
       plans.push_back(std::move(p));
     }
     for (uint32_t r : any_action_resources) {
-      plans.push_back(Plan{Group{kAnyKey, r, kAnyActionOwn, 0, 0}, {{kAnyKey, r, 0}, {kAnyKey, r, 1}}});
+      plans.push_back(
+          Plan{Group{kAnyKey, r, kAnyActionOwn, 0, 0}, {{kAnyKey, r, 0}, {kAnyKey, r, 1}}});
     }
     size_t total = 0;
     for (const Plan& p : plans) total += size_of(p);

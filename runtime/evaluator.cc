@@ -137,7 +137,8 @@ Decision Evaluate(const Bundle& b, const PreparedRequest& req) {
     permit = b.outcomes_[WalkDag(b, req, b.partitions_[d.parts[i]].root[kPermitDag])].permit != 0;
   }
   for (int i = 0; i < d.part_count && !forbid && permit && !approval; ++i) {
-    approval = b.outcomes_[WalkDag(b, req, b.partitions_[d.parts[i]].root[kApprovalDag])].approval != 0;
+    const uint32_t root = b.partitions_[d.parts[i]].root[kApprovalDag];
+    approval = b.outcomes_[WalkDag(b, req, root)].approval != 0;
   }
   d.effect = Combine(forbid, permit, approval);
   return d;

@@ -73,7 +73,8 @@ bool PrepareEntity(const Bundle& b, const nlohmann::json* j, const char* what, R
       e->parents.push_back(std::move(canon));
     }
     std::sort(e->parent_ids.begin(), e->parent_ids.end());
-    e->parent_ids.erase(std::unique(e->parent_ids.begin(), e->parent_ids.end()), e->parent_ids.end());
+    auto& ids = e->parent_ids;
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   }
   return true;
 }
