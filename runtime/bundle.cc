@@ -7,6 +7,7 @@
 #include <re2/re2.h>
 
 #include <cstring>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -240,6 +241,7 @@ bool Bundle::Verify(std::string* error) {
   for (size_t i = 1; i < offsets_.size(); ++i) {
     if (offsets_[i] < offsets_[i - 1]) return fail("string offsets are not ascending");
   }
+  if (offsets_.size() > static_cast<size_t>(kMaxStrings)) return fail("too many strings");
   const uint32_t nstr = string_count();
   auto str_ok = [&](uint32_t id) { return id < nstr; };
   for (uint32_t i = 0; i < nstr; ++i) {
@@ -386,6 +388,7 @@ bool Bundle::Verify(std::string* error) {
   for (uint32_t p : partition_pool_) {
     if (p >= partitions_.size()) return fail("partition pool entry out of range");
   }
+  uint64_t listed = 0;
   for (size_t i = 0; i < switch_.size(); ++i) {
     const SwitchEntry& e = switch_[i];
     auto key_ok = [&](uint32_t k) { return k == kAnyKey || str_ok(k); };
@@ -395,48 +398,217 @@ bool Bundle::Verify(std::string* error) {
       return fail("switch entry " + std::to_string(i) + " out of range");
     }
     if (i > 0 && !(switch_[i - 1].Key() < e.Key())) return fail("switch table is not sorted");
+    listed += e.partition_count;
   }
-  BuildGroups();
-  fast_shape_.assign(programs_.size(), kGeneral);
+  // The compiler gives each entry its own range of the pool; shared ranges would let a small
+  // bundle expand into a huge switch index at load.
+  if (listed > partition_pool_.size()) {
+    return fail("switch entries list more partitions than the pool holds");
+  }
+  BuildSwitchIndex(/*fold=*/true);
+  // Fast atoms. Operand indices were verified above.
+  fast_.assign(programs_.size(), FastAtom{});
+  auto all_strings = [&](uint32_t constant) {
+    const nlohmann::json& j = constant_values_[constant];
+    if (!j.is_array()) return false;
+    for (const auto& e : j) {
+      if (!e.is_string()) return false;
+    }
+    return true;
+  };
   for (size_t i = 0; i < programs_.size(); ++i) {
     const Program& p = programs_[i];
-    if (p.count != 3) continue;
     const Insn* c = &insns_[p.begin];
-    const Op op = c[2].op;
-    const bool eq = op == Op::kEq || op == Op::kNe;
-    const bool cmp = op == Op::kLt || op == Op::kLe || op == Op::kGt || op == Op::kGe;
-    if (c[0].op == Op::kPushSlot && c[1].op == Op::kPushString && eq) fast_shape_[i] = kSlotOpString;
-    if (c[0].op == Op::kPushSlot && c[1].op == Op::kPushLong && cmp) fast_shape_[i] = kSlotOpLong;
-    if (c[0].op == Op::kPushVar && c[1].op == Op::kPushEntity && (op == Op::kIn || op == Op::kEq)) {
-      fast_shape_[i] = kVarOpEntity;
+    const Op op = c[p.count - 1].op;
+    FastAtom f;
+    f.op = op;
+    if (c[0].op == Op::kPushSlot) {
+      f.slot = c[0].c;
+      f.reads_args = slots_[c[0].c].root == SlotRoot::kArgs;
     }
+    const bool slot = c[0].op == Op::kPushSlot;
+    if (p.count == 1 && slot) f.shape = kSlotBool;
+    if (p.count == 2 && slot && op == Op::kLike) {
+      f.shape = kSlotLike;
+      f.id = c[1].c;
+    }
+    if (p.count == 3) {
+      const bool eq = op == Op::kEq || op == Op::kNe;
+      const bool cmp = op == Op::kLt || op == Op::kLe || op == Op::kGt || op == Op::kGe;
+      if (slot && c[1].op == Op::kPushString && (eq || op == Op::kContains)) {
+        f.shape = eq ? kSlotOpString : kSlotContainsString;
+        f.s = str(c[1].c);
+        f.id = Find(f.s);  // the id requests carry for this text (the first, if repeated)
+      }
+      if (slot && c[1].op == Op::kPushConst && (op == Op::kContainsAny || op == Op::kContainsAll) &&
+          all_strings(c[1].c)) {
+        f.shape = kSlotContainsStrings;
+        f.id = c[1].c;
+      }
+      if (slot && c[1].op == Op::kPushLong && cmp) {
+        f.shape = kSlotOpLong;
+        f.k = longs_[c[1].c];
+      }
+      if (c[0].op == Op::kPushVar && c[1].op == Op::kPushEntity &&
+          (op == Op::kIn || op == Op::kEq)) {
+        f.shape = kVarOpEntity;
+        f.var = c[0].a;
+        f.id = Find(str(c[1].c));  // the id requests carry for this text (the first, if repeated)
+      }
+    }
+    if (p.count == 4 && slot && c[1].op == Op::kLower && c[2].op == Op::kPushString &&
+        (op == Op::kEq || op == Op::kNe)) {
+      f.shape = kSlotLowerOpString;
+      f.s = str(c[2].c);
+    }
+    fast_[i] = f;
   }
   return true;
 }
 
-void Bundle::BuildGroups() {
-  size_t groups = 0;
-  for (size_t i = 0; i < switch_.size(); ++i) {
-    if (i == 0 || switch_[i].action != switch_[i - 1].action || switch_[i].resource != switch_[i - 1].resource ||
-        switch_[i].resource_in != switch_[i - 1].resource_in) {
-      ++groups;
-    }
-  }
-  size_t size = 8;
-  while (size < groups * 2) size *= 2;  // load factor <= 1/2: short probes, always an empty slot
-  groups_.assign(size, Group{});
-  group_mask_ = size - 1;
-  for (size_t i = 0; i < switch_.size();) {
+void Bundle::BuildSwitchIndex(bool fold) {
+  // Raw groups: switch_ is sorted by Key(), so each (action, resource, resource_in) is a
+  // contiguous range of it.
+  using RawKey = std::tuple<uint32_t, uint32_t, uint32_t>;
+  std::map<RawKey, std::pair<uint32_t, uint32_t>> raw;  // -> [begin, end) in switch_
+  key_roles_.assign(string_count(), 0);
+  std::set<uint32_t> actions{kAnyKey};
+  for (uint32_t i = 0; i < switch_.size();) {
     const SwitchEntry& e = switch_[i];
-    size_t j = i;
+    uint32_t j = i;
     while (j < switch_.size() && switch_[j].action == e.action && switch_[j].resource == e.resource &&
            switch_[j].resource_in == e.resource_in) {
       ++j;
     }
-    size_t h = GroupHash(e.action, e.resource, e.resource_in) & group_mask_;
-    while (groups_[h].count != 0) h = (h + 1) & group_mask_;
-    groups_[h] = Group{e.action, e.resource, e.resource_in, static_cast<uint32_t>(i), static_cast<uint32_t>(j - i)};
+    raw[{e.action, e.resource, e.resource_in}] = {i, j};
+    if (e.action != kAnyKey) {
+      key_roles_[e.action] |= kActionKey;
+      actions.insert(e.action);
+    }
+    if (e.resource != kAnyKey) {
+      key_roles_[e.resource] |= kResourceKey | (e.resource_in ? kResourceInKey : 0);
+    }
     i = j;
+  }
+  // Each group to build: its key and the raw ranges it concatenates, in order.
+  struct Plan {
+    Group key;
+    std::vector<RawKey> parts;
+  };
+  std::vector<Plan> plans;
+  auto size_of = [&](const Plan& p) {  // candidates: partition chunks
+    size_t n = 0;
+    for (const RawKey& k : p.parts) {
+      auto it = raw.find(k);
+      if (it == raw.end()) continue;
+      for (uint32_t i = it->second.first; i < it->second.second; ++i) {
+        n += switch_[i].partition_count;
+      }
+    }
+    return n;
+  };
+  if (fold) {
+    std::set<std::pair<uint32_t, uint32_t>> own, parent;
+    std::set<uint32_t> any_action_resources;
+    for (const auto& [k, range] : raw) {
+      auto [a, r, in] = k;
+      if (r == kAnyKey) continue;
+      own.insert({a, r});
+      if (in) parent.insert({a, r});
+      if (a == kAnyKey) any_action_resources.insert(r);
+    }
+    for (uint32_t a : actions) own.insert({a, kAnyKey});
+    for (auto [a, r] : own) {
+      Plan p{Group{a, r, kOwnResource, 0, 0}, {}};
+      if (r != kAnyKey) {
+        p.parts = {{a, r, 0}, {a, r, 1}};
+        if (a != kAnyKey) p.parts.insert(p.parts.end(), {{kAnyKey, r, 0}, {kAnyKey, r, 1}});
+      }
+      p.parts.push_back({a, kAnyKey, 0});
+      if (a != kAnyKey) p.parts.push_back({kAnyKey, kAnyKey, 0});
+      plans.push_back(std::move(p));
+    }
+    for (auto [a, r] : parent) {
+      Plan p{Group{a, r, kParentResource, 0, 0}, {{a, r, 1}}};
+      if (a != kAnyKey) p.parts.push_back({kAnyKey, r, 1});
+      plans.push_back(std::move(p));
+    }
+    for (uint32_t r : any_action_resources) {
+      plans.push_back(
+          Plan{Group{kAnyKey, r, kAnyActionOwn, 0, 0}, {{kAnyKey, r, 0}, {kAnyKey, r, 1}}});
+    }
+    size_t total = 0;
+    for (const Plan& p : plans) total += size_of(p);
+    if (total > MaxFoldedCandidates(partition_pool_.size())) {
+      fold = false;
+      plans.clear();
+    }
+  }
+  if (!fold) {
+    for (const auto& [k, range] : raw) {
+      auto [a, r, in] = k;
+      plans.push_back(Plan{Group{a, r, in ? kRawIn : kRawEq, 0, 0}, {k}});
+    }
+  }
+  switch_folded_ = fold;
+  // Lay out each group's candidates: any-principal ones first, then by principal key.
+  candidate_parts_.clear();
+  std::vector<Group> groups;
+  std::vector<KeyedRange> keyed;
+  for (Plan& p : plans) {
+    std::vector<std::pair<uint32_t, uint32_t>> cands;  // (principal key, partition)
+    for (const RawKey& k : p.parts) {
+      auto it = raw.find(k);
+      if (it == raw.end()) continue;
+      for (uint32_t i = it->second.first; i < it->second.second; ++i) {
+        const SwitchEntry& e = switch_[i];
+        const uint32_t key = PrincipalKey(e.principal, e.principal_in != 0);
+        for (uint32_t c = 0; c < e.partition_count; ++c) {
+          cands.push_back({key, partition_pool_[e.partition_begin + c]});
+        }
+      }
+    }
+    if (cands.empty()) continue;  // nothing to find
+    std::stable_sort(cands.begin(), cands.end(), [](const auto& x, const auto& y) {
+      const bool xa = x.first == kAnyKey, ya = y.first == kAnyKey;
+      return xa != ya ? xa : x.first < y.first;
+    });
+    Group g = p.key;
+    g.id = static_cast<uint32_t>(groups.size());
+    g.begin = static_cast<uint32_t>(candidate_parts_.size());
+    for (size_t i = 0; i < cands.size(); ++i) {
+      const uint32_t key = cands[i].first;
+      if (key == kAnyKey) {
+        ++g.count;
+      } else {
+        ++g.keyed;
+        if (i == 0 || cands[i - 1].first != key) {
+          keyed.push_back(KeyedRange{g.id, key, static_cast<uint32_t>(candidate_parts_.size()), 0});
+        }
+        ++keyed.back().count;
+      }
+      candidate_parts_.push_back(cands[i].second);
+    }
+    groups.push_back(g);
+  }
+  // Open addressing, load factor <= 1/2: short probes, and always an empty slot.
+  size_t size = 8;
+  while (size < groups.size() * 2) size *= 2;
+  groups_.assign(size, Group{});
+  group_mask_ = size - 1;
+  for (const Group& g : groups) {
+    size_t h = Hash(g.action, g.resource, g.kind) & group_mask_;
+    while (groups_[h].kind != kNoGroup) h = (h + 1) & group_mask_;
+    groups_[h] = g;
+  }
+  size = 8;
+  while (size < keyed.size() * 2) size *= 2;
+  keyed_.assign(size, KeyedRange{});
+  keyed_mask_ = size - 1;
+  for (const KeyedRange& k : keyed) {
+    size_t h = Hash(k.group, k.key, 7) & keyed_mask_;
+    while (keyed_[h].count != 0) h = (h + 1) & keyed_mask_;
+    keyed_[h] = k;
   }
 }
 

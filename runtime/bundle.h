@@ -223,22 +223,77 @@ class Bundle {
   // Interned id of a string, or kAnyKey if the bundle does not contain it.
   uint32_t Find(std::string_view s) const;
 
-  // The switch entries whose (action, resource, resource_in) is exactly this, as a range of
-  // switch_ (count 0 if none). O(1): an open-addressing index built at load time.
+  // ---- the switch index, derived at load from switch_ (see BuildSwitchIndex) ----
+  //
+  // A request selects the partition chunks of the switch entries whose action, resource and
+  // principal keys apply to it. The index finds them with a few O(1) hash probes, however many
+  // entries the switch has:
+  //
+  // A *group* is found by one probe on (action key, resource key, kind). Its candidates (the
+  // partition chunks of its entries, in candidate_parts_) are split by principal key: those
+  // for any principal form the range [begin, begin + count); those for a principal key k
+  // (PrincipalKey: `== id` or `in id`) form a range found by a second probe, FindKeyed(group
+  // id, k), for k in (== uid, in uid, in each principal parent).
+  //
+  // Normally the index is *folded*: entries that apply whatever the resource (resource key
+  // any) or whatever the action (action key any) are copied into the specific groups, so a
+  // request needs one group probe for its own resource and one per resource parent (see
+  // evaluator.cc ForEachGroup):
+  //   kOwnResource      (a, r): entries (a, r, ==), (a, r, in), (any, r, ==), (any, r, in),
+  //                     (a, any), (any, any), for every (a, r) some entry has; also (a, any)
+  //                     for every action key a and for any
+  //   kParentResource   (a, p): entries (a, p, in), (any, p, in)
+  //   kAnyActionOwn     (any, r): entries (any, r, ==), (any, r, in) (when (a, r) has no group)
+  // Folding copies entries; if the copies would exceed MaxFoldedCandidates(unfolded size), the
+  // index is not folded: one group per raw (action, resource, resource_in) key (kinds
+  // kRawEq / kRawIn), probed as (request action, any) x (== uid, in uid, in each parent, any).
+  enum GroupKind : uint32_t { kOwnResource = 0, kParentResource, kAnyActionOwn, kRawEq, kRawIn };
+  static constexpr uint32_t kNoGroup = 0xFFFFFFFFu;  // the kind of an empty hash slot
   struct Group {
     uint32_t action = kAnyKey, resource = kAnyKey;
-    uint32_t resource_in = 0;
-    uint32_t begin = 0, count = 0;  // count 0 marks an empty slot
+    uint32_t kind = kNoGroup;
+    uint32_t begin = 0, count = 0;  // candidates for any principal
+    uint32_t id = 0;                // for FindKeyed
+    uint32_t keyed = 0;             // number of candidates for specific principal keys
   };
-  const Group* FindGroup(uint32_t action, uint32_t resource, uint8_t resource_in) const {
-    size_t h = GroupHash(action, resource, resource_in) & group_mask_;
+  const Group* FindGroup(uint32_t action, uint32_t resource, uint32_t kind) const {
+    size_t h = Hash(action, resource, kind) & group_mask_;
     for (;;) {
       const Group& g = groups_[h];
-      if (g.count == 0) return nullptr;
-      if (g.action == action && g.resource == resource && g.resource_in == resource_in) return &g;
+      if (g.kind == kNoGroup) return nullptr;
+      if (g.action == action && g.resource == resource && g.kind == kind) return &g;
       h = (h + 1) & group_mask_;
     }
   }
+  // The principal key of an entry as one u32: kAnyKey for any; the string id for `== id`; the
+  // id with kInBit for `in id`. Verify() bounds string ids by kMaxStrings, so they never
+  // collide.
+  static constexpr uint32_t kInBit = 0x80000000u;
+  static constexpr uint32_t kMaxStrings = 0x7FFFFFFFu;
+  static uint32_t PrincipalKey(uint32_t id, bool in) {
+    return id == kAnyKey ? kAnyKey : (in ? id | kInBit : id);
+  }
+  struct KeyedRange {
+    uint32_t group = 0, key = 0;
+    uint32_t begin = 0, count = 0;  // candidates; count 0 marks an empty slot
+  };
+  const KeyedRange* FindKeyed(uint32_t group, uint32_t key) const {
+    size_t h = Hash(group, key, 7) & keyed_mask_;
+    for (;;) {
+      const KeyedRange& k = keyed_[h];
+      if (k.count == 0) return nullptr;
+      if (k.group == group && k.key == key) return &k;
+      h = (h + 1) & keyed_mask_;
+    }
+  }
+  const std::vector<uint32_t>& candidate_parts() const { return candidate_parts_; }
+  // The folding bound: candidates of a folded index, given those of the unfolded one.
+  static size_t MaxFoldedCandidates(size_t unfolded) { return 4 * unfolded + 4096; }
+  bool switch_folded() const { return switch_folded_; }
+  // Per string id, how switch entries use it as a key: kActionKey, kResourceKey (== or in),
+  // kResourceInKey (in).
+  enum KeyRole : uint8_t { kActionKey = 1, kResourceKey = 2, kResourceInKey = 4 };
+  uint8_t key_roles(uint32_t id) const { return id < key_roles_.size() ? key_roles_[id] : 0; }
 
   const std::array<uint8_t, 32>& source_hash() const { return source_hash_; }
   std::string source_hash_hex() const;
@@ -267,28 +322,58 @@ class Bundle {
   std::vector<uint32_t> record_keys_;
   std::vector<uint32_t> program_pool_;
   std::vector<uint32_t> program_text_;
-  // Per program, computed at load: a common three-instruction shape the evaluator runs
-  // directly instead of through the stack machine (see vm.cc RunAtom).
-  enum FastShape : uint8_t { kGeneral = 0, kSlotOpString, kSlotOpLong, kVarOpEntity };
-  std::vector<uint8_t> fast_shape_;
+  // Per program, computed at load: a common short shape the evaluator runs directly instead
+  // of through the stack machine (see vm.cc RunFast), with its operands decoded. All but
+  // kVarOpEntity start with kPushSlot: slot == / != string, slot < <= > >= long, var == / in
+  // entity, the slot alone (a Bool attribute), slot.contains(string), slot.containsAny /
+  // containsAll of a constant set of strings, slot like pattern, slot.lower() == / != string.
+  enum FastShape : uint8_t {
+    kGeneral = 0,
+    kSlotOpString,
+    kSlotOpLong,
+    kVarOpEntity,
+    kSlotBool,
+    kSlotContainsString,
+    kSlotContainsStrings,
+    kSlotLike,
+    kSlotLowerOpString,
+  };
+  struct FastAtom {
+    FastShape shape = kGeneral;
+    Op op = Op::kCount;      // the operator (last instruction)
+    uint8_t reads_args = 0;  // the slot's root is args (unknown at list time)
+    uint8_t var = 0;         // kVarOpEntity: Var
+    uint32_t slot = 0;       // slot index
+    uint32_t id = 0;         // kVarOpEntity, kSlotOpString: Find() of the uid / string;
+                             // kSlotLike: like index;
+                             // kSlotContainsStrings: constant index
+    int64_t k = 0;           // kSlotOpLong: the constant
+    std::string_view s;      // kSlotOpString, kSlotContainsString, kSlotLowerOpString: the string
+  };
+  std::vector<FastAtom> fast_;
   std::vector<nlohmann::json> statement_obligations_;  // parsed StatementMeta::obligations
   std::vector<uint8_t> statement_approval_;  // derived at load: carries require_approval
 
  private:
   Bundle();
   bool Verify(std::string* error);
-  static size_t GroupHash(uint32_t a, uint32_t r, uint32_t in) {
-    uint64_t x = (static_cast<uint64_t>(a) << 32 | r) ^ (static_cast<uint64_t>(in) << 63);
+  static size_t Hash(uint32_t a, uint32_t r, uint32_t kind) {
+    uint64_t x = (static_cast<uint64_t>(a) << 32 | r) ^ (static_cast<uint64_t>(kind) << 60);
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdull;
     x ^= x >> 33;
     return static_cast<size_t>(x);
   }
-  void BuildGroups();
+  void BuildSwitchIndex(bool fold);
   std::array<uint8_t, 32> source_hash_{};
   std::unordered_map<std::string_view, uint32_t> index_;
+  std::vector<uint32_t> candidate_parts_;
   std::vector<Group> groups_;
   size_t group_mask_ = 0;
+  std::vector<KeyedRange> keyed_;
+  size_t keyed_mask_ = 0;
+  bool switch_folded_ = false;
+  std::vector<uint8_t> key_roles_;
   friend class BundleWriter;
 };
 

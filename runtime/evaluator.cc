@@ -39,52 +39,77 @@ Effect Combine(bool forbid, bool permit, bool approval) {
   return Effect::kAllow;
 }
 
-// Calls fn(partition index) for every partition chunk the request selects, in a fixed order:
-// for action key in (request action, any) x resource key in (== uid, in uid, in each parent,
-// any), the entries of that group whose principal key applies (== uid, in uid or a parent,
-// any). Groups are found by hash (Bundle::FindGroup), entries within a group scanned.
-template <typename Fn>
-void ForEachPartition(const Bundle& b, const PreparedRequest& req, Fn&& fn) {
-  const auto& table = b.switch_;
-  const RequestEntity& pr = req.principal;
-  auto principal_applies = [&](const SwitchEntry& e) {
-    if (e.principal == kAnyKey) return true;
-    if (e.principal == pr.uid_id) return true;  // == uid, or in uid
-    if (e.principal_in == 0) return false;
-    for (uint32_t p : pr.parent_ids) {
-      if (p == e.principal) return true;
-    }
-    return false;
+// Calls visit(group) for every group of switch candidates the request's action and resource
+// select (see the index description in bundle.h). Folded index: one probe for the request's
+// own resource, one per resource parent (plus one when the pair (action, resource) has no
+// group of its own). Unfolded: (request action, any) x (resource == uid, in uid, in each
+// parent, any).
+template <typename Visit>
+void ForEachGroup(const Bundle& b, const PreparedRequest& req, Visit&& visit) {
+  auto maybe = [&](const Bundle::Group* g) {
+    if (g != nullptr) visit(*g);
   };
-  auto visit = [&](uint32_t action, uint32_t resource, uint8_t in) {
-    const Bundle::Group* g = b.FindGroup(action, resource, in);
-    if (g == nullptr) return;
-    for (uint32_t i = g->begin; i < g->begin + g->count; ++i) {
-      const SwitchEntry& e = table[i];
-      if (!principal_applies(e)) continue;
-      for (uint32_t k = 0; k < e.partition_count; ++k) fn(b.partition_pool_[e.partition_begin + k]);
+  const uint32_t uid = req.resource.uid_id;
+  if (b.switch_folded()) {
+    // Keys the switch does not use select nothing of their own: look up `any` instead.
+    const uint32_t action =
+        (b.key_roles(req.action.uid_id) & Bundle::kActionKey) ? req.action.uid_id : kAnyKey;
+    const uint32_t resource = (b.key_roles(uid) & Bundle::kResourceKey) ? uid : kAnyKey;
+    const Bundle::Group* own =
+        resource == kAnyKey ? nullptr : b.FindGroup(action, resource, Bundle::kOwnResource);
+    if (own != nullptr) {
+      visit(*own);
+    } else {
+      maybe(b.FindGroup(action, kAnyKey, Bundle::kOwnResource));
+      if (resource != kAnyKey && action != kAnyKey) {
+        maybe(b.FindGroup(kAnyKey, resource, Bundle::kAnyActionOwn));
+      }
     }
-  };
+    for (uint32_t p : req.resource.parent_ids) {
+      if (p == uid || !(b.key_roles(p) & Bundle::kResourceInKey)) continue;
+      const Bundle::Group* g = b.FindGroup(action, p, Bundle::kParentResource);
+      if (g == nullptr && action != kAnyKey) g = b.FindGroup(kAnyKey, p, Bundle::kParentResource);
+      maybe(g);
+    }
+    return;
+  }
   const uint32_t actions[2] = {req.action.uid_id, kAnyKey};
   for (int a = 0; a < 2; ++a) {
     if (a == 0 && actions[0] == kAnyKey) continue;  // action unknown to the bundle
-    if (req.resource.uid_id != kAnyKey) {
-      visit(actions[a], req.resource.uid_id, 0);
-      visit(actions[a], req.resource.uid_id, 1);
+    if (uid != kAnyKey) {
+      maybe(b.FindGroup(actions[a], uid, Bundle::kRawEq));
+      maybe(b.FindGroup(actions[a], uid, Bundle::kRawIn));
     }
     for (uint32_t p : req.resource.parent_ids) {
-      if (p != req.resource.uid_id) visit(actions[a], p, 1);
+      if (p != uid) maybe(b.FindGroup(actions[a], p, Bundle::kRawIn));
     }
-    visit(actions[a], kAnyKey, 0);
+    maybe(b.FindGroup(actions[a], kAnyKey, Bundle::kRawEq));
   }
 }
 
-uint32_t Walk(const Bundle& b, const PreparedRequest& req, uint32_t ref) {
-  while (!(ref & kLeafBit)) {
-    const Node& n = b.nodes_[ref];
-    ref = n.next[static_cast<int>(RunAtom(b, req, n.atom))];
-  }
-  return ref & ~kLeafBit;
+// Calls fn(partition index) for every partition chunk the request selects: in each group
+// ForEachGroup finds, the candidates for any principal, then those for the principal keys
+// that apply to the request (== uid, in uid, in each parent), each found by one probe.
+// PrepareRequest keeps parent_ids free of duplicates and of the uid itself, so no candidate
+// is selected twice.
+template <typename Fn>
+void ForEachPartition(const Bundle& b, const PreparedRequest& req, Fn&& fn) {
+  const uint32_t* parts = b.candidate_parts().data();
+  const RequestEntity& pr = req.principal;
+  ForEachGroup(b, req, [&](const Bundle::Group& g) {
+    for (uint32_t i = g.begin; i < g.begin + g.count; ++i) fn(parts[i]);
+    if (g.keyed == 0) return;
+    auto keyed = [&](uint32_t key) {
+      const Bundle::KeyedRange* k = b.FindKeyed(g.id, key);
+      if (k == nullptr) return;
+      for (uint32_t i = k->begin; i < k->begin + k->count; ++i) fn(parts[i]);
+    };
+    if (pr.uid_id != kAnyKey) {
+      keyed(Bundle::PrincipalKey(pr.uid_id, false));
+      keyed(Bundle::PrincipalKey(pr.uid_id, true));
+    }
+    for (uint32_t p : pr.parent_ids) keyed(Bundle::PrincipalKey(p, true));
+  });
 }
 
 }  // namespace
@@ -106,13 +131,14 @@ Decision Evaluate(const Bundle& b, const PreparedRequest& req) {
   // question, so a walk stops at the first chunk that says yes.
   bool forbid = false, permit = false, approval = false;
   for (int i = 0; i < d.part_count && !forbid; ++i) {
-    forbid = b.outcomes_[Walk(b, req, b.partitions_[d.parts[i]].root[kForbidDag])].forbid != 0;
+    forbid = b.outcomes_[WalkDag(b, req, b.partitions_[d.parts[i]].root[kForbidDag])].forbid != 0;
   }
   for (int i = 0; i < d.part_count && !forbid && !permit; ++i) {
-    permit = b.outcomes_[Walk(b, req, b.partitions_[d.parts[i]].root[kPermitDag])].permit != 0;
+    permit = b.outcomes_[WalkDag(b, req, b.partitions_[d.parts[i]].root[kPermitDag])].permit != 0;
   }
   for (int i = 0; i < d.part_count && !forbid && permit && !approval; ++i) {
-    approval = b.outcomes_[Walk(b, req, b.partitions_[d.parts[i]].root[kApprovalDag])].approval != 0;
+    const uint32_t root = b.partitions_[d.parts[i]].root[kApprovalDag];
+    approval = b.outcomes_[WalkDag(b, req, root)].approval != 0;
   }
   d.effect = Combine(forbid, permit, approval);
   return d;

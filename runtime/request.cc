@@ -1,6 +1,8 @@
 // request.cc -- PrepareRequest: validate request JSON once and extract the bundle's slots.
 #include "runtime/request.h"
 
+#include <algorithm>
+
 #include "runtime/bundle.h"
 
 namespace writ::runtime {
@@ -67,9 +69,12 @@ bool PrepareEntity(const Bundle& b, const nlohmann::json* j, const char* what, R
         return false;
       }
       uint32_t id = b.Find(canon);
-      if (id != kAnyKey) e->parent_ids.push_back(id);
+      if (id != kAnyKey && id != e->uid_id) e->parent_ids.push_back(id);
       e->parents.push_back(std::move(canon));
     }
+    std::sort(e->parent_ids.begin(), e->parent_ids.end());
+    auto& ids = e->parent_ids;
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   }
   return true;
 }
@@ -257,6 +262,10 @@ bool PrepareRequest(const Bundle& b, const nlohmann::json& doc, PreparedRequest*
       }
     }
     out->slots[i] = ok ? FromJson(*j) : Value{};
+  }
+  out->slot_ids.resize(b.slots_.size());
+  for (size_t i = 0; i < b.slots_.size(); ++i) {
+    out->slot_ids[i] = out->slots[i].type == VType::kString ? b.Find(out->slots[i].s) : kAnyKey;
   }
   return true;
 }

@@ -34,7 +34,9 @@ struct RequestEntity {
   std::string_view type;           // view into uid
   uint32_t uid_id = 0xFFFFFFFFu;   // interned in the bundle, or kAnyKey
   std::vector<std::string> parents;
-  std::vector<uint32_t> parent_ids;  // interned (unknown parents are kept only as text)
+  // The interned parents, sorted, each once, without uid_id itself (unknown parents are kept
+  // only as text).
+  std::vector<uint32_t> parent_ids;
   const nlohmann::json* attrs = nullptr;  // JSON object, or null
 };
 
@@ -42,6 +44,9 @@ struct PreparedRequest {
   const nlohmann::json* doc = nullptr;
   RequestEntity principal, action, resource;
   std::vector<Value> slots;  // one per Bundle slot
+  // Per slot: for a String, Bundle::Find of its text (kAnyKey if the bundle does not hold it);
+  // otherwise kAnyKey. Lets `slot == "s"` compare ids instead of bytes.
+  std::vector<uint32_t> slot_ids;
   bool args_unknown = false;  // list-time visibility: args atoms evaluate to unknown
 };
 

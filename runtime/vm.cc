@@ -621,52 +621,116 @@ Value Run(const Bundle& b, const PreparedRequest& req, const Program& p) {
   return RunIn(b, req, p, &f);
 }
 
-// Three-instruction shapes run directly; each case computes exactly what Run() would (the
-// differential test holds both to the reference evaluator). A slot holding a record goes the
-// general way, since a record may hold an error.
-Tri RunFast(const Bundle& b, const PreparedRequest& req, const Program& p, uint8_t shape) {
-  const Insn* c = &b.insns_[p.begin];
-  switch (shape) {
-    case Bundle::kSlotOpString:
-    case Bundle::kSlotOpLong: {
-      const Value& v = req.slots[c[0].c];
-      if (req.args_unknown && b.slots_[c[0].c].root == SlotRoot::kArgs) return Tri::kUnknown;
+namespace {
+
+// True if the JSON array `set` (a request value, so free of errors) has the string `s`.
+bool JsonSetHasString(const nlohmann::json& set, std::string_view s) {
+  for (const auto& e : set) {
+    if (e.is_string() && e.get_ref<const std::string&>() == s) return true;
+  }
+  return false;
+}
+
+// Short shapes (Bundle::FastAtom) run directly; each case computes exactly what Run() would
+// (the differential test holds both to the reference evaluator). REQUIRES: f.shape is not
+// kGeneral, and a slot shape's slot does not hold a record (a record may hold an error, so it
+// goes the general way).
+inline Tri RunFast(const Bundle& b, const PreparedRequest& req, const Bundle::FastAtom& f) {
+  if (f.shape == Bundle::kVarOpEntity) {
+    // Ids, not text: f.id is Bundle::Find of the target, and requests carry Find of their uids.
+    const RequestEntity& e = f.var == 0 ? req.principal : f.var == 1 ? req.action : req.resource;
+    if (e.uid_id == f.id) return Tri::kTrue;
+    if (f.op == Op::kEq) return Tri::kFalse;
+    for (uint32_t p : e.parent_ids) {
+      if (p == f.id) return Tri::kTrue;
+    }
+    return Tri::kFalse;
+  }
+  if (req.args_unknown && f.reads_args) return Tri::kUnknown;
+  const Value& v = req.slots[f.slot];
+  switch (f.shape) {
+    case Bundle::kSlotOpString: {
       if (v.type == VType::kError) return Tri::kError;
-      if (shape == Bundle::kSlotOpString) {
-        bool eq = v.type == VType::kString && v.s == b.str(c[1].c);
-        return (eq == (c[2].op == Op::kEq)) ? Tri::kTrue : Tri::kFalse;
-      }
+      // Ids, not text: f.id is Bundle::Find of the string, slot_ids Find of the slot's text.
+      const bool eq = v.type == VType::kString && req.slot_ids[f.slot] == f.id;
+      return (eq == (f.op == Op::kEq)) ? Tri::kTrue : Tri::kFalse;
+    }
+    case Bundle::kSlotOpLong: {
       if (v.type != VType::kLong) return Tri::kError;
-      const int64_t k = b.longs_[c[1].c];
-      bool r = c[2].op == Op::kLt ? v.i < k : c[2].op == Op::kLe ? v.i <= k : c[2].op == Op::kGt ? v.i > k : v.i >= k;
+      const bool r = f.op == Op::kLt   ? v.i < f.k
+                     : f.op == Op::kLe ? v.i <= f.k
+                     : f.op == Op::kGt ? v.i > f.k
+                                       : v.i >= f.k;
       return r ? Tri::kTrue : Tri::kFalse;
     }
-    case Bundle::kVarOpEntity: {
-      const RequestEntity& e = c[0].a == 0 ? req.principal : c[0].a == 1 ? req.action : req.resource;
-      std::string_view target = b.str(c[1].c);
-      if (e.uid == target) return Tri::kTrue;
-      if (c[2].op == Op::kEq) return Tri::kFalse;
-      for (const auto& parent : e.parents) {
-        if (parent == target) return Tri::kTrue;
+    case Bundle::kSlotBool:
+      if (v.type != VType::kBool) return Tri::kError;
+      return v.b ? Tri::kTrue : Tri::kFalse;
+    case Bundle::kSlotLowerOpString: {
+      if (v.type != VType::kString) return Tri::kError;
+      // ASCII lowercase of v.s equals f.s, without building the lowered copy.
+      bool eq = v.s.size() == f.s.size();
+      for (size_t i = 0; eq && i < v.s.size(); ++i) {
+        char ch = v.s[i];
+        if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+        eq = ch == f.s[i];
       }
-      return Tri::kFalse;
+      return (eq == (f.op == Op::kEq)) ? Tri::kTrue : Tri::kFalse;
     }
-    default: return Tri::kError;  // unreachable: callers pass a fast shape
+    case Bundle::kSlotLike:
+      if (v.type != VType::kString) return Tri::kError;
+      return Like(v.s, b.like_chunks_[f.id]) ? Tri::kTrue : Tri::kFalse;
+    case Bundle::kSlotContainsString:
+    case Bundle::kSlotContainsStrings: {
+      // A request set is a JSON array (Value::j), never VM-built; anything else is an error.
+      if (v.type != VType::kSet || v.j == nullptr) return Tri::kError;
+      if (f.shape == Bundle::kSlotContainsString) {
+        return JsonSetHasString(*v.j, f.s) ? Tri::kTrue : Tri::kFalse;
+      }
+      // containsAny / containsAll of a constant array of strings (checked at load).
+      const bool any = f.op == Op::kContainsAny;
+      for (const auto& k : b.constant_values_[f.id]) {
+        const bool has = JsonSetHasString(*v.j, k.get_ref<const std::string&>());
+        if (has && any) return Tri::kTrue;
+        if (!has && !any) return Tri::kFalse;
+      }
+      return any ? Tri::kFalse : Tri::kTrue;
+    }
+    default: return Tri::kError;  // unreachable: kGeneral and kVarOpEntity are handled above
   }
 }
 
-Tri RunAtom(const Bundle& b, const PreparedRequest& req, uint32_t program) {
-  const Program& p = b.programs_[program];
-  const uint8_t shape = b.fast_shape_[program];
-  if (shape != Bundle::kGeneral) {
-    const Value* v = shape == Bundle::kVarOpEntity ? nullptr : &req.slots[b.insns_[p.begin].c];
-    if (v == nullptr || v->type != VType::kRecord) return RunFast(b, req, p, shape);
-  }
+// The stack machine's answer for an atom.
+__attribute__((noinline)) Tri RunGeneral(const Bundle& b, const PreparedRequest& req,
+                                         const Program& p) {
   if (req.args_unknown && p.reads_args) return Tri::kUnknown;
   Value v = Run(b, req, p);
   if (v.type == VType::kBool) return v.b ? Tri::kTrue : Tri::kFalse;
   if (v.type == VType::kUnknown) return Tri::kUnknown;
   return Tri::kError;
+}
+
+inline Tri RunAtomInline(const Bundle& b, const PreparedRequest& req, uint32_t program) {
+  const Bundle::FastAtom& f = b.fast_[program];
+  if (f.shape != Bundle::kGeneral &&
+      (f.shape == Bundle::kVarOpEntity || req.slots[f.slot].type != VType::kRecord)) {
+    return RunFast(b, req, f);
+  }
+  return RunGeneral(b, req, b.programs_[program]);
+}
+
+}  // namespace
+
+Tri RunAtom(const Bundle& b, const PreparedRequest& req, uint32_t program) {
+  return RunAtomInline(b, req, program);
+}
+
+uint32_t WalkDag(const Bundle& b, const PreparedRequest& req, uint32_t ref) {
+  while (!(ref & kLeafBit)) {
+    const Node& n = b.nodes_[ref];
+    ref = n.next[static_cast<int>(RunAtomInline(b, req, n.atom))];
+  }
+  return ref & ~kLeafBit;
 }
 
 namespace {

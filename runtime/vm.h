@@ -19,6 +19,10 @@ Value Run(const Bundle& b, const PreparedRequest& req, const Program& p);
 // With req.args_unknown, an atom that reads args is kUnknown.
 Tri RunAtom(const Bundle& b, const PreparedRequest& req, uint32_t program);
 
+// Walks one DAG from `ref` (a node, or a leaf reference) to its leaf; returns the outcome
+// index. Evaluates atoms as RunAtom does.
+uint32_t WalkDag(const Bundle& b, const PreparedRequest& req, uint32_t ref);
+
 // Runs a rate-limit key program and renders its value: a String as itself, anything else in
 // canonical Writ syntax; "<error>" if the value holds an error anywhere.
 std::string KeyText(const Bundle& b, const PreparedRequest& req, const Program& p);

@@ -525,6 +525,16 @@ TEST_CASE("hostile table contents") {
       }, "switch action key out of range");
     }
   }
+  // Entries sharing pool ranges would let a small bundle expand into a huge switch index.
+  for (size_t k = 0; k < switches.size(); ++k) {
+    if (partition_pool.empty()) break;
+    with([&](RawBundle& b) {
+      auto v = switches;
+      v[k].partition_begin = 0;
+      v[k].partition_count = static_cast<uint32_t>(partition_pool.size());
+      b.Put(Section::kSwitch, v);
+    }, "switch entries listing more partitions than the pool holds");
+  }
   if (switches.size() >= 2) {
     auto v = switches;
     std::reverse(v.begin(), v.end());
