@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A tiny MCP server over stdio for the gateway's integration tests (stdlib only).
 
-    fake_upstream.py --record FILE [--version 2025-06-18]
+    fake_upstream.py --record FILE [--version 2025-06-18] [--progress]
 
 Implements initialize, ping, tools/list (two pages), tools/call. Tools:
   echo        readOnlyHint      returns its arguments as text
@@ -10,7 +10,7 @@ Implements initialize, ping, tools/list (two pages), tools/call. Tools:
   secret      readOnlyHint      hidden by the test policy
   crash       (page 2)          the process exits with status 3 without answering
   ask         (page 2)          sends sampling/createMessage to the client and returns its answer
-  progress    (page 2)          sends notifications/progress (to the call's progressToken) and
+  progress    (page 2, only with --progress) sends notifications/progress (to the call's progressToken) and
                                 notifications/message, then returns "done"
 Every tools/call received is appended to FILE as one JSON line before it is handled.
 """
@@ -34,8 +34,10 @@ PAGE2 = [
      "annotations": {"readOnlyHint": True}},
     {"name": "crash", "description": "crash", "inputSchema": {"type": "object"}},
     {"name": "ask", "description": "ask the client", "inputSchema": {"type": "object"}},
-    {"name": "progress", "description": "reports progress", "inputSchema": {"type": "object"}},
 ]
+if "--progress" in args:
+    PAGE2.append({"name": "progress", "description": "reports progress",
+                  "inputSchema": {"type": "object"}})
 
 waiting = {}  # our server-to-client request id -> the tools/call id to answer
 

@@ -147,7 +147,7 @@ fs::path MakeDir(const std::string& name) {
 
 std::string Upstreams() {
   std::string fake = std::string(WRIT_SOURCE_DIR) + "/tests/gateway/fake_upstream.py";
-  return "upstreams:\n  - name: demo\n    command: python3\n    args: [" + fake + "]\n";
+  return "upstreams:\n  - name: demo\n    command: python3\n    args: [" + fake + ", --progress]\n";
 }
 
 // A request whose response is read on a thread of its own: headers, then (for

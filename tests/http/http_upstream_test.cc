@@ -323,3 +323,31 @@ TEST_CASE("HttpUpstream over TLS: verification, CA file, SSE answers, session he
   server.Stop();
   fs::remove_all(dir);
 }
+
+TEST_CASE("docs/gateway.md: the HTTP upstream example is a valid config") {
+  std::ifstream f(std::string(WRIT_SOURCE_DIR) + "/docs/gateway.md");
+  std::string doc((std::istreambuf_iterator<char>(f)), {});
+  size_t marker = doc.find("<!-- example: http-upstream-config");
+  REQUIRE(marker != std::string::npos);
+  size_t start = doc.find("```yaml\n", marker);
+  REQUIRE(start != std::string::npos);
+  start += 8;
+  size_t end = doc.find("```", start);
+  REQUIRE(end != std::string::npos);
+  writ::gateway::Config c;
+  std::string errors;
+  REQUIRE_MESSAGE(
+      writ::gateway::ParseConfig(doc.substr(start, end - start), "gateway.md", "/etc/writ", &c,
+                                 &errors),
+      errors);
+  REQUIRE(c.upstreams.size() == 2);
+  CHECK(c.upstreams[0].command == "npx");
+  CHECK(c.upstreams[1].url == "https://mcp.example.com/mcp");
+  CHECK(c.upstreams[1].headers.size() == 2);
+  CHECK(c.upstreams[1].tls_verify);
+  CHECK(c.upstreams[1].tls_ca_file == "/etc/writ/certs/internal-ca.pem");
+  writ::gateway::HttpUpstreamSpec spec = writ::gateway::HttpUpstreamSpecFor(c.upstreams[1], c.limits);
+  HttpUrl u;
+  std::string error;
+  CHECK(ParseHttpUrl(spec.url, &u, &error));
+}
