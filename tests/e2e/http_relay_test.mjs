@@ -3,12 +3,14 @@
 // ask for sampling and for elicitation; the client's answers are POSTed back and routed to
 // the upstream. Then the same with server-everything itself as a Streamable HTTP upstream
 // (`url:`), bound to 127.0.0.1 on a free port through tests/e2e/loopback.cjs. Session DELETE
-// is checked at the end of each.
+// is checked at the end of each. Last, JWT bearer tokens over HTTP (expired, forged,
+// wrong audience).
 //
 // Env: WRIT_BIN, WRIT_E2E_ALLOW_MISSING_GATEWAY=1 (as gateway_test.mjs).
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createHmac, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { test } from "node:test";
@@ -181,4 +183,93 @@ test("server-everything as a Streamable HTTP upstream (url:)", { timeout: TEST_T
   const config = writeConfig(dir, `  - name: remote\n    url: http://127.0.0.1:${everything.port}/mcp`);
   const gw = await startAndWaitForPort(t, p.bin, ["serve", "--config", config], /listening on 127\.0\.0\.1:(\d+)/);
   await exercise(gw.port, "remote");
+});
+
+// HS256 JWTs made here (node:crypto): a valid token is served; expired, forged (signed with
+// another key) and wrong-audience tokens are refused with 401 + WWW-Authenticate, before any
+// session exists.
+const b64url = (buf) => Buffer.from(buf).toString("base64url");
+function jwt(key, claims) {
+  const head = b64url(JSON.stringify({ alg: "HS256", typ: "JWT", kid: "k1" }));
+  const body = b64url(JSON.stringify(claims));
+  const sig = createHmac("sha256", key).update(`${head}.${body}`).digest();
+  return `${head}.${body}.${b64url(sig)}`;
+}
+
+test("JWT bearer tokens over HTTP: valid accepted; expired, forged, wrong audience rejected", { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const p = await probe();
+  if (!p.available) {
+    if (ALLOW_MISSING) return t.skip(p.reason);
+    assert.fail(p.reason);
+  }
+  const dir = tempDir(t, "writ-e2e-jwt-");
+  const key = randomBytes(32);
+  const [cmd, ...args] = SERVERS.everything();
+  mkdirSync(join(dir, "policies"), { recursive: true });
+  writeFileSync(join(dir, "policies", "all.writ"), '@id("all")\npermit (principal, action, resource);\n');
+  const resource = "http://127.0.0.1/mcp";
+  const config = join(dir, "gateway.yaml");
+  writeFileSync(
+    config,
+    `policies: ./policies
+upstreams:
+  - name: every
+    command: ${q(cmd)}
+    args: [${args.map(q).join(", ")}]
+http:
+  listen: "127.0.0.1:0"
+identity:
+  resource: ${resource}
+  jwt:
+    issuer: https://issuer.test
+    algorithms: [HS256]
+    leeway_seconds: 5
+    jwks: {keys: [{kty: oct, kid: k1, alg: HS256, k: ${q(b64url(key))}}]}
+    claims:
+      - sub -> uid as User::"{sub}"
+`,
+  );
+  const gw = await startAndWaitForPort(t, p.bin, ["serve", "--config", config], /listening on 127\.0\.0\.1:(\d+)/);
+  const url = new URL(`http://127.0.0.1:${gw.port}/mcp`);
+  const now = Math.floor(Date.now() / 1000);
+  const good = { iss: "https://issuer.test", aud: resource, sub: "alice", exp: now + 300, iat: now };
+
+  // Valid: the SDK client connects with it and lists the upstream's tools.
+  const transport = new StreamableHTTPClientTransport(url, {
+    requestInit: { headers: { Authorization: `Bearer ${jwt(key, good)}` } },
+  });
+  const client = new Client({ name: "writ-e2e-jwt", version: "1.0.0" });
+  await client.connect(transport);
+  const { tools } = await client.listTools();
+  assert.ok(tools.some((x) => x.name === "every__echo"), tools.map((x) => x.name).join(","));
+  await transport.terminateSession();
+  await client.close();
+
+  const init = (token) =>
+    fetch(url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        authorization: `Bearer ${token}`,
+      },
+      body: JSON.stringify({
+        jsonrpc: "2.0", id: 1, method: "initialize",
+        params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "x", version: "1" } },
+      }),
+    });
+  const cases = [
+    ["expired", jwt(key, { ...good, exp: now - 3600, iat: now - 7200 }), /expired/],
+    ["forged", jwt(randomBytes(32), good), /signature does not verify/],
+    ["wrong audience", jwt(key, { ...good, aud: "https://other.example/mcp" }), /audience/],
+  ];
+  for (const [what, token, reason] of cases) {
+    const r = await init(token);
+    assert.equal(r.status, 401, what);
+    assert.match(r.headers.get("www-authenticate") ?? "", /Bearer .*resource_metadata=/, what);
+    assert.equal(r.headers.get("mcp-session-id"), null, what);
+    const body = await r.json();
+    assert.equal(body.error, "invalid_token", what);
+    assert.match(body.error_description, reason, what);
+  }
 });
