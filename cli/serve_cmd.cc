@@ -223,9 +223,9 @@ int RunServeStdio(const ServeOptions& o) {
     gateway::ChildProcess* raw = children[i].get();
     std::string error;
     if (raw == nullptr) {
-      if (!remotes[r++]->Start([&proxy, i](std::string_view line) { proxy.OnUpstreamLine(i, line); },
-                               [&proxy, i](const std::string& why) { proxy.OnUpstreamExit(i, why); },
-                               &error)) {
+      auto on_line = [&proxy, i](std::string_view line) { proxy.OnUpstreamLine(i, line); };
+      auto on_exit = [&proxy, i](const std::string& why) { proxy.OnUpstreamExit(i, why); };
+      if (!remotes[r++]->Start(on_line, on_exit, &error)) {
         std::cerr << "writ: upstream " << config.upstreams[i].name << ": " << error << "\n";
         proxy.OnUpstreamExit(i, "could not be started (" + error + ")");
       }

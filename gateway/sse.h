@@ -4,7 +4,8 @@
 //
 // Neither Boost.Beast nor a Debian package offers SSE, and both halves are small: writing is
 // "field: value" lines ended by a blank line; the parser follows the WHATWG HTML "event
-// stream interpretation" algorithm (https://html.spec.whatwg.org/multipage/server-sent-events.html):
+// stream interpretation" algorithm
+// (https://html.spec.whatwg.org/multipage/server-sent-events.html):
 // lines end in CRLF, LF or CR (a CRLF split across two chunks is one line end); a leading
 // UTF-8 BOM is skipped; a line starting with ':' is a comment; "field:value" with one optional
 // space after the colon; `data` lines are joined with '\n'; `id` sets the last event id unless

@@ -685,3 +685,33 @@ TEST_CASE("writ serve in front of another writ serve (a Streamable HTTP upstream
   CHECK(outer.Stop() == 0);
   fs::remove_all(dir);
 }
+
+TEST_CASE("writ serve --stdio with a Streamable HTTP upstream") {
+  fs::path dir = MakeDir("writ-stdio-url");
+  std::ofstream(dir / "inner.yaml") << AnonymousConfig();
+  Server inner(dir / "inner.yaml", dir / "inner.log");
+  REQUIRE_MESSAGE(inner.port() != 0, inner.log());
+  fs::create_directories(dir / "outer-policies");
+  std::ofstream(dir / "outer-policies" / "p.writ")
+      << "@id(\"all\")\npermit (principal, action, resource);\n";
+  std::ofstream(dir / "outer.yaml")
+      << "policies: ./outer-policies\n"
+      << "upstreams:\n  - name: inner\n    url: http://127.0.0.1:" << inner.port() << "/mcp\n";
+  json init = Rpc(1, "initialize", InitParams());
+  json note = {{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}};
+  json call = Rpc(2, "tools/call", {{"name", "inner__demo__echo"}, {"arguments", {{"x", 1}}}});
+  std::ofstream(dir / "in1") << init.dump() << "\n";
+  std::ofstream(dir / "in2") << note.dump() << "\n" << call.dump() << "\n";
+  // Messages are spaced so each is answered before stdin closes; bounded by `timeout`.
+  std::string cmd = "(cat " + (dir / "in1").string() + "; sleep 1; cat " + (dir / "in2").string() +
+                    "; sleep 2) | timeout 30 " + std::string(WRIT_BINARY_DIR) +
+                    "/cli/writ serve --stdio --config " + (dir / "outer.yaml").string() + " > " +
+                    (dir / "out").string() + " 2> " + (dir / "err").string();
+  CHECK(std::system(cmd.c_str()) == 0);
+  std::string out = Slurp(dir / "out");
+  CHECK_MESSAGE(out.find("\"serverInfo\":{\"name\":\"writ\"") != std::string::npos,
+                std::string(out + Slurp(dir / "err")));
+  CHECK_MESSAGE(out.find("{\\\"x\\\": 1}") != std::string::npos,
+                std::string(out + Slurp(dir / "err")));
+  fs::remove_all(dir);
+}

@@ -198,8 +198,8 @@ TEST_CASE("upstreams with url: are validated with line:col") {
       "g.yaml", "", &c, &errors));
   CHECK(errors.find("g.yaml:5:14: upstreams[0].command: not allowed with `url`") !=
         std::string::npos);
-  CHECK(errors.find("g.yaml:7:10: upstreams[1].url: `mailto:x` is not an http:// or https:// URL") !=
-        std::string::npos);
+  CHECK(errors.find("g.yaml:7:10: upstreams[1].url: `mailto:x` is not an http:// or https:// "
+                    "URL") != std::string::npos);
   CHECK(errors.find("upstreams[2].headers: only for an upstream with `url:`") != std::string::npos);
   CHECK(errors.find("upstreams[3].tls.verify: expected true or false") != std::string::npos);
   CHECK(errors.find("upstreams[3].tls.ca: unknown key") != std::string::npos);
@@ -346,7 +346,8 @@ TEST_CASE("docs/gateway.md: the HTTP upstream example is a valid config") {
   CHECK(c.upstreams[1].headers.size() == 2);
   CHECK(c.upstreams[1].tls_verify);
   CHECK(c.upstreams[1].tls_ca_file == "/etc/writ/certs/internal-ca.pem");
-  writ::gateway::HttpUpstreamSpec spec = writ::gateway::HttpUpstreamSpecFor(c.upstreams[1], c.limits);
+  writ::gateway::HttpUpstreamSpec spec =
+      writ::gateway::HttpUpstreamSpecFor(c.upstreams[1], c.limits);
   HttpUrl u;
   std::string error;
   CHECK(ParseHttpUrl(spec.url, &u, &error));
