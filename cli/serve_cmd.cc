@@ -25,6 +25,7 @@
 #include "gateway/governance.h"
 #include "gateway/guards.h"
 #include "gateway/http_server.h"
+#include "gateway/http_upstream.h"
 #include "gateway/identity.h"
 #include "gateway/jsonrpc.h"
 #include "gateway/proxy.h"
@@ -283,16 +284,34 @@ int RunServeStdio(const ServeOptions& o) {
   gateway::Proxy proxy(popts, bundle, write_client);
 
   std::vector<std::unique_ptr<gateway::ChildProcess>> children;
+  std::vector<std::unique_ptr<gateway::HttpUpstream>> remotes;  // upstreams with `url:`
   for (const auto& u : config.upstreams) {
+    if (!u.url.empty()) {
+      remotes.push_back(std::make_unique<gateway::HttpUpstream>(
+          gateway::HttpUpstreamSpecFor(u, config.limits)));
+      gateway::HttpUpstream* raw = remotes.back().get();
+      proxy.AddUpstream(u.name, [raw](const std::string& line) { return raw->Send(line); });
+      children.push_back(nullptr);
+      continue;
+    }
     gateway::ChildSpec spec{u.name, u.command, u.args, u.env, config.limits.max_message_bytes};
     auto child = std::make_unique<gateway::ChildProcess>(spec);
     gateway::ChildProcess* raw = child.get();
     proxy.AddUpstream(u.name, [raw](const std::string& line) { return raw->Send(line); });
     children.push_back(std::move(child));
   }
-  for (size_t i = 0; i < children.size(); ++i) {
+  for (size_t i = 0, r = 0; i < children.size(); ++i) {
     gateway::ChildProcess* raw = children[i].get();
     std::string error;
+    if (raw == nullptr) {
+      auto on_line = [&proxy, i](std::string_view line) { proxy.OnUpstreamLine(i, line); };
+      auto on_exit = [&proxy, i](const std::string& why) { proxy.OnUpstreamExit(i, why); };
+      if (!remotes[r++]->Start(on_line, on_exit, &error)) {
+        std::cerr << "writ: upstream " << config.upstreams[i].name << ": " << error << "\n";
+        proxy.OnUpstreamExit(i, "could not be started (" + error + ")");
+      }
+      continue;
+    }
     bool ok = raw->Start([&proxy, i](std::string_view line) { proxy.OnUpstreamLine(i, line); },
                          [&proxy, i](int status) {
                            proxy.OnUpstreamExit(i, gateway::DescribeExit(status));
@@ -335,7 +354,9 @@ int RunServeStdio(const ServeOptions& o) {
   }
   splitter.Finish();
   std::cerr << "writ: stdin closed; shutting down upstreams\n";
-  for (auto& c : children) c->Shutdown(std::chrono::milliseconds(2000));
+  for (auto& c : children)
+    if (c != nullptr) c->Shutdown(std::chrono::milliseconds(2000));
+  for (auto& r : remotes) r->Shutdown();
   stop = true;
   ticker.join();
   gov.Stop();

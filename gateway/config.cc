@@ -218,6 +218,83 @@ void ParsePrincipal(const YAML::Node& n, Checker* c, PrincipalConfig* p) {
   }
 }
 
+// The `url:` form of an upstream: url, headers, tls (docs/gateway.md).
+void ParseHttpUpstream(const YAML::Node& n, const std::string& k, Checker* c, UpstreamConfig* u) {
+  for (const char* stdio_key : {"command", "args", "env"}) {
+    if (n[stdio_key])
+      c->Error(n[stdio_key], k + "." + stdio_key, "not allowed with `url`",
+               "an upstream is either a child process (`command`, `args`, `env`) or a "
+               "Streamable HTTP server (`url`, `headers`, `tls`)");
+  }
+  const std::string url_help = "the server's MCP endpoint, e.g. `url: https://mcp.example.com/mcp`";
+  if (c->String(n["url"], k + ".url", &u->url, url_help)) {
+    std::string lower = u->url;
+    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    bool scheme = lower.rfind("http://", 0) == 0 || lower.rfind("https://", 0) == 0;
+    size_t host_at = lower.find("://") + 3;
+    if (!scheme || host_at >= lower.size() || lower[host_at] == '/' ||
+        u->url.find_first_of(" \t\r\n") != std::string::npos)
+      c->Error(n["url"], k + ".url", "`" + u->url + "` is not an http:// or https:// URL",
+               url_help);
+  }
+  if (n["headers"]) {
+    const YAML::Node h = n["headers"];  // a copy: yaml-cpp returns proxies
+    if (!h.IsMap()) {
+      c->Error(h, k + ".headers", "expected a mapping",
+               "e.g. headers: { Authorization: \"Bearer ...\" }");
+    } else {
+      for (auto it = h.begin(); it != h.end(); ++it) {
+        std::string name = it->first.IsScalar() ? it->first.Scalar() : "", value;
+        bool token = !name.empty();
+        for (char ch : name)
+          if (!std::isalnum(static_cast<unsigned char>(ch)) &&
+              std::string_view("!#$%&'*+-.^_`|~").find(ch) == std::string_view::npos)
+            token = false;
+        if (!token) {
+          c->Error(it->first, k + ".headers", "`" + name + "` is not an HTTP header name",
+                   "header names are letters, digits and -");
+          continue;
+        }
+        std::string lname = name;
+        for (char& ch : lname) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (lname == "host" || lname == "content-length" || lname == "content-type" ||
+            lname == "accept" || lname == "mcp-session-id" || lname == "mcp-protocol-version" ||
+            lname == "transfer-encoding" || lname == "connection") {
+          c->Error(it->first, k + ".headers." + name, "set by the gateway",
+                   "the transport sets this header itself; remove it");
+          continue;
+        }
+        if (c->String(it->second, k + ".headers." + name, &value, "header values are strings")) {
+          if (value.find_first_of("\r\n") != std::string::npos) {
+            c->Error(it->second, k + ".headers." + name, "a header value cannot span lines", "");
+            continue;
+          }
+          u->headers.emplace_back(name, value);
+        }
+      }
+    }
+  }
+  if (n["tls"]) {
+    const YAML::Node t = n["tls"];  // a copy: yaml-cpp returns proxies
+    if (!t.IsMap()) {
+      c->Error(t, k + ".tls", "expected a mapping", "e.g. tls: { verify: true, ca_file: ca.pem }");
+      return;
+    }
+    c->Keys(t, k + ".tls.", {"verify", "ca_file"});
+    if (t["verify"]) {
+      std::string v;
+      if (c->String(t["verify"], k + ".tls.verify", &v, "true or false") && v != "true" &&
+          v != "false")
+        c->Error(t["verify"], k + ".tls.verify", "expected true or false",
+                 "`verify: false` turns off certificate checks (testing only)");
+      u->tls_verify = v != "false";
+    }
+    if (t["ca_file"])
+      c->String(t["ca_file"], k + ".tls.ca_file", &u->tls_ca_file,
+                "a PEM file of CA certificates to trust instead of the system ones");
+  }
+}
+
 void ParseBreaker(const YAML::Node& n, const std::string& k, Checker* c, BreakerOptions* b);
 
 void ParseUpstream(const YAML::Node& n, const std::string& k, Checker* c, UpstreamConfig* u,
@@ -227,7 +304,7 @@ void ParseUpstream(const YAML::Node& n, const std::string& k, Checker* c, Upstre
     c->Error(n, k, "expected a mapping", "e.g. `- { name: fs, command: npx, args: [...] }`");
     return;
   }
-  c->Keys(n, k + ".", {"name", "command", "args", "env", "breaker"});
+  c->Keys(n, k + ".", {"name", "command", "args", "env", "breaker", "url", "headers", "tls"});
   if (n["breaker"]) ParseBreaker(n["breaker"], k + ".breaker", c, &u->breaker);
   if (!n["name"]) {
     c->Error(n, k + ".name", "missing", "every upstream needs a name; its tools appear as NAME__tool");
@@ -237,8 +314,19 @@ void ParseUpstream(const YAML::Node& n, const std::string& k, Checker* c, Upstre
              "use letters, digits, '-' and '_' (not leading, trailing or doubled): tools are "
              "namespaced as NAME__tool");
   }
+  if (n["url"]) {
+    ParseHttpUpstream(n, k, c, u);
+    return;
+  }
+  if (n["headers"] || n["tls"])
+    c->Error(n[n["headers"] ? "headers" : "tls"], k + (n["headers"] ? ".headers" : ".tls"),
+             "only for an upstream with `url:`",
+             "`headers` and `tls` configure a Streamable HTTP upstream; a `command:` upstream "
+             "takes `env`");
   if (!n["command"]) {
-    c->Error(n, k + ".command", "missing", "the program to run, e.g. `command: npx`");
+    c->Error(n, k + ".command", "missing",
+             "the program to run, e.g. `command: npx`, or `url: https://host/mcp` for a "
+             "Streamable HTTP server");
   } else {
     c->String(n["command"], k + ".command", &u->command, "the program to run, e.g. `command: npx`");
   }
@@ -1036,6 +1124,7 @@ bool ParseConfig(const std::string& text, const std::string& name, const std::st
       std::string k = "upstreams[" + std::to_string(i) + "]";
       UpstreamConfig u;
       ParseUpstream(us[i], k, &c, &u, out->breaker);
+      u.tls_ca_file = Resolve(base_dir, u.tls_ca_file);
       if (!u.name.empty() && !seen.insert(u.name).second)
         c.Error(us[i]["name"], k + ".name", "duplicate upstream name `" + u.name + "`",
                 "upstream names are namespaces and must be unique");
@@ -1064,6 +1153,9 @@ bool ParseConfig(const std::string& text, const std::string& name, const std::st
   // Credentials never reach the audit: every upstream env value is a secret to scrub.
   for (const auto& u : out->upstreams)
     for (const auto& [k, v] : u.env)
+      if (!v.empty()) out->audit.options.secrets.push_back(v);
+  for (const auto& u : out->upstreams)  // and every HTTP upstream header value
+    for (const auto& [k, v] : u.headers)
       if (!v.empty()) out->audit.options.secrets.push_back(v);
   *errors = c.text();
   return c.count() == 0;

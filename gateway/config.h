@@ -28,6 +28,13 @@ struct UpstreamConfig {
   std::vector<std::string> args;
   std::vector<std::pair<std::string, std::string>> env;  // added to the inherited environment
   BreakerOptions breaker;  // the top-level `breaker:` defaults overridden by this upstream's
+  // A Streamable HTTP upstream instead (exclusive with `command`): docs/gateway.md,
+  // "Streamable HTTP upstreams". `headers` are sent with every request (plain pairs, so
+  // secret references can be resolved in place); `tls_*` apply to https:// URLs.
+  std::string url;
+  std::vector<std::pair<std::string, std::string>> headers;
+  bool tls_verify = true;
+  std::string tls_ca_file;  // resolved against the config file's directory; empty: system CAs
 };
 
 struct PrincipalConfig {

@@ -15,13 +15,16 @@
 #include <cctype>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <iostream>
 #include <map>
 #include <mutex>
 #include <thread>
 
+#include "gateway/http_upstream.h"
 #include "gateway/jsonrpc.h"
 #include "gateway/proxy.h"
+#include "gateway/sse.h"
 #include "gateway/upstream.h"
 
 namespace writ::gateway {
@@ -78,63 +81,134 @@ std::string NewSessionId() {
   return s;
 }
 
-struct Waiter {
+// Where the proxy's messages for one client request go: its reply and, when the client
+// accepts text/event-stream (`sse`), the upstream's related notifications and requests, sent
+// as SSE events before the reply. The session's GET stream is a Stream without a reply.
+struct Stream {
+  static constexpr size_t kMaxEvents = 1024;  // queued, not yet written (a slow client)
   std::mutex mu;
   std::condition_variable cv;
-  bool done = false;
+  std::deque<std::string> events;
   std::string reply;
+  bool done = false;    // `reply` is set
+  bool closed = false;  // GET: replaced by a newer GET stream
+  bool sse = false;
+
+  // Queues a related message. False when the queue is full (the message is not queued).
+  bool Push(const std::string& line) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (events.size() >= kMaxEvents) return false;
+    events.push_back(line);
+    cv.notify_all();
+    return true;
+  }
+  void Finish(const std::string& line) {
+    std::lock_guard<std::mutex> lock(mu);
+    reply = line;
+    done = true;
+    cv.notify_all();
+  }
+  void Wake() {
+    std::lock_guard<std::mutex> lock(mu);
+    cv.notify_all();
+  }
 };
 
-// One MCP session: a Proxy, its upstream processes and the POSTs waiting for replies.
+// The upstream whose message the Proxy is handling on this thread (-1: none). Set around
+// Proxy::OnUpstreamLine, which delivers the resulting client messages on the same thread;
+// Session::ToClient uses it to find the POST a notification or server request relates to.
+thread_local int tls_upstream = -1;
+
+struct UpstreamScope {
+  explicit UpstreamScope(size_t up) { tls_upstream = static_cast<int>(up); }
+  ~UpstreamScope() { tls_upstream = -1; }
+};
+
+// One MCP session: a Proxy, its upstreams and the requests waiting for replies.
 struct Session {
   std::string id;              // secret: never logged
   std::string label;           // "#N", for logs
   std::string principal_key;  // who may use this session
   std::unique_ptr<Proxy> proxy;
   std::vector<std::unique_ptr<ChildProcess>> children;
+  std::vector<std::unique_ptr<HttpUpstream>> remotes;
   std::mutex mu;
-  std::map<std::string, std::shared_ptr<Waiter>> waiters;  // client id (dumped) -> waiter
+  std::map<std::string, std::shared_ptr<Stream>> waiters;  // client id (dumped) -> its stream
+  std::map<std::string, std::string> progress;  // client progress token (dumped) -> client id
+  std::shared_ptr<Stream> get_stream;            // the open GET stream, if any
   std::atomic<bool> closed{false};
   std::atomic<int64_t> last_used{0};
+  std::atomic<int64_t> dropped{0};  // notifications with no stream to go to
 
-  // Messages from the proxy to the client. Replies go to the waiting POST; a server-to-client
-  // request cannot be delivered without an SSE stream, so it is answered with an error at once;
-  // notifications are dropped (docs/gateway.md, "HTTP").
+  // Messages from the proxy to the client (docs/gateway.md, "Server-to-client messages over
+  // HTTP"). A reply goes to its request's stream. A progress notification goes to the stream
+  // of the request that carried its token; another notification or a server-to-client
+  // request goes to the SSE stream of a request in flight to the upstream it came from, else
+  // to the GET stream. A request with nowhere to go is answered with an error on the
+  // client's behalf (the upstream must not wait forever); such a notification is dropped.
   void ToClient(const std::string& line) {
     Json m = Json::parse(line, nullptr, false);
     if (m.is_discarded() || !m.is_object()) return;
     if (IsResponse(m)) {
-      std::shared_ptr<Waiter> w;
+      std::shared_ptr<Stream> st;
       {
         std::lock_guard<std::mutex> lock(mu);
-        auto it = waiters.find(m.value("id", Json()).dump());
+        std::string key = m.value("id", Json()).dump();
+        auto it = waiters.find(key);
         if (it == waiters.end()) return;
-        w = it->second;
+        st = it->second;
         waiters.erase(it);
+        for (auto p = progress.begin(); p != progress.end();)
+          p = p->second == key ? progress.erase(p) : std::next(p);
       }
-      std::lock_guard<std::mutex> lock(w->mu);
-      w->done = true;
-      w->reply = line;
-      w->cv.notify_all();
-    } else if (IsRequest(m)) {
+      st->Finish(line);
+      return;
+    }
+    std::vector<std::string> related;
+    if (tls_upstream >= 0) related = proxy->ClientRequestsTo(static_cast<size_t>(tls_upstream));
+    std::shared_ptr<Stream> target;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto sse_waiter = [this](const std::string& key) -> std::shared_ptr<Stream> {
+        auto it = waiters.find(key);
+        return it != waiters.end() && it->second->sse ? it->second : nullptr;
+      };
+      const Json& params = m.contains("params") ? m["params"] : Json();
+      if (m.value("method", "") == "notifications/progress" && params.is_object() &&
+          params.contains("progressToken")) {
+        auto p = progress.find(params["progressToken"].dump());
+        if (p != progress.end()) target = sse_waiter(p->second);
+      }
+      for (auto k = related.rbegin(); target == nullptr && k != related.rend(); ++k)
+        target = sse_waiter(*k);
+      if (target == nullptr) target = get_stream;
+    }
+    if (target != nullptr && target->Push(line)) return;
+    if (IsRequest(m)) {
       proxy->OnClientLine(ToLine(ErrorReply(
-          m["id"], kMethodNotFound,
-          "server-to-client requests are not supported by this transport yet")));
+          m["id"], kInternalError,
+          "the client has no open SSE stream to receive this request (writ: HTTP transport)")));
+    } else {
+      ++dropped;
     }
   }
 
   void Close() {
     if (closed.exchange(true)) return;
     for (auto& c : children) c->Shutdown(std::chrono::milliseconds(2000));
-    std::lock_guard<std::mutex> lock(mu);
-    for (auto& [k, w] : waiters) {
-      std::lock_guard<std::mutex> wl(w->mu);
-      w->cv.notify_all();
+    for (auto& r : remotes) r->Shutdown();
+    std::vector<std::shared_ptr<Stream>> all;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      for (auto& [k, w] : waiters) all.push_back(w);
+      if (get_stream != nullptr) all.push_back(get_stream);
     }
+    for (auto& w : all) w->Wake();
   }
   ~Session() {
     Close();
     children.clear();  // reader threads joined before the proxy goes
+    remotes.clear();
     proxy.reset();
   }
 };
@@ -253,47 +327,102 @@ struct HttpServer::Impl {
     Session* raw = s.get();
     s->proxy = std::make_unique<Proxy>(popts, o.bundle,
                                        [raw](const std::string& line) { raw->ToClient(line); });
-    for (const auto& u : o.config.upstreams) {
+    // Upstreams: a child process (`command:`) or a Streamable HTTP server (`url:`).
+    std::vector<std::function<bool(std::string*)>> starts;
+    for (size_t i = 0; i < o.config.upstreams.size(); ++i) {
+      const UpstreamConfig& u = o.config.upstreams[i];
+      Proxy* px = s->proxy.get();
+      auto on_line = [px, i](std::string_view line) {
+        UpstreamScope scope(i);
+        px->OnUpstreamLine(i, line);
+      };
+      if (!u.url.empty()) {
+        auto remote = std::make_unique<HttpUpstream>(HttpUpstreamSpecFor(u, o.config.limits));
+        HttpUpstream* r = remote.get();
+        s->proxy->AddUpstream(u.name, [r](const std::string& line) { return r->Send(line); });
+        starts.push_back([r, px, i, on_line](std::string* error) {
+          return r->Start(on_line, [px, i](const std::string& why) { px->OnUpstreamExit(i, why); },
+                          error);
+        });
+        s->remotes.push_back(std::move(remote));
+        continue;
+      }
       ChildSpec spec{u.name, u.command, u.args, u.env, o.config.limits.max_message_bytes};
       auto child = std::make_unique<ChildProcess>(spec);
       ChildProcess* c = child.get();
       s->proxy->AddUpstream(u.name, [c](const std::string& line) { return c->Send(line); });
+      starts.push_back([c, px, i, on_line](std::string* error) {
+        return c->Start(on_line, [px, i](int st) { px->OnUpstreamExit(i, DescribeExit(st)); },
+                        error);
+      });
       s->children.push_back(std::move(child));
     }
-    for (size_t i = 0; i < s->children.size(); ++i) {
+    for (size_t i = 0; i < starts.size(); ++i) {
       std::string error;
-      Proxy* px = s->proxy.get();
-      if (!s->children[i]->Start([px, i](std::string_view line) { px->OnUpstreamLine(i, line); },
-                                 [px, i](int st) { px->OnUpstreamExit(i, DescribeExit(st)); },
-                                 &error)) {
+      if (!starts[i](&error)) {
         Log("upstream " + o.config.upstreams[i].name + ": " + error);
-        px->OnUpstreamExit(i, "could not be started (" + error + ")");
+        s->proxy->OnUpstreamExit(i, "could not be started (" + error + ")");
       }
     }
     return s;
   }
 
-  // Forwards a request and waits for its reply ("" when the session closed or we stop).
-  std::string Call(Session& s, const Json& msg, const std::string& line) {
-    auto w = std::make_shared<Waiter>();
+  // Registers the stream that receives request `msg`'s reply (and, with `sse`, related
+  // messages) and hands the request to the proxy. False: a request with this id is in flight.
+  bool Submit(Session& s, const Json& msg, const std::string& line,
+              const std::shared_ptr<Stream>& st) {
     std::string key = msg["id"].dump();
     {
       std::lock_guard<std::mutex> lock(s.mu);
-      if (!s.waiters.emplace(key, w).second) return "duplicate";
+      if (!s.waiters.emplace(key, st).second) return false;
+      const Json& params = msg.contains("params") ? msg["params"] : Json();
+      if (params.is_object() && params.contains("_meta") && params["_meta"].is_object() &&
+          params["_meta"].contains("progressToken"))
+        s.progress[params["_meta"]["progressToken"].dump()] = key;
     }
     s.proxy->OnClientLine(line);
-    std::unique_lock<std::mutex> lock(w->mu);
-    while (!w->done && !stopping && !s.closed)
-      w->cv.wait_for(lock, std::chrono::milliseconds(100));
-    if (!w->done) {
-      std::lock_guard<std::mutex> sl(s.mu);
-      s.waiters.erase(key);
-      return "";
-    }
-    return w->reply;
+    return true;
   }
 
-  Response Post(const Request& req, const Principal& p) {
+  // Forgets a stream whose reply will not be delivered (session closed, client gone).
+  void Abandon(Session& s, const Json& id) {
+    std::string key = id.dump();
+    std::lock_guard<std::mutex> lock(s.mu);
+    s.waiters.erase(key);
+    for (auto p = s.progress.begin(); p != s.progress.end();)
+      p = p->second == key ? s.progress.erase(p) : std::next(p);
+  }
+
+  // Forwards a request and waits for its reply ("" when the session closed or we stop).
+  std::string Call(Session& s, const Json& msg, const std::string& line) {
+    auto st = std::make_shared<Stream>();
+    if (!Submit(s, msg, line, st)) return "duplicate";
+    std::unique_lock<std::mutex> lock(st->mu);
+    while (!st->done && !stopping && !s.closed)
+      st->cv.wait_for(lock, std::chrono::milliseconds(100));
+    if (!st->done) {
+      lock.unlock();
+      Abandon(s, msg["id"]);
+      return "";
+    }
+    return st->reply;
+  }
+
+  // What Handle produced: a complete response, or a stream the connection then writes.
+  struct Outcome {
+    Response res;
+    std::shared_ptr<Session> session;
+    std::shared_ptr<Stream> stream;  // set: POST (with `id`) or GET stream
+    Json id;                         // the POSTed request's id
+    bool get = false;
+  };
+
+  static bool AcceptsSse(const Request& req) {
+    std::string accept = Lower(SV(req[http::field::accept]));
+    return accept.find("text/event-stream") != std::string::npos;
+  }
+
+  Response Post(const Request& req, const Principal& p, Outcome* out) {
     std::string accept = Lower(SV(req[http::field::accept]));
     if (!accept.empty() && accept.find("application/json") == std::string::npos &&
         accept.find("*/*") == std::string::npos && accept.find("application/*") == std::string::npos)
@@ -354,15 +483,45 @@ struct HttpServer::Impl {
       s->proxy->OnClientLine(req.body());
       return Plain(req, http::status::accepted);
     }
-    std::string reply = Call(*s, msg, req.body());
-    if (reply == "duplicate")
+    auto st = std::make_shared<Stream>();
+    st->sse = AcceptsSse(req);
+    if (!Submit(*s, msg, req.body(), st))
       return Fail(req, http::status::bad_request,
                   "Bad Request: a request with this id is already in flight", kInvalidRequest,
                   msg["id"]);
-    if (reply.empty())
-      return Fail(req, http::status::not_found, "Session terminated", -32001, msg["id"]);
+    out->session = s;
+    out->stream = st;
+    out->id = msg["id"];
+    return Response{};
+  }
+
+  // GET: the session's stream for server-initiated messages. A newer GET replaces it.
+  Response Get(const Request& req, const Principal& p, Outcome* out) {
+    if (!AcceptsSse(req))
+      return Fail(req, http::status::not_acceptable,
+                  "Not Acceptable: the GET stream needs Accept: text/event-stream");
+    // Last-Event-ID is ignored: events carry no ids (no resumption), so a new stream starts.
+    std::shared_ptr<Session> s;
+    Response err;
+    if (!FindSession(req, p, &s, &err)) return err;
     s->last_used = NowMs();
-    return Plain(req, http::status::ok, reply);
+    auto st = std::make_shared<Stream>();
+    st->sse = true;
+    std::shared_ptr<Stream> old;
+    {
+      std::lock_guard<std::mutex> lock(s->mu);
+      old = std::move(s->get_stream);
+      s->get_stream = st;
+    }
+    if (old != nullptr) {
+      std::lock_guard<std::mutex> lock(old->mu);
+      old->closed = true;
+      old->cv.notify_all();
+    }
+    out->session = s;
+    out->stream = st;
+    out->get = true;
+    return Response{};
   }
 
   // The session named by the request's MCP-Session-Id, if `p` may use it.
@@ -397,7 +556,7 @@ struct HttpServer::Impl {
     return Plain(req, http::status::no_content);
   }
 
-  Response Handle(const Request& req) {
+  Response Handle(const Request& req, Outcome* out) {
     if (!HostAllowed(o.config.http, SV(req[http::field::host])))
       return Fail(req, http::status::forbidden, "Forbidden: Host not allowed (http.allowed_hosts)");
     auto origin = req.find(http::field::origin);
@@ -422,16 +581,118 @@ struct HttpServer::Impl {
                   "Bad Request: unsupported MCP-Protocol-Version " + std::string(ver->value()));
     switch (req.method()) {
       case http::verb::post:
-        return Post(req, p);
+        return Post(req, p, out);
+      case http::verb::get:
+        return Get(req, p, out);
       case http::verb::delete_:
         return Delete(req, p);
       default: {
-        res = Fail(req, http::status::method_not_allowed,
-                   "Method Not Allowed: this gateway does not offer a GET stream yet");
-        res.set(http::field::allow, "POST, DELETE");
+        res = Fail(req, http::status::method_not_allowed, "Method Not Allowed");
+        res.set(http::field::allow, "GET, POST, DELETE");
         return res;
       }
     }
+  }
+
+  // Whether the client closed its side (or reset) while we wait to write.
+  static bool PeerGone(tcp::socket& sock) {
+    pollfd pfd{sock.native_handle(), POLLRDHUP, 0};
+    return ::poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+  }
+
+  // Writes a POST's answer or a GET stream. A POST whose reply comes before any related
+  // message is answered with plain application/json; otherwise the response is
+  // text/event-stream (chunked): the related messages as they come, then the reply, then the
+  // end of the body (the connection stays open for keep-alive). The GET stream lasts until
+  // the client leaves, a newer GET replaces it, the session ends or the server stops; a
+  // comment is sent every 15 s to keep intermediaries from timing it out. False: close the
+  // connection.
+  bool WriteStream(tcp::socket& sock, const Request& req, const Outcome& out) {
+    Session& s = *out.session;
+    Stream& st = *out.stream;
+    beast::error_code ec;
+    bool headers_sent = false;
+    bool chunked = req.version() >= 11;
+    auto send_headers = [&]() {
+      http::response<http::empty_body> res{http::status::ok, req.version()};
+      res.set(http::field::server, "writ");
+      res.set(http::field::content_type, "text/event-stream");
+      res.set(http::field::cache_control, "no-cache");
+      res.keep_alive(chunked && req.keep_alive() && !out.get);
+      if (chunked) res.chunked(true);
+      http::response_serializer<http::empty_body> sr{res};
+      http::write_header(sock, sr, ec);
+      headers_sent = true;
+      return !ec;
+    };
+    auto send = [&](const std::string& bytes) {
+      if (chunked) net::write(sock, http::make_chunk(net::buffer(bytes)), ec);
+      else net::write(sock, net::buffer(bytes), ec);
+      return !ec;
+    };
+    if (out.get && !send_headers()) return false;
+    auto last_write = std::chrono::steady_clock::now();
+    for (;;) {
+      std::deque<std::string> events;
+      std::string reply;
+      bool done = false, replaced = false;
+      {
+        std::unique_lock<std::mutex> lock(st.mu);
+        st.cv.wait_for(lock, std::chrono::milliseconds(200), [&] {
+          return !st.events.empty() || st.done || st.closed || stopping || s.closed;
+        });
+        events.swap(st.events);
+        done = st.done;
+        reply = st.reply;
+        replaced = st.closed;
+      }
+      if (!out.get && done && events.empty() && !headers_sent) {
+        Response res = Plain(req, http::status::ok, reply);
+        if (stopping) res.keep_alive(false);
+        res.prepare_payload();
+        http::write(sock, res, ec);
+        s.last_used = NowMs();
+        return !ec && res.keep_alive();
+      }
+      if (!events.empty() || done) {
+        if (!headers_sent && !send_headers()) break;
+        for (const auto& e : events)
+          if (!send(SseEvent(e))) break;
+        if (ec) break;
+        last_write = std::chrono::steady_clock::now();
+      }
+      if (done) {
+        if (!send(SseEvent(reply))) break;
+        if (chunked) net::write(sock, http::make_chunk_last(), ec);
+        s.last_used = NowMs();
+        return !ec && chunked && req.keep_alive();
+      }
+      if (replaced || stopping || s.closed) break;
+      if (PeerGone(sock)) break;
+      if (out.get) {
+        s.last_used = NowMs();  // an open GET stream keeps its session alive
+        if (std::chrono::steady_clock::now() - last_write > std::chrono::seconds(15)) {
+          if (!send(SseComment("keep-alive"))) break;
+          last_write = std::chrono::steady_clock::now();
+        }
+      }
+    }
+    // The stream ends without a reply (session gone, server stopping, client gone).
+    if (out.get) {
+      std::lock_guard<std::mutex> lock(s.mu);
+      if (s.get_stream == out.stream) s.get_stream = nullptr;
+    } else {
+      Abandon(s, out.id);
+      if (!headers_sent && !ec) {
+        Response res = Fail(req, http::status::not_found, "Session terminated", -32001, out.id);
+        res.keep_alive(false);
+        res.prepare_payload();
+        http::write(sock, res, ec);
+        return false;
+      }
+    }
+    if (headers_sent && chunked && !ec) net::write(sock, http::make_chunk_last(), ec);
+    return false;
   }
 
   void Connection(tcp::socket sock, int n) {
@@ -467,7 +728,12 @@ struct HttpServer::Impl {
       }
       if (ec) break;
       Request req = parser.release();
-      Response res = Handle(req);
+      Outcome out;
+      Response res = Handle(req, &out);
+      if (out.stream != nullptr) {
+        if (!WriteStream(sock, req, out) || stopping || !req.keep_alive()) break;
+        continue;
+      }
       if (stopping) res.keep_alive(false);
       res.prepare_payload();
       http::write(sock, res, ec);

@@ -4,12 +4,16 @@
 // Each MCP session (created by the first `initialize`) owns one Proxy and its own upstream
 // processes; its id (MCP-Session-Id, 128 random bits in hex) is bound to the authenticated
 // principal. POST carries one JSON-RPC message: a request is answered with application/json,
-// notifications and responses get 202. DELETE ends a session. GET (the server-to-client SSE
-// stream) is 405 in this slice. Host and Origin are checked (DNS rebinding) before anything
-// else; credentials come from `Authorization` through gateway::Authenticator.
+// or with an SSE stream (gateway/sse.h) when the client accepts one and the upstream sends
+// related progress, logs or server-to-client requests before the reply; notifications and
+// responses get 202. GET opens the session's SSE stream for server-initiated messages.
+// DELETE ends a session. docs/gateway.md, "Server-to-client messages over HTTP", has the
+// routing rules. Host and Origin are checked (DNS rebinding) before anything else;
+// credentials come from `Authorization` through gateway::Authenticator. Upstreams are child
+// processes (gateway/upstream.h) or Streamable HTTP servers (gateway/http_upstream.h).
 //
 // Threading: one thread accepts; each connection gets a thread (at most
-// http.max_connections, beyond that 503). Sessions are shared under one mutex; a Proxy is
+// http.max_connections, beyond that 503); an open SSE stream holds its connection's thread. Sessions are shared under one mutex; a Proxy is
 // thread-safe. Run() returns after Stop() (callable from any thread, e.g. a signal handler
 // thread): the listener closes, open connections are shut down and every session's
 // upstreams are stopped.

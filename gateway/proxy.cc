@@ -1093,3 +1093,17 @@ void Proxy::Broadcast(const Json& id, const std::string& method, const Json& par
 }
 
 }  // namespace writ::gateway
+
+namespace writ::gateway {
+
+std::vector<std::string> Proxy::ClientRequestsTo(size_t up) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [key, id] : client_requests_) {
+    auto it = pending_.find(id);
+    if (it != pending_.end() && it->second.up == up) out.push_back(key);
+  }
+  return out;
+}
+
+}  // namespace writ::gateway

@@ -136,6 +136,11 @@ class Proxy {
   // Number of client requests forwarded and not yet answered.
   int InFlight();
 
+  // The ids (JSON-dumped) of the client requests forwarded to upstream `up` and not yet
+  // answered. The HTTP transport uses it to put an upstream's notifications and requests on
+  // the SSE stream of a related POST.
+  std::vector<std::string> ClientRequestsTo(size_t up);
+
  private:
   using Done = std::function<void(const Json& reply)>;  // a full JSON-RPC response
   using Filter = std::function<void(Json& reply)>;      // sees (and may change) a reply

@@ -2,7 +2,9 @@
 # Builds the libFuzzer targets with clang (ASan + UBSan) and runs a bounded campaign on each:
 # fuzz_parser (policy text -> parser + type checker), fuzz_bundle (bundle bytes -> loader,
 # verifier, evaluator; request JSON -> evaluator) and fuzz_jsonrpc (the gateway's JSON-RPC
-# framing: chunked bytes -> lines -> messages, with a round-trip invariant). Fails on any crash, sanitizer report, leak
+# framing: chunked bytes -> lines -> messages, with a round-trip invariant), fuzz_sse (the SSE
+# parser of HTTP upstreams: chunking invariance, writer round trip) and fuzz_http (the HTTP
+# entry point: Beast's request parser, Host/Origin checks, the JSON-RPC body). Fails on any crash, sanitizer report, leak
 # or timeout.
 #
 # Usage: scripts/fuzz.sh [SECONDS]      (default 60, per target)
@@ -20,7 +22,7 @@ if [ ! -f "$BUILD/build.ninja" ]; then
   CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DWRIT_FUZZ=ON -DWRIT_BENCH=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
-ninja -C "$BUILD" -j"$JOBS" fuzz_parser fuzz_bundle fuzz_jsonrpc fuzz_governance writ
+ninja -C "$BUILD" -j"$JOBS" fuzz_parser fuzz_bundle fuzz_jsonrpc fuzz_governance fuzz_sse fuzz_http writ
 
 # Seeds for fuzz_bundle, made fresh from the golden policies: "\0" + bundle bytes, and
 # "\1" + a request.
@@ -57,3 +59,5 @@ run fuzz_parser fuzz/corpus/parser -dict=fuzz/parser.dict -max_len=4096
 run fuzz_bundle "$SEEDS" -max_len=16384
 run fuzz_jsonrpc fuzz/corpus/jsonrpc -max_len=65536
 run fuzz_governance fuzz/corpus/governance -max_len=8192
+run fuzz_sse fuzz/corpus/sse -max_len=16384
+run fuzz_http fuzz/corpus/http -max_len=65536

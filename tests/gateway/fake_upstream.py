@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A tiny MCP server over stdio for the gateway's integration tests (stdlib only).
 
-    fake_upstream.py --record FILE [--version 2025-06-18]
+    fake_upstream.py --record FILE [--version 2025-06-18] [--progress]
 
 Implements initialize, ping, tools/list (two pages), tools/call. Tools:
   echo        readOnlyHint      returns its arguments as text
@@ -10,6 +10,8 @@ Implements initialize, ping, tools/list (two pages), tools/call. Tools:
   secret      readOnlyHint      hidden by the test policy
   crash       (page 2)          the process exits with status 3 without answering
   ask         (page 2)          sends sampling/createMessage to the client and returns its answer
+  progress    (page 2, only with --progress) sends notifications/progress (to the call's progressToken) and
+                                notifications/message, then returns "done"
 Every tools/call received is appended to FILE as one JSON line before it is handled.
 """
 import json
@@ -33,6 +35,9 @@ PAGE2 = [
     {"name": "crash", "description": "crash", "inputSchema": {"type": "object"}},
     {"name": "ask", "description": "ask the client", "inputSchema": {"type": "object"}},
 ]
+if "--progress" in args:
+    PAGE2.append({"name": "progress", "description": "reports progress",
+                  "inputSchema": {"type": "object"}})
 
 waiting = {}  # our server-to-client request id -> the tools/call id to answer
 
@@ -93,6 +98,15 @@ for line in sys.stdin:
             waiting["s1"] = rid
             send({"jsonrpc": "2.0", "id": "s1", "method": "sampling/createMessage",
                   "params": {"messages": [], "maxTokens": 5}})
+        elif name == "progress":
+            token = (p.get("_meta") or {}).get("progressToken")
+            if token is not None:
+                for i in (1, 2):
+                    send({"jsonrpc": "2.0", "method": "notifications/progress",
+                          "params": {"progressToken": token, "progress": i, "total": 2}})
+            send({"jsonrpc": "2.0", "method": "notifications/message",
+                  "params": {"level": "info", "data": "working"}})
+            text(rid, "done")
         else:
             send({"jsonrpc": "2.0", "id": rid, "error": {"code": -32602, "message": "no such tool"}})
     elif rid is not None:

@@ -11,16 +11,21 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
+#include <mutex>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <thread>
+#include <sys/socket.h>
 
 #include "gateway/config.h"
 #include "gateway/http_server.h"
 #include "gateway/identity.h"
+#include "gateway/sse.h"
 
 using nlohmann::json;
 namespace fs = std::filesystem;
@@ -142,7 +147,104 @@ fs::path MakeDir(const std::string& name) {
 
 std::string Upstreams() {
   std::string fake = std::string(WRIT_SOURCE_DIR) + "/tests/gateway/fake_upstream.py";
-  return "upstreams:\n  - name: demo\n    command: python3\n    args: [" + fake + "]\n";
+  return "upstreams:\n  - name: demo\n    command: python3\n    args: [" + fake + ", --progress]\n";
+}
+
+// A request whose response is read on a thread of its own: headers, then (for
+// text/event-stream) each SSE message as it arrives, or the whole body. Every wait is bounded.
+class Streamed {
+ public:
+  Streamed(int port, http::verb verb, const std::string& body, const Headers& headers)
+      : sock_(ioc_) {
+    sock_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    http::request<http::string_body> req{verb, "/mcp", 11};
+    req.set(http::field::host, "127.0.0.1:" + std::to_string(port));
+    for (const auto& [k, v] : headers) req.set(k, v);
+    req.body() = body;
+    req.prepare_payload();
+    http::write(sock_, req);
+    thread_ = std::thread([this] { Read(); });
+  }
+  ~Streamed() {
+    ::shutdown(sock_.native_handle(), SHUT_RDWR);
+    thread_.join();
+  }
+  // Waits for the headers; the status (0 on timeout).
+  int Status(int timeout_ms = 10000) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return status_ != 0; });
+    return status_;
+  }
+  std::string content_type() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return content_type_;
+  }
+  // The next SSE message as JSON; null on timeout or at the end of the stream.
+  json Next(int timeout_ms = 10000) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                 [this] { return !events_.empty() || ended_; });
+    if (events_.empty()) return nullptr;
+    json m = events_.front();
+    events_.pop_front();
+    return m;
+  }
+  // Whether the response ended (within the timeout).
+  bool Ended(int timeout_ms = 10000) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return ended_; });
+  }
+  std::string body() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return body_;
+  }
+
+ private:
+  void Read() {
+    beast::flat_buffer buf;
+    http::response_parser<http::buffer_body> p;
+    beast::error_code ec;
+    http::read_header(sock_, buf, p, ec);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      status_ = ec ? -1 : static_cast<int>(p.get().result_int());
+      content_type_ = std::string(p.get()[http::field::content_type]);
+      cv_.notify_all();
+    }
+    writ::gateway::SseParser parser([this](const writ::gateway::SseMessage& m) {
+      std::lock_guard<std::mutex> lock(mu_);
+      events_.push_back(json::parse(m.data, nullptr, false));
+      cv_.notify_all();
+    });
+    char chunk[4096];
+    while (!ec && !p.is_done()) {
+      p.get().body().data = chunk;
+      p.get().body().size = sizeof chunk;
+      http::read_some(sock_, buf, p, ec);
+      if (ec == http::error::need_buffer) ec = {};
+      std::string_view got(chunk, sizeof chunk - p.get().body().size);
+      parser.Feed(got);
+      std::lock_guard<std::mutex> lock(mu_);
+      body_.append(got);
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    ended_ = true;
+    cv_.notify_all();
+  }
+
+  net::io_context ioc_;
+  tcp::socket sock_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int status_ = 0;
+  std::string content_type_, body_;
+  std::deque<json> events_;
+  bool ended_ = false;
+};
+
+json Response(const json& id, const json& result) {
+  return {{"jsonrpc", "2.0"}, {"id", id}, {"result", result}};
 }
 
 }  // namespace
@@ -302,9 +404,14 @@ TEST_CASE("writ serve over HTTP: sessions, identity, policy, origin checks") {
   r = Do(port, http::verb::post, "/mcp", Rpc(4, "tools/list").dump(), Mcp("bob-key", sid));
   CHECK(r.result_int() == 404);
 
-  // GET (no server stream yet): 405. Body not JSON: 400.
-  r = Do(port, http::verb::get, "/mcp", "", Mcp(kAlice, sid));
+  // GET without Accept: text/event-stream: 406; PUT: 405. Body not JSON: 400.
+  Headers json_only = Mcp(kAlice, sid);
+  json_only["Accept"] = "application/json";
+  r = Do(port, http::verb::get, "/mcp", "", json_only);
+  CHECK(r.result_int() == 406);
+  r = Do(port, http::verb::put, "/mcp", "", Mcp(kAlice, sid));
   CHECK(r.result_int() == 405);
+  CHECK(std::string(r[http::field::allow]) == "GET, POST, DELETE");
   r = Do(port, http::verb::post, "/mcp", "{nope", Mcp(kAlice, sid));
   CHECK(r.result_int() == 400);
 
@@ -332,5 +439,279 @@ TEST_CASE("writ serve over HTTP: sessions, identity, policy, origin checks") {
   CHECK(WIFEXITED(st));
   CHECK(WEXITSTATUS(st) == 0);
   CHECK(srv.log().find("shutting down") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+namespace {
+
+// An anonymous gateway (stdio_principal an analyst) in front of the fake upstream; returns
+// the session id after initialize + initialized.
+std::string OpenSession(int port) {
+  auto r = Do(port, http::verb::post, "/mcp", Rpc(1, "initialize", InitParams()).dump(), Mcp(""));
+  REQUIRE_MESSAGE(r.result_int() == 200, r.body());
+  std::string sid(r["MCP-Session-Id"]);
+  json note = {{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}};
+  REQUIRE(Do(port, http::verb::post, "/mcp", note.dump(), Mcp("", sid)).result_int() == 202);
+  // List first so the tools are known.
+  r = Do(port, http::verb::post, "/mcp", Rpc(2, "tools/list").dump(), Mcp("", sid));
+  REQUIRE(r.result_int() == 200);
+  return sid;
+}
+
+std::string AnonymousConfig() {
+  return "policies: ./policies\n" + Upstreams() +
+         "http: { listen: '127.0.0.1:0', allow_anonymous: true }\n"
+         "stdio_principal: { uid: 'User::\"ann\"', parents: ['Role::\"analyst\"'] }\n";
+}
+
+json CallParams(const std::string& tool, json meta = nullptr) {
+  json p = {{"name", tool}, {"arguments", json::object()}};
+  if (!meta.is_null()) p["_meta"] = meta;
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("HTTP: SSE on POST carries progress, logs and server requests before the reply") {
+  fs::path dir = MakeDir("writ-http-sse");
+  std::ofstream(dir / "writ.yaml") << AnonymousConfig();
+  Server srv(dir / "writ.yaml", dir / "stderr");
+  REQUIRE_MESSAGE(srv.port() != 0, srv.log());
+  int port = srv.port();
+  std::string sid = OpenSession(port);
+
+  SUBCASE("progress and a log message arrive on the POST's stream, then the reply") {
+    Streamed post(port, http::verb::post,
+                  Rpc(10, "tools/call", CallParams("demo__progress", {{"progressToken", "tok"}}))
+                      .dump(),
+                  Mcp("", sid));
+    REQUIRE(post.Status() == 200);
+    CHECK(post.content_type() == "text/event-stream");
+    std::vector<json> got;
+    for (json m = post.Next(); !m.is_null(); m = post.Next()) got.push_back(m);
+    REQUIRE(got.size() == 4);
+    CHECK(got[0]["method"] == "notifications/progress");
+    CHECK(got[0]["params"]["progressToken"] == "tok");  // the client's own token
+    CHECK(got[0]["params"]["progress"] == 1);
+    CHECK(got[1]["params"]["progress"] == 2);
+    CHECK(got[2]["method"] == "notifications/message");
+    CHECK(got[3]["id"] == 10);
+    CHECK(got[3]["result"]["content"][0]["text"] == "done");
+    CHECK(post.Ended());
+  }
+
+  SUBCASE("a client that accepts only JSON gets JSON; its notifications are not sent") {
+    Headers h = Mcp("", sid);
+    h["Accept"] = "application/json";
+    auto r = Do(port, http::verb::post, "/mcp",
+                Rpc(11, "tools/call", CallParams("demo__progress", {{"progressToken", 1}})).dump(),
+                h);
+    REQUIRE(r.result_int() == 200);
+    CHECK(std::string(r[http::field::content_type]) == "application/json");
+    CHECK(json::parse(r.body())["result"]["content"][0]["text"] == "done");
+  }
+
+  SUBCASE("a reply with nothing before it is plain JSON even when SSE is accepted") {
+    auto r = Do(port, http::verb::post, "/mcp",
+                Rpc(12, "tools/call", CallParams("demo__echo")).dump(), Mcp("", sid));
+    REQUIRE(r.result_int() == 200);
+    CHECK(std::string(r[http::field::content_type]) == "application/json");
+  }
+
+  SUBCASE("sampling on the POST's stream; the client's answer is POSTed back (202)") {
+    Streamed post(port, http::verb::post,
+                  Rpc("c1", "tools/call", CallParams("demo__ask")).dump(), Mcp("", sid));
+    REQUIRE(post.Status() == 200);
+    CHECK(post.content_type() == "text/event-stream");
+    json req = post.Next();
+    REQUIRE(req.is_object());
+    CHECK(req["method"] == "sampling/createMessage");
+    REQUIRE(req["id"].is_string());
+    CHECK(req["id"].get<std::string>().rfind("writ-", 0) == 0);  // the gateway's id
+    auto r = Do(port, http::verb::post, "/mcp",
+                Response(req["id"], {{"role", "assistant"},
+                                     {"content", {{"type", "text"}, {"text", "42"}}}})
+                    .dump(),
+                Mcp("", sid));
+    CHECK(r.result_int() == 202);
+    json reply = post.Next();
+    REQUIRE(reply.is_object());
+    CHECK(reply["id"] == "c1");
+    std::string text = reply["result"]["content"][0]["text"];
+    CHECK(text.find("client said:") == 0);
+    CHECK(text.find("42") != std::string::npos);
+    CHECK(post.Ended());
+  }
+
+  SUBCASE("without any stream, a server request is answered with an error for the client") {
+    Headers h = Mcp("", sid);
+    h["Accept"] = "application/json";
+    auto r = Do(port, http::verb::post, "/mcp",
+                Rpc(13, "tools/call", CallParams("demo__ask")).dump(), h);
+    REQUIRE(r.result_int() == 200);
+    // The fake server returns what the "client" said: an error, so no result.
+    CHECK(json::parse(r.body())["result"]["content"][0]["text"] == "client said: null");
+  }
+
+  SUBCASE("the GET stream carries server requests not tied to an SSE POST") {
+    Headers get = Mcp("", sid);
+    get["Accept"] = "text/event-stream";
+    Streamed stream(port, http::verb::get, "", get);
+    REQUIRE(stream.Status() == 200);
+    CHECK(stream.content_type() == "text/event-stream");
+    Headers h = Mcp("", sid);
+    h["Accept"] = "application/json";
+    Streamed post(port, http::verb::post, Rpc(14, "tools/call", CallParams("demo__ask")).dump(),
+                  h);
+    json req = stream.Next();
+    REQUIRE(req.is_object());
+    CHECK(req["method"] == "sampling/createMessage");
+    auto r = Do(port, http::verb::post, "/mcp",
+                Response(req["id"], {{"role", "assistant"},
+                                     {"content", {{"type", "text"}, {"text", "via-get"}}}})
+                    .dump(),
+                Mcp("", sid));
+    CHECK(r.result_int() == 202);
+    REQUIRE(post.Status() == 200);
+    REQUIRE(post.Ended());
+    CHECK(json::parse(post.body())["result"]["content"][0]["text"].get<std::string>().find(
+              "via-get") != std::string::npos);
+    // A newer GET replaces the open one, which ends.
+    Streamed second(port, http::verb::get, "", get);
+    REQUIRE(second.Status() == 200);
+    CHECK(stream.Ended());
+    CHECK_FALSE(second.Ended(300));
+    // DELETE ends the session and its stream.
+    CHECK(Do(port, http::verb::delete_, "/mcp", "", Mcp("", sid)).result_int() == 204);
+    CHECK(second.Ended());
+  }
+
+  SUBCASE("GET needs a valid session") {
+    Headers get = Mcp("", "");
+    get["Accept"] = "text/event-stream";
+    CHECK(Do(port, http::verb::get, "/mcp", "", get).result_int() == 400);
+    get["MCP-Session-Id"] = "00000000000000000000000000000000";
+    CHECK(Do(port, http::verb::get, "/mcp", "", get).result_int() == 404);
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("writ serve in front of another writ serve (a Streamable HTTP upstream)") {
+  // inner: the fake upstream behind an anonymous gateway; outer: `url:` to inner.
+  fs::path dir = MakeDir("writ-http-chain");
+  std::ofstream(dir / "inner.yaml") << AnonymousConfig();
+  Server inner(dir / "inner.yaml", dir / "inner.log");
+  REQUIRE_MESSAGE(inner.port() != 0, inner.log());
+  fs::create_directories(dir / "outer-policies");
+  std::ofstream(dir / "outer-policies" / "p.writ")
+      << "@id(\"all\")\npermit (principal, action, resource);\n";
+  std::ofstream(dir / "outer.yaml")
+      << "policies: ./outer-policies\n"
+      << "upstreams:\n  - name: inner\n    url: http://127.0.0.1:" << inner.port() << "/mcp\n"
+      << "    headers: { X-Writ-Test: chained }\n"
+      << "http: { listen: '127.0.0.1:0', allow_anonymous: true }\n";
+  Server outer(dir / "outer.yaml", dir / "outer.log");
+  REQUIRE_MESSAGE(outer.port() != 0, outer.log());
+  int port = outer.port();
+
+  auto r = Do(port, http::verb::post, "/mcp", Rpc(1, "initialize", InitParams()).dump(), Mcp(""));
+  REQUIRE_MESSAGE(r.result_int() == 200, std::string(r.body() + outer.log()));
+  CHECK(json::parse(r.body())["result"]["capabilities"].contains("tools"));
+  std::string sid(r["MCP-Session-Id"]);
+  json note = {{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}};
+  REQUIRE(Do(port, http::verb::post, "/mcp", note.dump(), Mcp("", sid)).result_int() == 202);
+  r = Do(port, http::verb::post, "/mcp", Rpc(2, "tools/list").dump(), Mcp("", sid));
+  REQUIRE(r.result_int() == 200);
+  std::vector<std::string> names;
+  json listed = json::parse(r.body());
+  for (auto& t : listed["result"]["tools"]) names.push_back(t["name"]);
+  CHECK_MESSAGE(std::find(names.begin(), names.end(), "inner__demo__echo") != names.end(),
+                r.body());
+  CHECK(std::find(names.begin(), names.end(), "inner__demo__secret") == names.end());
+
+  // A plain call (JSON answer from inner).
+  r = Do(port, http::verb::post, "/mcp",
+         Rpc(3, "tools/call", {{"name", "inner__demo__echo"}, {"arguments", {{"text", "hi"}}}})
+             .dump(),
+         Mcp("", sid));
+  REQUIRE(r.result_int() == 200);
+  CHECK(json::parse(r.body())["result"]["content"][0]["text"] == "{\"text\": \"hi\"}");
+
+  // Progress: inner streams it over SSE to outer's HTTP upstream, outer to us.
+  {
+    Streamed post(port, http::verb::post,
+                  Rpc(4, "tools/call", CallParams("inner__demo__progress", {{"progressToken", 9}}))
+                      .dump(),
+                  Mcp("", sid));
+    REQUIRE(post.Status() == 200);
+    std::vector<json> got;
+    for (json m = post.Next(); !m.is_null(); m = post.Next()) got.push_back(m);
+    REQUIRE(got.size() == 4);
+    CHECK(got[0]["params"]["progressToken"] == 9);
+    CHECK(got[1]["params"]["progress"] == 2);
+    CHECK(got[3]["result"]["content"][0]["text"] == "done");
+  }
+
+  // Sampling through two gateways: the request comes out on our POST stream; our answer is
+  // routed back through outer to inner to the fake server.
+  {
+    Streamed post(port, http::verb::post,
+                  Rpc(5, "tools/call", CallParams("inner__demo__ask")).dump(), Mcp("", sid));
+    REQUIRE(post.Status() == 200);
+    json req = post.Next();
+    REQUIRE(req.is_object());
+    CHECK(req["method"] == "sampling/createMessage");
+    r = Do(port, http::verb::post, "/mcp",
+           Response(req["id"], {{"role", "assistant"},
+                                {"content", {{"type", "text"}, {"text", "chained"}}}})
+               .dump(),
+           Mcp("", sid));
+    CHECK(r.result_int() == 202);
+    json reply = post.Next();
+    REQUIRE(reply.is_object());
+    CHECK(reply["id"] == 5);
+    CHECK(reply["result"]["content"][0]["text"].get<std::string>().find("chained") !=
+          std::string::npos);
+  }
+
+  // Ending the outer session DELETEs outer's session at inner.
+  CHECK(Do(port, http::verb::delete_, "/mcp", "", Mcp("", sid)).result_int() == 204);
+  bool deleted = false;
+  for (int i = 0; i < 100 && !deleted; ++i) {
+    deleted = inner.log().find("session #1 deleted") != std::string::npos;
+    if (!deleted) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK_MESSAGE(deleted, inner.log());
+  CHECK(outer.Stop() == 0);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("writ serve --stdio with a Streamable HTTP upstream") {
+  fs::path dir = MakeDir("writ-stdio-url");
+  std::ofstream(dir / "inner.yaml") << AnonymousConfig();
+  Server inner(dir / "inner.yaml", dir / "inner.log");
+  REQUIRE_MESSAGE(inner.port() != 0, inner.log());
+  fs::create_directories(dir / "outer-policies");
+  std::ofstream(dir / "outer-policies" / "p.writ")
+      << "@id(\"all\")\npermit (principal, action, resource);\n";
+  std::ofstream(dir / "outer.yaml")
+      << "policies: ./outer-policies\n"
+      << "upstreams:\n  - name: inner\n    url: http://127.0.0.1:" << inner.port() << "/mcp\n";
+  json init = Rpc(1, "initialize", InitParams());
+  json note = {{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}};
+  json call = Rpc(2, "tools/call", {{"name", "inner__demo__echo"}, {"arguments", {{"x", 1}}}});
+  std::ofstream(dir / "in1") << init.dump() << "\n";
+  std::ofstream(dir / "in2") << note.dump() << "\n" << call.dump() << "\n";
+  // Messages are spaced so each is answered before stdin closes; bounded by `timeout`.
+  std::string cmd = "(cat " + (dir / "in1").string() + "; sleep 1; cat " + (dir / "in2").string() +
+                    "; sleep 2) | timeout 30 " + std::string(WRIT_BINARY_DIR) +
+                    "/cli/writ serve --stdio --config " + (dir / "outer.yaml").string() + " > " +
+                    (dir / "out").string() + " 2> " + (dir / "err").string();
+  CHECK(std::system(cmd.c_str()) == 0);
+  std::string out = Slurp(dir / "out");
+  CHECK_MESSAGE(out.find("\"serverInfo\":{\"name\":\"writ\"") != std::string::npos,
+                std::string(out + Slurp(dir / "err")));
+  CHECK_MESSAGE(out.find("{\\\"x\\\": 1}") != std::string::npos,
+                std::string(out + Slurp(dir / "err")));
   fs::remove_all(dir);
 }
