@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The full test run (what CI runs): dependencies, build, unit + golden + docs tests, the same
 # tests under AddressSanitizer + UndefinedBehaviorSanitizer, then a bounded fuzz campaign.
-# Usage: scripts/test.sh          Env: WRIT_JOBS (default 2), WRIT_FUZZ_SECONDS (default 60)
+# Usage: scripts/test.sh          Env: WRIT_JOBS (default 2), WRIT_FUZZ_SECONDS (default 25, per fuzz target)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS="${WRIT_JOBS:-2}"
-FUZZ_SECONDS="${WRIT_FUZZ_SECONDS:-60}"
+FUZZ_SECONDS="${WRIT_FUZZ_SECONDS:-25}"
 start=$SECONDS
 
 step() { printf '\n== [%4ds] %s\n' "$((SECONDS - start))" "$*"; }
@@ -40,7 +40,7 @@ step "tests under ASan + UBSan (build-asan/)"
 ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
   WRIT_DIFF_CASES=20000 ctest --test-dir build-asan --output-on-failure -j"$JOBS"
 
-step "fuzzing the parser for ${FUZZ_SECONDS}s (build-fuzz/, clang)"
+step "fuzzing every target for ${FUZZ_SECONDS}s each (build-fuzz/, clang)"
 scripts/fuzz.sh "$FUZZ_SECONDS"
 
 step "all passed in $((SECONDS - start))s"
