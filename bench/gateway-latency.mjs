@@ -16,7 +16,7 @@
 // Every child is killed by pid at the end and the whole run is bounded by a watchdog.
 
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir, cpus, loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -178,6 +178,17 @@ async function paced(mode) {
   };
 }
 
+// CPU time (user + system, microseconds) a child has used so far, from /proc (Linux; clock
+// ticks of 10 ms, so only meaningful over a run of seconds); NaN elsewhere.
+function cpuUs(child) {
+  try {
+    const f = readFileSync(`/proc/${child.pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10000; // fields 14, 15 (utime, stime) at 100 Hz
+  } catch {
+    return NaN;
+  }
+}
+
 // Closed-loop throughput: `sessions` sessions, `window` calls in flight each.
 async function throughput(mode) {
   const sessions = [];
@@ -185,6 +196,7 @@ async function throughput(mode) {
   await Promise.all(sessions.map((s) => s.open()));
   const tool = mode === "direct" ? "echo" : "fast__echo";
   let remaining = opt.tcount;
+  const cpu0 = sessions.reduce((a, s) => a + cpuUs(s.child), 0);
   const t0 = process.hrtime.bigint();
   async function lane(s) {
     while (remaining > 0) {
@@ -196,8 +208,9 @@ async function throughput(mode) {
   for (const s of sessions) for (let w = 0; w < opt.window; w++) lanes.push(lane(s));
   await Promise.all(lanes);
   const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = sessions.reduce((a, s) => a + cpuUs(s.child), 0) - cpu0;
   sessions.forEach((s) => s.close());
-  return opt.tcount / elapsed;
+  return { rate: opt.tcount / elapsed, cpuPerCall: cpu / opt.tcount };
 }
 
 const f = (x) => x.toFixed(0);
@@ -210,11 +223,11 @@ await sleep(200);
 const dt = await throughput("direct");
 const gt = await throughput("gateway");
 console.log("");
-console.log("| | achieved rate | p50 (us) | p90 (us) | p99 (us) | max (us) | max throughput (calls/s) |");
-console.log("|---|---|---|---|---|---|---|");
-console.log(`| direct (stdio) | ${f(d.achieved)}/s | ${f(d.p50)} | ${f(d.p90)} | ${f(d.p99)} | ${f(d.max)} | ${f(dt)} |`);
-console.log(`| through writ serve --stdio | ${f(g.achieved)}/s | ${f(g.p50)} | ${f(g.p90)} | ${f(g.p99)} | ${f(g.max)} | ${f(gt)} |`);
-console.log(`| **added** | | **${f(g.p50 - d.p50)}** | ${f(g.p90 - d.p90)} | **${f(g.p99 - d.p99)}** | | |`);
+console.log("| | achieved rate | p50 (us) | p90 (us) | p99 (us) | max (us) | max throughput (calls/s) | CPU of the server process per call (us) |");
+console.log("|---|---|---|---|---|---|---|---|");
+console.log(`| direct (stdio) | ${f(d.achieved)}/s | ${f(d.p50)} | ${f(d.p90)} | ${f(d.p99)} | ${f(d.max)} | ${f(dt.rate)} | ${f(dt.cpuPerCall)} (echo server) |`);
+console.log(`| through writ serve --stdio | ${f(g.achieved)}/s | ${f(g.p50)} | ${f(g.p90)} | ${f(g.p99)} | ${f(g.max)} | ${f(gt.rate)} | ${f(gt.cpuPerCall)} (writ, without its upstream) |`);
+console.log(`| **added** | | **${f(g.p50 - d.p50)}** | ${f(g.p90 - d.p90)} | **${f(g.p99 - d.p99)}** | | | |`);
 console.log(`\n# load average at end: ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
 clearTimeout(watchdog);
 process.exit(0);
