@@ -26,6 +26,9 @@ scripts/policy-ci.sh policies
 step "end-to-end tests with real MCP clients and servers through writ serve (Node)"
 scripts/e2e.sh
 
+step "MCP conformance suite: directly vs through writ serve (Node 22; docs/gateway.md)"
+scripts/conformance.sh
+
 step "sanitizer build of the tests (build-asan/: ASan + UBSan)"
 cmake -S . -B build-asan -G Ninja -DWRIT_SANITIZE=ON -DWRIT_BENCH=OFF >/dev/null
 mapfile -t test_targets < <(ninja -C build-asan -t targets all | sed -n 's/^\(writ_[a-z0-9_]*_tests\): phony$/\1/p')
