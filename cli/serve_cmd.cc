@@ -4,8 +4,10 @@
 // servers, proxies newline-delimited JSON-RPC between stdin/stdout and them until stdin
 // closes, then shuts the upstreams down. stdout carries protocol messages only; logs go to
 // stderr.
+#include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -25,7 +27,10 @@
 #include "gateway/http_server.h"
 #include "gateway/identity.h"
 #include "gateway/jsonrpc.h"
+#include "gateway/log.h"
 #include "gateway/proxy.h"
+#include "gateway/reload.h"
+#include "gateway/supervisor.h"
 #include "gateway/upstream.h"
 #include "runtime/evaluator.h"
 
@@ -39,36 +44,59 @@ struct ServeOptions {
   bool stdio = false;
 };
 
-// The compiled bundle for the config, or null (diagnostics printed).
-std::shared_ptr<const runtime::Bundle> LoadPolicies(const gateway::Config& c) {
+// The compiled (or read) and verified bundle for the config, or null with the rendered
+// diagnostics in *diags. Used at start and by every reload (gateway/reload.h).
+std::shared_ptr<const runtime::Bundle> BuildBundle(const gateway::Config& c, std::string* diags) {
   std::string bytes, error;
   if (!c.bundle.empty()) {
     if (!ReadFile(c.bundle, &bytes, &error)) {
-      std::cerr << "error: " << error << "\n";
+      *diags = "error: " + error + "\n";
       return nullptr;
     }
   } else {
     FrontEnd fe = RunFrontEnd(c.policies, c.schema);
     if (!fe.io_error.empty()) {
-      std::cerr << "error: " << fe.io_error << "\n";
+      *diags = "error: " + fe.io_error + "\n";
       return nullptr;
     }
     if (fe.diags.has_errors()) {
-      std::cerr << Render(fe.sources, fe.diags.items(), DiagnosticFormat::kText);
-      std::cerr << "writ serve: " << fe.diags.error_count() << " policy error(s); not starting\n";
+      *diags = Render(fe.sources, fe.diags.items(), DiagnosticFormat::kText) +
+               std::to_string(fe.diags.error_count()) + " policy error(s)\n";
       return nullptr;
     }
     Diagnostics d;
     CompileResult r;
     if (!Compile(fe.sources, fe.policies, CompileOptions{}, &r, &d)) {
-      std::cerr << Render(fe.sources, d.items(), DiagnosticFormat::kText);
+      *diags = Render(fe.sources, d.items(), DiagnosticFormat::kText);
       return nullptr;
     }
     bytes = std::move(r.bytes);
   }
   auto b = runtime::Bundle::Load(bytes, &error);
-  if (b == nullptr) std::cerr << "error: bundle: " << error << "\n";
+  if (b == nullptr) *diags = "error: bundle: " + error + "\n";
   return b;
+}
+
+// The bundle at start, or null (diagnostics printed).
+std::shared_ptr<const runtime::Bundle> LoadPolicies(const gateway::Config& c) {
+  std::string diags;
+  auto b = BuildBundle(c, &diags);
+  if (b == nullptr) std::cerr << diags << "writ serve: the policies did not load; not starting\n";
+  return b;
+}
+
+// The reloader for `config` (SIGHUP and, with reload.watch, file changes), started.
+std::unique_ptr<gateway::PolicyReloader> StartReloader(
+    const gateway::Config& config, std::shared_ptr<gateway::BundleHolder> holder,
+    std::shared_ptr<gateway::AuditLog> audit) {
+  std::vector<std::string> watched = config.bundle.empty() ? config.policies
+                                                           : std::vector<std::string>{config.bundle};
+  if (!config.schema.empty()) watched.push_back(config.schema);
+  auto r = std::make_unique<gateway::PolicyReloader>(
+      std::move(holder), [config](std::string* diags) { return BuildBundle(config, diags); },
+      std::move(watched), config.reload, std::move(audit));
+  r->Start();
+  return r;
 }
 
 // Opens the audit log when configured. False (reason printed) when it cannot be opened.
@@ -172,6 +200,17 @@ int RunServeHttp(const ServeOptions& o) {
   return kExitOk;
 }
 
+// Waits until `proxy` has no client request in flight or `timeout` passes. True if drained.
+bool Drain(gateway::Proxy& proxy, std::chrono::milliseconds timeout) {
+  auto until = std::chrono::steady_clock::now() + timeout;
+  int n = proxy.InFlight();
+  if (n > 0) gateway::LogInfo("draining in-flight calls", {{"in_flight", n}, {"timeout_ms", timeout.count()}});
+  while ((n = proxy.InFlight()) > 0 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (n > 0) gateway::LogWarn("drain timeout; abandoning in-flight calls", {{"in_flight", n}});
+  return n == 0;
+}
+
 int RunServeStdio(const ServeOptions& o) {
   gateway::Config config;
   std::string errors;
@@ -179,6 +218,7 @@ int RunServeStdio(const ServeOptions& o) {
     std::cerr << errors;
     return kExitUsage;
   }
+  gateway::ConfigureLog(config.log.format, config.log.level);
   std::shared_ptr<const runtime::Bundle> bundle = LoadPolicies(config);
   if (bundle == nullptr) return kExitFailure;
 
@@ -194,37 +234,37 @@ int RunServeStdio(const ServeOptions& o) {
     std::fputc('\n', stdout);
     std::fflush(stdout);
   };
+  auto holder = std::make_shared<gateway::BundleHolder>(bundle);
   gateway::ProxyOptions popts;
   popts.principal = config.stdio_principal;
   popts.limits = config.limits;
   popts.version = kVersion;
   popts.audit = audit;
+  popts.bundles = holder;
   gateway::Proxy proxy(popts, bundle, write_client);
+  std::vector<std::unique_ptr<gateway::UpstreamSupervisor>> upstreams =
+      gateway::StartUpstreams(&proxy, config.upstreams, config.limits.max_message_bytes);
+  std::unique_ptr<gateway::PolicyReloader> reloader = StartReloader(config, holder, audit);
 
-  std::vector<std::unique_ptr<gateway::ChildProcess>> children;
-  for (const auto& u : config.upstreams) {
-    gateway::ChildSpec spec{u.name, u.command, u.args, u.env, config.limits.max_message_bytes};
-    auto child = std::make_unique<gateway::ChildProcess>(spec);
-    gateway::ChildProcess* raw = child.get();
-    proxy.AddUpstream(u.name, [raw](const std::string& line) { return raw->Send(line); });
-    children.push_back(std::move(child));
-  }
-  for (size_t i = 0; i < children.size(); ++i) {
-    gateway::ChildProcess* raw = children[i].get();
-    std::string error;
-    bool ok = raw->Start([&proxy, i](std::string_view line) { proxy.OnUpstreamLine(i, line); },
-                         [&proxy, i](int status) {
-                           proxy.OnUpstreamExit(i, gateway::DescribeExit(status));
-                         },
-                         &error);
-    if (!ok) {
-      std::cerr << "writ: upstream " << config.upstreams[i].name << ": " << error << "\n";
-      proxy.OnUpstreamExit(i, "could not be started (" + error + ")");
-    } else {
-      std::cerr << "writ: started upstream " << config.upstreams[i].name << " (pid " << raw->pid()
-                << ")\n";
-    }
-  }
+  // SIGHUP reloads the policies; SIGINT/SIGTERM stop reading stdin, then drain and exit.
+  std::atomic<bool> stop_reading{false};
+  boost::asio::io_context sig_ioc;
+  boost::asio::signal_set signals(sig_ioc, SIGHUP, SIGINT, SIGTERM);
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        if (sig == SIGHUP) {
+          gateway::LogInfo("SIGHUP: reloading the policies");
+          reloader->Trigger("sighup");
+          signals.async_wait(on_signal);
+          return;
+        }
+        gateway::LogInfo("signal; no new requests, draining", {{"signal", sig}});
+        proxy.StopAccepting();
+        stop_reading = true;
+      };
+  signals.async_wait(on_signal);
+  std::thread sig_thread([&sig_ioc] { sig_ioc.run(); });
 
   std::atomic<bool> stop{false};
   std::thread ticker([&] {
@@ -245,16 +285,51 @@ int RunServeStdio(const ServeOptions& o) {
                                  [&](std::string_view line, bool oversized) {
                                    proxy.OnClientLine(line, oversized);
                                  });
+  // After SIGTERM/SIGINT stdin is still read, so that the client's answers (sampling,
+  // elicitation) and cancellations reach in-flight calls, but new requests are refused
+  // (Proxy::StopAccepting) until nothing is in flight or shutdown.drain_timeout passes.
   char buf[65536];
+  bool eof = false;
+  std::chrono::steady_clock::time_point drain_until;
+  bool draining = false;
   for (;;) {
+    if (stop_reading.load()) {
+      if (!draining) {
+        draining = true;
+        drain_until = std::chrono::steady_clock::now() +
+                      std::chrono::milliseconds(config.shutdown.drain_timeout_ms);
+      }
+      if (proxy.InFlight() == 0 || std::chrono::steady_clock::now() >= drain_until) break;
+    }
+    pollfd pfd{0, POLLIN, 0};
+    int pr = poll(&pfd, 1, 100);
+    if (pr < 0 && errno != EINTR) break;
+    if (pr <= 0) continue;
     ssize_t n = read(0, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
+    if (n <= 0) {
+      eof = true;
+      break;
+    }
     splitter.Feed(std::string_view(buf, static_cast<size_t>(n)));
   }
-  splitter.Finish();
-  std::cerr << "writ: stdin closed; shutting down upstreams\n";
-  for (auto& c : children) c->Shutdown(std::chrono::milliseconds(2000));
+  if (eof) {
+    splitter.Finish();
+    gateway::LogInfo("stdin closed; shutting down");
+  }
+  // stdin EOF: the client may still read stdout, so in-flight calls get the drain time too.
+  proxy.StopAccepting();
+  auto left = std::chrono::milliseconds(config.shutdown.drain_timeout_ms);
+  if (draining)
+    left = std::max(std::chrono::milliseconds(0),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                        drain_until - std::chrono::steady_clock::now()));
+  Drain(proxy, left);
+  gateway::LogInfo("stopping upstreams");
+  for (auto& u : upstreams) u->Shutdown(std::chrono::milliseconds(2000));
+  reloader->Stop();
+  sig_ioc.stop();
+  sig_thread.join();
   stop = true;
   ticker.join();
   FinishAudit(audit);

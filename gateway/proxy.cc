@@ -9,6 +9,7 @@
 #include <set>
 
 #include "gateway/jsonrpc.h"
+#include "gateway/log.h"
 
 namespace writ::gateway {
 
@@ -135,6 +136,13 @@ Proxy::Proxy(ProxyOptions opts, std::shared_ptr<const runtime::Bundle> bundle, W
     : opts_(std::move(opts)), bundle_(std::move(bundle)), to_client_(std::move(to_client)) {
   if (opts_.session.empty()) opts_.session = "s-" + NewDecisionId().substr(0, 16);
   if (bundle_ != nullptr) bundle_hash_ = bundle_->source_hash_hex();
+  Metrics::Global().sessions().Inc();
+}
+
+Proxy::~Proxy() { Metrics::Global().sessions().Dec(); }
+
+std::shared_ptr<const runtime::Bundle> Proxy::CurrentBundle() const {
+  return opts_.bundles != nullptr ? opts_.bundles->Get() : bundle_;
 }
 
 // ---- audit ----
@@ -160,7 +168,7 @@ bool Proxy::AuditDecision(const AuditSubject& subject, const Decided& d) {
     if (o.is_object() && o.value("kind", "") == "redact") r.redact_args = true;
   for (const auto& id : d.decision.value("determining", Json::array()))
     if (id.is_string()) r.determining.push_back(id);
-  r.bundle_hash = bundle_hash_;
+  r.bundle_hash = d.bundle_hash;
   if (!obligations.empty()) r.detail = {{"obligations", obligations}};
   AuditStatus st = opts_.audit->Append(r);
   if (st.ok()) return true;
@@ -183,8 +191,8 @@ void Proxy::FailClosed(const Json& client_id, const Decided& d) {
 }
 
 void Proxy::ForwardAudited(size_t up, const Json& client_id, const std::string& method,
-                           Json params, const AuditSubject& subject,
-                           const std::string& decision_id) {
+                           Json params, const AuditSubject& subject, const Decided& d) {
+  const std::string& decision_id = d.id;
   Done on_reply;
   if (opts_.audit != nullptr) {
     auto start = std::chrono::steady_clock::now();
@@ -201,7 +209,7 @@ void Proxy::ForwardAudited(size_t up, const Json& client_id, const std::string& 
     base.method = subject.method;
     base.server = subject.server;
     base.tool = subject.tool;
-    base.bundle_hash = bundle_hash_;
+    base.bundle_hash = d.bundle_hash;
     on_reply = [audit, base, start](const Json& reply) {
       AuditRecord r = base;
       AuditUpstream u;
@@ -235,35 +243,53 @@ void Proxy::ForwardAudited(size_t up, const Json& client_id, const std::string& 
 size_t Proxy::AddUpstream(const std::string& name, SendFn send) {
   std::lock_guard<std::mutex> lock(mu_);
   ups_.push_back(Upstream{name, std::move(send)});
+  ups_.back().latency = &Metrics::Global().upstream_seconds().With({name});
+  ups_.back().errors = &Metrics::Global().upstream_errors().With({name});
   return ups_.size() - 1;
 }
 
 Proxy::Decided Proxy::DecideRequest(const Json& request, bool list_time) {
   Decided d;
   if (!list_time) d.id = NewDecisionId();
+  // One bundle for the whole decision, even if a reload swaps it meanwhile.
+  std::shared_ptr<const runtime::Bundle> bundle = CurrentBundle();
+  d.bundle_hash = bundle == nullptr ? bundle_hash_ : bundle->source_hash_hex();
+  auto start = std::chrono::steady_clock::now();
+  // Metrics for call decisions (not list-time visibility): effect, or "error" when the
+  // request could not be decided (denied).
+  auto count = [&](const char* effect) {
+    if (list_time) return;
+    Metrics& m = Metrics::Global();
+    m.Decision(effect).Inc();
+    m.decision_seconds().Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  };
   // A failure to decide is a deny.
   try {
     runtime::PreparedRequest prepared;
     std::string error;
-    if (bundle_ == nullptr || !runtime::PrepareRequest(*bundle_, request, &prepared, &error)) {
+    if (bundle == nullptr || !runtime::PrepareRequest(*bundle, request, &prepared, &error)) {
       d.effect = runtime::Effect::kDeny;
       d.decision = {{"decision", "deny"},
                     {"determining", Json::array()},
                     {"obligations", Json::array({{{"kind", "reason"},
                                                   {"message", "the request could not be decided: " +
                                                                   error}}})}};
+      count("error");
       return d;
     }
     if (list_time) {
       prepared.args_unknown = true;
-      runtime::Visibility v = runtime::ListVisibility(*bundle_, prepared);
+      runtime::Visibility v = runtime::ListVisibility(*bundle, prepared);
       d.effect = v == runtime::Visibility::kDeny ? runtime::Effect::kDeny : runtime::Effect::kAllow;
       return d;
     }
-    runtime::Decision dec = runtime::Evaluate(*bundle_, prepared);
+    runtime::Decision dec = runtime::Evaluate(*bundle, prepared);
     d.effect = dec.effect;
-    d.decision = runtime::DecisionToJson(*bundle_, prepared, dec);
+    d.decision = runtime::DecisionToJson(*bundle, prepared, dec);
+    count(runtime::EffectName(d.effect));
   } catch (const std::exception& e) {
+    count("error");
     d.effect = runtime::Effect::kDeny;
     d.decision = {{"decision", "deny"}, {"determining", Json::array()}, {"obligations", Json::array()}};
     std::cerr << "writ: decision failed: " << e.what() << "\n";
@@ -347,6 +373,9 @@ void Proxy::HandleClientRequest(Json msg) {
   Json params = msg.value("params", Json::object());
   if (method == "initialize") return Initialize(id, params);
   if (method == "ping") return ToClient(ResultReply(id, Json::object()));
+  if (draining_)
+    return ReplyError(id, kShuttingDown, "the gateway is shutting down; no new requests",
+                      Json{{"help", "reconnect once it is back"}});
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (client_requests_.count(id.dump())) {
@@ -500,6 +529,7 @@ void Proxy::OnUpstreamExit(size_t up, const std::string& why) {
     Upstream& u = ups_[up];
     if (!u.alive) return;
     u.alive = false;
+    u.restarting = false;
     had_tools = !u.tools.empty();
     u.tools.clear();
     for (auto it = pending_.begin(); it != pending_.end();) {
@@ -523,6 +553,48 @@ void Proxy::OnUpstreamExit(size_t up, const std::string& why) {
   for (auto& d : failed) d(err);
   if (had_tools)
     ToClient({{"jsonrpc", "2.0"}, {"method", "notifications/tools/list_changed"}});
+}
+
+void Proxy::OnUpstreamRestarted(size_t up) {
+  Json params;
+  std::string name;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Upstream& u = ups_[up];
+    u.alive = true;
+    u.initialized = false;
+    u.tools.clear();
+    u.tools_known = false;
+    name = u.name;
+    params = client_init_params_;
+    // Before the client's initialize there is nothing to redo: that initialize reaches it.
+    u.restarting = !params.is_null();
+  }
+  if (params.is_null()) return;
+  SendUpstream(
+      up, "initialize", params,
+      [this, up, name](const Json& reply) {
+        if (!reply.contains("result") || !reply["result"].is_object()) {
+          LogError("restarted upstream failed to initialize; it stays unavailable",
+                   {{"upstream", name}, {"error", reply.value("error", Json()).dump()}});
+          std::lock_guard<std::mutex> lock(mu_);
+          ups_[up].alive = false;
+          ups_[up].restarting = false;
+          return;
+        }
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          ups_[up].initialized = true;
+          ups_[up].restarting = false;
+          ups_[up].capabilities = reply["result"].value("capabilities", Json::object());
+        }
+        ups_[up].send(ToLine(Json{{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}}));
+        RefreshTools(up, [this, name] {
+          LogInfo("restarted upstream is initialized; its tools are back", {{"upstream", name}});
+          ToClient({{"jsonrpc", "2.0"}, {"method", "notifications/tools/list_changed"}});
+        });
+      },
+      /*with_deadline=*/true);
 }
 
 void Proxy::Tick() {
@@ -594,13 +666,24 @@ void Proxy::SendUpstream(size_t up, const std::string& method, Json params, Done
 void Proxy::ForwardClientRequest(size_t up, const Json& client_id, const std::string& method,
                                  Json params, Done on_reply) {
   std::string key = client_id.dump();
+  Histogram* latency;
+  Counter* errors;
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++in_flight_;
+    latency = ups_[up].latency;
+    errors = ups_[up].errors;
   }
+  Metrics::Global().in_flight().Inc();
+  auto start = std::chrono::steady_clock::now();
   SendUpstream(
       up, method, std::move(params),
-      [this, client_id, key, on_reply](const Json& reply) {
+      [this, client_id, key, on_reply, latency, errors, start](const Json& reply) {
+        Metrics::Global().in_flight().Dec();
+        if (latency != nullptr)
+          latency->Observe(
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        if (errors != nullptr && reply.contains("error")) errors->Inc();
         if (on_reply) on_reply(reply);
         {
           std::lock_guard<std::mutex> lock(mu_);
@@ -722,6 +805,7 @@ void Proxy::Initialize(const Json& id, const Json& params) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     client_protocol_ = client_version;
+    client_init_params_ = up_params;
     const Json info = params.value("clientInfo", Json::object());
     if (info.is_object() && info.contains("name") && info["name"].is_string())
       client_name_ = info["name"].get<std::string>().substr(0, 200);
@@ -921,19 +1005,22 @@ StageStatus Proxy::Route(CallState& s) {
   }
   std::string full = *name;
   bool ok = SplitName(full, &s.server, &s.tool);
-  bool alive = false;
+  bool alive = false, restarting = false;
   if (ok) {
     std::lock_guard<std::mutex> lock(mu_);
     ok = FindUpstream(s.server, &s.up);
     alive = ok && ups_[s.up].alive;
+    restarting = alive && ups_[s.up].restarting;
   }
   if (!ok) {
     ReplyError(s.client_id, kInvalidParams, "unknown tool: " + full,
                Json{{"help", "tool names are SERVER__tool; list them with tools/list"}});
     return StageStatus::kRespondNow;
   }
-  if (!alive) {
-    ReplyError(s.client_id, kUpstreamUnavailable, "upstream '" + s.server + "' is not running",
+  if (!alive || restarting) {
+    ReplyError(s.client_id, kUpstreamUnavailable,
+               "upstream '" + s.server + "' is " +
+                   (restarting ? "restarting; retry shortly" : "not running"),
                Json{{"upstream", s.server}});
     return StageStatus::kRespondNow;
   }
@@ -969,7 +1056,7 @@ void Proxy::Forward(CallState& s) {
   Json params = s.params;
   params["name"] = s.tool;
   ForwardAudited(s.up, s.client_id, "tools/call", std::move(params),
-                 {"tools/call", s.server, s.tool, Json()}, s.decided.id);
+                 {"tools/call", s.server, s.tool, Json()}, s.decided);
 }
 
 void Proxy::GetPrompt(const Json& id, Json params) {
@@ -993,7 +1080,7 @@ void Proxy::GetPrompt(const Json& id, Json params) {
   if (d.effect != runtime::Effect::kAllow) return ReplyDecision(id, d);
   params["name"] = name;
   subject.args = nullptr;
-  ForwardAudited(up, id, "prompts/get", std::move(params), subject, d.id);
+  ForwardAudited(up, id, "prompts/get", std::move(params), subject, d);
 }
 
 void Proxy::ReadResource(const Json& id, const std::string& method, Json params) {
@@ -1022,7 +1109,7 @@ void Proxy::ReadResource(const Json& id, const std::string& method, Json params)
     AuditSubject subject{method, server, uri, Json()};
     if (!AuditDecision(subject, d) && d.effect == runtime::Effect::kAllow) return FailClosed(id, d);
     if (d.effect != runtime::Effect::kAllow) return ReplyDecision(id, d);
-    return ForwardAudited(up, id, method, std::move(params), subject, d.id);
+    return ForwardAudited(up, id, method, std::move(params), subject, d);
   }
   ForwardClientRequest(up, id, method, std::move(params));
 }

@@ -18,6 +18,7 @@
 // never blocks other threads on the lock. Nothing here throws out of a public method.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <ctime>
@@ -33,6 +34,8 @@
 
 #include "gateway/audit.h"
 #include "gateway/config.h"
+#include "gateway/metrics.h"
+#include "gateway/reload.h"
 #include "runtime/evaluator.h"
 
 namespace writ::gateway {
@@ -86,6 +89,9 @@ struct ProxyOptions {
   // and audit->options().on_failure is kDeny, the request is denied (fail closed).
   std::shared_ptr<AuditLog> audit;
   std::string session;  // the audit records' session id; empty: a random one per Proxy
+  // The shared, hot-reloadable bundle (gateway/reload.h). When set, each decision uses the
+  // bundle current at that moment (and records its hash); the constructor's bundle is unused.
+  std::shared_ptr<BundleHolder> bundles;
 };
 
 // The message of the error a call gets when its decision could not be audited (fail closed).
@@ -98,6 +104,7 @@ class Proxy {
   using Json = nlohmann::json;
 
   Proxy(ProxyOptions opts, std::shared_ptr<const runtime::Bundle> bundle, WriteFn to_client);
+  ~Proxy();  // (counts the session out of writ_sessions_active)
 
   // REQUIRES: called before any message flows. Returns the upstream's index.
   size_t AddUpstream(const std::string& name, SendFn send);
@@ -108,11 +115,20 @@ class Proxy {
   // The upstream's process exited or could not start: its pending requests fail with
   // kUpstreamUnavailable, its tools disappear.
   void OnUpstreamExit(size_t up, const std::string& why);
+  // A new process runs for an upstream that had exited (gateway/supervisor.h). If the client
+  // has initialized, the gateway initializes it again (the client's protocol version and
+  // capabilities), sends notifications/initialized, lists its tools and tells the client
+  // notifications/tools/list_changed. Calls to it meanwhile get -32003 (restarting).
+  void OnUpstreamRestarted(size_t up);
   // Fails fan-out requests past their deadline. Call periodically (serve does every 100 ms).
   void Tick();
 
   // Number of client requests forwarded and not yet answered.
   int InFlight();
+  // Graceful shutdown: from now on new client requests (other than ping) are answered with
+  // kShuttingDown; responses (e.g. to sampling) and notifications (cancellations) still flow so
+  // in-flight calls can finish.
+  void StopAccepting() { draining_ = true; }
 
  private:
   using Done = std::function<void(const Json& reply)>;  // a full JSON-RPC response
@@ -124,6 +140,9 @@ class Proxy {
     Json capabilities = Json::object();
     std::map<std::string, Json> tools;  // original name -> definition (last tools/list)
     bool tools_known = false;
+    bool restarting = false;  // restarted, being initialized again
+    Histogram* latency = nullptr;  // its metrics series, looked up once in AddUpstream
+    Counter* errors = nullptr;
   };
   struct Pending {
     size_t up = 0;
@@ -138,6 +157,7 @@ class Proxy {
     runtime::Effect effect = runtime::Effect::kDeny;
     std::string id;
     Json decision;  // DecisionToJson, or a synthetic deny
+    std::string bundle_hash;  // of the bundle that decided
   };
   // The state of one tools/call through the stages.
   struct CallState {
@@ -173,7 +193,7 @@ class Proxy {
   void FailClosed(const Json& client_id, const Decided& d);
   // Forwards an allowed, audited request; its reply also gets an outcome record.
   void ForwardAudited(size_t up, const Json& client_id, const std::string& method, Json params,
-                      const AuditSubject& subject, const std::string& decision_id);
+                      const AuditSubject& subject, const Decided& d);
 
   // tools/call stages.
   StageStatus Route(CallState& s);
@@ -203,6 +223,8 @@ class Proxy {
   bool FindUpstream(const std::string& name, size_t* up);  // REQUIRES: mu_ held
   std::vector<size_t> LiveUpstreams();
 
+  std::shared_ptr<const runtime::Bundle> CurrentBundle() const;
+
   ProxyOptions opts_;
   std::shared_ptr<const runtime::Bundle> bundle_;
   WriteFn to_client_;
@@ -218,7 +240,9 @@ class Proxy {
   std::string client_protocol_;
   std::string client_name_;  // initialize's clientInfo.name, for the audit
   std::string bundle_hash_;  // Bundle::source_hash_hex(), for the audit
+  Json client_init_params_;  // initialize's params as sent upstream (for restarts); null: none
   int in_flight_ = 0;
+  std::atomic<bool> draining_{false};
 };
 
 }  // namespace writ::gateway
