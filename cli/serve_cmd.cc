@@ -119,10 +119,10 @@ bool OpenAudit(const gateway::Config& config, std::shared_ptr<gateway::AuditLog>
       return false;
     }
     if (!log->damaged_path().empty())
-      std::cerr << "writ: audit: damaged log moved to " << log->damaged_path()
-                << "; a new segment was started\n";
-    std::cerr << "writ: audit log " << aopts.path << " (record " << log->last_seq() + 1
-              << " next)\n";
+      gateway::LogWarn("audit: damaged log moved to " + log->damaged_path() +
+                       "; a new segment was started");
+    gateway::LogInfo("audit log " + aopts.path + " (record " +
+                     std::to_string(log->last_seq() + 1) + " next)");
     audit = std::move(log);
   }
   return true;
@@ -131,9 +131,10 @@ bool OpenAudit(const gateway::Config& config, std::shared_ptr<gateway::AuditLog>
 void FinishAudit(const std::shared_ptr<gateway::AuditLog>& audit) {
   if (audit == nullptr) return;
   gateway::AuditStatus st = audit->Sync();
-  if (!st.ok()) std::cerr << "writ: audit: final sync failed: " << st.message << "\n";
-  std::cerr << "writ: audit: " << audit->last_seq() << " records, last hash "
-            << audit->last_hash() << "\n";
+  if (!st.ok()) gateway::LogError("audit: final sync failed: " + st.message);
+  gateway::LogInfo("audit: " + std::to_string(audit->last_seq()) + " records, last hash " +
+                       audit->last_hash(),
+                   {{"records", audit->last_seq()}, {"last_hash", audit->last_hash()}});
 }
 
 // `writ serve` without --stdio: Streamable HTTP (gateway/http_server.h) until SIGINT/SIGTERM.
@@ -144,6 +145,7 @@ int RunServeHttp(const ServeOptions& o) {
     std::cerr << errors;
     return kExitUsage;
   }
+  gateway::ConfigureLog(config.log.format, config.log.level);
   std::shared_ptr<const gateway::Authenticator> auth;
   if (!config.identity.is_null()) {
     std::string error;
@@ -166,9 +168,11 @@ int RunServeHttp(const ServeOptions& o) {
   std::shared_ptr<gateway::AuditLog> audit;
   if (!OpenAudit(config, &audit)) return kExitUsage;
 
+  auto holder = std::make_shared<gateway::BundleHolder>(bundle);
   gateway::HttpServerOptions hopts;
   hopts.config = config;
   hopts.bundle = bundle;
+  hopts.bundles = holder;
   hopts.audit = audit;
   hopts.auth = auth;
   hopts.version = kVersion;
@@ -181,22 +185,36 @@ int RunServeHttp(const ServeOptions& o) {
   std::string host = config.http.host.find(':') != std::string::npos
                          ? "[" + config.http.host + "]"
                          : config.http.host;
-  std::cerr << "writ: listening on " << host << ":" << server.port() << " (path "
-            << config.http.path << (auth == nullptr ? ", anonymous" : "") << ")" << std::endl;
+  gateway::LogInfo("listening on " + host + ":" + std::to_string(server.port()) + " (path " +
+                   config.http.path + (auth == nullptr ? ", anonymous" : "") + ")");
+  std::unique_ptr<gateway::PolicyReloader> reloader = StartReloader(config, holder, audit);
 
+  // SIGHUP reloads the policies; SIGINT/SIGTERM drain (503 for new requests, in-flight calls
+  // get shutdown.drain_timeout) and stop.
   boost::asio::io_context sig_ioc;
-  boost::asio::signal_set signals(sig_ioc, SIGINT, SIGTERM);
-  signals.async_wait([&server](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
-    std::cerr << "writ: signal " << sig << "; shutting down\n";
-    server.Stop();
-  });
+  boost::asio::signal_set signals(sig_ioc, SIGHUP, SIGINT, SIGTERM);
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        if (sig == SIGHUP) {
+          gateway::LogInfo("SIGHUP: reloading the policies");
+          reloader->Trigger("sighup");
+          signals.async_wait(on_signal);
+          return;
+        }
+        gateway::LogInfo("signal; no new requests, draining", {{"signal", sig}});
+        server.Drain(std::chrono::milliseconds(config.shutdown.drain_timeout_ms));
+        gateway::LogInfo("shutting down");
+        server.Stop();
+      };
+  signals.async_wait(on_signal);
   std::thread sig_thread([&sig_ioc] { sig_ioc.run(); });
   server.Run();
   sig_ioc.stop();
   sig_thread.join();
+  reloader->Stop();
   FinishAudit(audit);
-  std::cerr << "writ: stopped\n";
+  gateway::LogInfo("stopped");
   return kExitOk;
 }
 

@@ -21,7 +21,9 @@
 #include <thread>
 
 #include "gateway/jsonrpc.h"
+#include "gateway/log.h"
 #include "gateway/proxy.h"
+#include "gateway/supervisor.h"
 #include "gateway/upstream.h"
 
 namespace writ::gateway {
@@ -91,7 +93,7 @@ struct Session {
   std::string label;           // "#N", for logs
   std::string principal_key;  // who may use this session
   std::unique_ptr<Proxy> proxy;
-  std::vector<std::unique_ptr<ChildProcess>> children;
+  std::vector<std::unique_ptr<UpstreamSupervisor>> children;  // restarted on crashes
   std::mutex mu;
   std::map<std::string, std::shared_ptr<Waiter>> waiters;  // client id (dumped) -> waiter
   std::atomic<bool> closed{false};
@@ -194,6 +196,7 @@ struct HttpServer::Impl {
   net::io_context ioc;
   tcp::acceptor acceptor{ioc};
   std::atomic<bool> stopping{false};
+  std::atomic<bool> draining{false};  // Drain(): new sessions and requests get 503
   int port = 0;
 
   std::mutex conn_mu;
@@ -208,7 +211,7 @@ struct HttpServer::Impl {
 
   explicit Impl(HttpServerOptions opts) : o(std::move(opts)) {}
 
-  void Log(const std::string& s) { std::cerr << "writ: http: " + s + "\n"; }
+  void Log(const std::string& s) { LogInfo("http: " + s); }
 
   // Authenticates the request; on failure fills *res.
   bool Authenticate(const Request& req, Principal* p, Response* res) {
@@ -247,26 +250,12 @@ struct HttpServer::Impl {
     popts.limits = o.config.limits;
     popts.version = o.version;
     popts.audit = o.audit;
+    popts.bundles = o.bundles;
     Session* raw = s.get();
     s->proxy = std::make_unique<Proxy>(popts, o.bundle,
                                        [raw](const std::string& line) { raw->ToClient(line); });
-    for (const auto& u : o.config.upstreams) {
-      ChildSpec spec{u.name, u.command, u.args, u.env, o.config.limits.max_message_bytes};
-      auto child = std::make_unique<ChildProcess>(spec);
-      ChildProcess* c = child.get();
-      s->proxy->AddUpstream(u.name, [c](const std::string& line) { return c->Send(line); });
-      s->children.push_back(std::move(child));
-    }
-    for (size_t i = 0; i < s->children.size(); ++i) {
-      std::string error;
-      Proxy* px = s->proxy.get();
-      if (!s->children[i]->Start([px, i](std::string_view line) { px->OnUpstreamLine(i, line); },
-                                 [px, i](int st) { px->OnUpstreamExit(i, DescribeExit(st)); },
-                                 &error)) {
-        Log("upstream " + o.config.upstreams[i].name + ": " + error);
-        px->OnUpstreamExit(i, "could not be started (" + error + ")");
-      }
-    }
+    s->children = StartUpstreams(s->proxy.get(), o.config.upstreams,
+                                 o.config.limits.max_message_bytes, s->label);
     return s;
   }
 
@@ -307,6 +296,10 @@ struct HttpServer::Impl {
     const Json& msg = pm.msg;
     std::string sid(req[kSessionHeader]);
     bool init = IsRequest(msg) && msg["method"] == "initialize";
+    if (draining && IsRequest(msg))
+      return Fail(req, http::status::service_unavailable,
+                  "Service Unavailable: the gateway is shutting down; no new requests",
+                  kShuttingDown, msg["id"]);
 
     if (init) {
       if (!sid.empty())
@@ -581,6 +574,25 @@ void HttpServer::Run() {
   }
   for (auto& [id, s] : all) s->Close();
   all.clear();
+}
+
+bool HttpServer::Drain(std::chrono::milliseconds timeout) {
+  Impl& m = *impl_;
+  m.draining = true;
+  auto until = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int n = 0;
+    {
+      std::lock_guard<std::mutex> lock(m.sess_mu);
+      for (auto& [id, s] : m.sessions) n += s->proxy->InFlight();
+    }
+    if (n == 0) return true;
+    if (std::chrono::steady_clock::now() >= until) {
+      LogWarn("drain timeout; abandoning in-flight calls", {{"in_flight", n}});
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 void HttpServer::Stop() {

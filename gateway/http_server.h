@@ -15,6 +15,7 @@
 // upstreams are stopped.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -22,6 +23,7 @@
 #include "gateway/audit.h"
 #include "gateway/config.h"
 #include "gateway/identity.h"
+#include "gateway/reload.h"
 #include "runtime/evaluator.h"
 
 namespace writ::gateway {
@@ -31,6 +33,7 @@ struct HttpServerOptions {
   std::shared_ptr<const runtime::Bundle> bundle;
   std::shared_ptr<AuditLog> audit;                 // may be null
   std::shared_ptr<const Authenticator> auth;       // null: anonymous (allow_anonymous)
+  std::shared_ptr<BundleHolder> bundles;           // optional: hot-reloadable (gateway/reload.h)
   std::string version = "0.1.0";
 };
 
@@ -45,6 +48,11 @@ class HttpServer {
   // Serves until Stop(). REQUIRES: Listen() succeeded.
   void Run();
   void Stop();
+  // Graceful shutdown, before Stop(): from now on new sessions and new requests get 503
+  // ("the gateway is shutting down"; responses and notifications are still accepted so
+  // in-flight calls can finish); waits until no session has a request in flight or `timeout`
+  // passes. True if everything finished. Callable from any thread.
+  bool Drain(std::chrono::milliseconds timeout);
 
  private:
   struct Impl;

@@ -173,10 +173,10 @@ bool Proxy::AuditDecision(const AuditSubject& subject, const Decided& d) {
   AuditStatus st = opts_.audit->Append(r);
   if (st.ok()) return true;
   bool deny = opts_.audit->options().on_failure == AuditFailurePolicy::kDeny;
-  std::cerr << "writ: audit: cannot record decision " << d.id << ": " << st.message
-            << (deny ? "; denying the request (audit.on_failure: deny)"
-                     : "; serving anyway (audit.on_failure: allow)")
-            << "\n";
+  LogError(std::string("audit: cannot record decision ") + d.id + ": " + st.message +
+               (deny ? "; denying the request (audit.on_failure: deny)"
+                     : "; serving anyway (audit.on_failure: allow)"),
+           {{"decision_id", d.id}});
   return !deny;
 }
 
@@ -233,8 +233,8 @@ void Proxy::ForwardAudited(size_t up, const Json& client_id, const std::string& 
       r.upstream = u;
       AuditStatus st = audit->Append(r);
       if (!st.ok())
-        std::cerr << "writ: audit: cannot record the outcome of decision " << r.decision_id
-                  << ": " << st.message << "\n";
+        LogError("audit: cannot record the outcome of decision " + r.decision_id + ": " +
+                 st.message);
     };
   }
   ForwardClientRequest(up, client_id, method, std::move(params), std::move(on_reply));
@@ -292,7 +292,7 @@ Proxy::Decided Proxy::DecideRequest(const Json& request, bool list_time) {
     count("error");
     d.effect = runtime::Effect::kDeny;
     d.decision = {{"decision", "deny"}, {"determining", Json::array()}, {"obligations", Json::array()}};
-    std::cerr << "writ: decision failed: " << e.what() << "\n";
+    LogError(std::string("decision failed: ") + e.what());
   }
   return d;
 }
@@ -363,7 +363,7 @@ void Proxy::OnClientLine(std::string_view line, bool oversized) {
     }
   } catch (const std::exception& e) {
     // Nothing should throw here; if something does, the session survives.
-    std::cerr << "writ: internal error handling a client message: " << e.what() << "\n";
+    LogError(std::string("internal error handling a client message: ") + e.what());
   }
 }
 
@@ -439,7 +439,7 @@ void Proxy::HandleClientResponse(Json msg) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = server_requests_.find(msg["id"].dump());
     if (it == server_requests_.end()) {
-      std::cerr << "writ: dropped a client response with unknown id " << msg["id"].dump() << "\n";
+      LogWarn("dropped a client response with unknown id " + msg["id"].dump());
       return;
     }
     sr = it->second;
@@ -457,8 +457,8 @@ void Proxy::OnUpstreamLine(size_t up, std::string_view line) {
   try {
     ParsedMessage p = ParseMessage(line, opts_.limits.max_message_bytes, opts_.limits.max_depth);
     if (p.error_code != 0) {
-      std::cerr << "writ: upstream " << ups_[up].name << " sent an invalid message: " << p.error
-                << "\n";
+      LogWarn("upstream " + ups_[up].name + " sent an invalid message: " + p.error,
+              {{"upstream", ups_[up].name}});
       return;
     }
     Json& msg = p.msg;
@@ -516,8 +516,8 @@ void Proxy::OnUpstreamLine(size_t up, std::string_view line) {
     // unchanged); message, list_changed, resources/updated are relayed as they are.
     ToClient(msg);
   } catch (const std::exception& e) {
-    std::cerr << "writ: internal error handling a message from " << ups_[up].name << ": "
-              << e.what() << "\n";
+    LogError("internal error handling a message from " + ups_[up].name + ": " + e.what(),
+             {{"upstream", ups_[up].name}});
   }
 }
 
@@ -545,8 +545,8 @@ void Proxy::OnUpstreamExit(size_t up, const std::string& why) {
     for (auto it = server_requests_.begin(); it != server_requests_.end();)
       it = it->second.up == up ? server_requests_.erase(it) : std::next(it);
   }
-  std::cerr << "writ: upstream " << ups_[up].name << " " << why
-            << "; its tools are gone and its calls fail\n";
+  LogWarn("upstream " + ups_[up].name + " " + why + "; its tools are gone and its calls fail",
+          {{"upstream", ups_[up].name}});
   Json err = ErrorReply(nullptr, kUpstreamUnavailable,
                         "upstream '" + ups_[up].name + "' " + why,
                         Json{{"upstream", ups_[up].name}});
@@ -744,12 +744,13 @@ void Proxy::RefreshTools(size_t up, std::function<void()> then) {
           if (!t.is_object() || !t.contains("name") || !t["name"].is_string()) continue;
           std::string name = t["name"];
           if (!u.tools.emplace(name, t).second)
-            std::cerr << "writ: upstream " << u.name << " lists tool `" << name
-                      << "` twice; the later definition is dropped\n";
+            LogWarn("upstream " + u.name + " lists tool `" + name +
+                    "` twice; the later definition is dropped",
+                    {{"upstream", u.name}});
         }
         u.tools_known = true;
       } else if (!error.is_null()) {
-        std::cerr << "writ: tools/list from " << u.name << " failed: " << error.dump() << "\n";
+        LogWarn("tools/list from " + u.name + " failed: " + error.dump(), {{"upstream", u.name}});
       }
     }
     then();
@@ -823,8 +824,9 @@ void Proxy::Initialize(const Json& id, const Json& params) {
       const Json* r = reply.contains("result") && reply["result"].is_object() ? &reply["result"]
                                                                                : nullptr;
       if (r == nullptr) {
-        std::cerr << "writ: upstream " << ups_[up].name << " failed to initialize: "
-                  << reply.value("error", Json()).dump() << "\n";
+        LogWarn("upstream " + ups_[up].name +
+                    " failed to initialize: " + reply.value("error", Json()).dump(),
+                {{"upstream", ups_[up].name}});
         continue;
       }
       std::string v = r->value("protocolVersion", Json("")).is_string()
@@ -885,7 +887,7 @@ void Proxy::ListTools(const Json& id) {
       for (auto& [name, def] : defs) {
         std::string full = server + kSeparator + name;
         if (!seen.insert(full).second) {
-          std::cerr << "writ: tool name collision on `" << full << "`; the later one is dropped\n";
+          LogWarn("tool name collision on `" + full + "`; the later one is dropped");
           continue;
         }
         if (!Visible(BuildToolRequest(opts_.principal, server, def, nullptr, now))) continue;
@@ -935,8 +937,8 @@ void Proxy::ListOther(const Json& id, const std::string& method, const std::stri
             std::lock_guard<std::mutex> lock(mu_);
             auto [it, fresh] = resource_routes_.emplace(uri, up);
             if (!fresh && it->second != up) {
-              std::cerr << "writ: resource `" << uri << "` is offered by " << ups_[it->second].name
-                        << " and " << server << "; the later one is dropped\n";
+              LogWarn("resource `" + uri + "` is offered by " + ups_[it->second].name +
+                      " and " + server + "; the later one is dropped");
               continue;
             }
           }
@@ -1031,8 +1033,12 @@ StageStatus Proxy::Decide(CallState& s) {
   s.request = BuildToolRequest(opts_.principal, s.server, s.tool_def,
                                s.params.value("arguments", Json::object()), opts_.clock());
   s.decided = DecideRequest(s.request, /*list_time=*/false);
-  std::cerr << "writ: decision " << s.decided.id << " " << runtime::EffectName(s.decided.effect)
-            << " tools/call " << s.server << kSeparator << s.tool << "\n";
+  LogInfo("decision " + s.decided.id + " " + runtime::EffectName(s.decided.effect) +
+          " tools/call " + s.server + kSeparator + s.tool,
+          {{"decision_id", s.decided.id},
+           {"effect", runtime::EffectName(s.decided.effect)},
+           {"method", "tools/call"},
+           {"tool", s.server + kSeparator + s.tool}});
   if (!AuditDecision({"tools/call", s.server, s.tool, s.params.value("arguments", Json())},
                      s.decided) &&
       s.decided.effect == runtime::Effect::kAllow) {
