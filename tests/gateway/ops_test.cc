@@ -476,3 +476,33 @@ TEST_CASE("log lines: text and one JSON object per line") {
   json bad = json::parse(FormatLogLine(true, LogLevel::kInfo, std::string("x\xff\ny"), nullptr));
   CHECK(bad["msg"].get<std::string>().find("x") == 0);
 }
+
+TEST_CASE("docs/gateway.md: the Operations config example parses with the documented defaults") {
+  std::ifstream f(std::string(WRIT_SOURCE_DIR) + "/docs/gateway.md");
+  std::string doc((std::istreambuf_iterator<char>(f)), {});
+  size_t at = doc.find("## Operations\n");
+  REQUIRE(at != std::string::npos);
+  size_t open = doc.find("```yaml\n", at);
+  REQUIRE(open != std::string::npos);
+  open += 8;
+  size_t close = doc.find("```", open);
+  std::string yaml = doc.substr(open, close - open);
+  Config c;
+  std::string errors;
+  REQUIRE_MESSAGE(ParseConfig(yaml, "gateway.md", "", &c, &errors), errors);
+  // The example shows the defaults: they must be the defaults.
+  RestartConfig def;
+  const RestartConfig& r = c.upstreams[0].restart;
+  CHECK(r.initial_backoff_ms == def.initial_backoff_ms);
+  CHECK(r.max_backoff_ms == def.max_backoff_ms);
+  CHECK(r.reset_after_ms == def.reset_after_ms);
+  CHECK(r.max_restarts == def.max_restarts);
+  CHECK(r.window_ms == def.window_ms);
+  ReloadConfig rd;
+  CHECK(c.reload.watch == rd.watch);
+  CHECK(c.reload.poll_interval_ms == rd.poll_interval_ms);
+  CHECK(c.reload.debounce_ms == rd.debounce_ms);
+  CHECK(c.log.format == LogConfig{}.format);
+  CHECK(c.log.level == LogConfig{}.level);
+  CHECK(c.shutdown.drain_timeout_ms == ShutdownConfig{}.drain_timeout_ms);
+}

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "gateway/jsonrpc.h"
@@ -583,5 +584,48 @@ TEST_CASE("writ serve --stdio: the drain timeout bounds a stuck call") {
   REQUIRE(gw.WaitExit(&status));
   CHECK(WEXITSTATUS(status) == 0);
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(8));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("writ serve --stdio with log.format json: every stderr line is one JSON object") {
+  fs::path dir = fs::temp_directory_path() / ("writ-serve-jsonlog-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  WriteOpsConfig(dir, "    restart: { max_restarts: 0 }\n", "log: { format: json }\n");
+  std::ofstream(dir / "in.jsonl")
+      << json{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "initialize"},
+              {"params", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()}}}}
+             .dump()
+      << "\n"
+      << json{{"jsonrpc", "2.0"}, {"id", 2}, {"method", "tools/call"},
+              {"params", {{"name", "demo__crash"}}}}
+             .dump()
+      << "\n";
+  std::string writ = std::string(WRIT_BINARY_DIR) + "/cli/writ";
+  // stdin stays open 3 s after the messages, so the calls are answered before EOF.
+  std::string cmd = "(cat " + (dir / "in.jsonl").string() + "; sleep 3) | timeout 20 " + writ +
+                    " serve --stdio --config " + (dir / "writ.yaml").string() + " > " +
+                    (dir / "out").string() + " 2> " + (dir / "err").string();
+  REQUIRE(WEXITSTATUS(std::system(cmd.c_str())) == 0);
+  std::istringstream err(Slurp(dir / "err"));
+  int lines = 0;
+  bool saw_decision = false, saw_upstream_stderr = false, saw_budget = false;
+  for (std::string line; std::getline(err, line);) {
+    ++lines;
+    json j = json::parse(line, nullptr, false);
+    REQUIRE_MESSAGE(j.is_object(), line);
+    CHECK(j["ts"].is_string());
+    CHECK(j["level"].is_string());
+    CHECK(j["msg"].is_string());
+    if (j.value("effect", "") == "allow" && j.value("tool", "") == "demo__crash") saw_decision = true;
+    if (j.value("stream", "") == "stderr" && j.value("upstream", "") == "demo" &&
+        j["msg"] == "crashing as asked")
+      saw_upstream_stderr = true;
+    if (j["msg"].get<std::string>().find("restart budget") != std::string::npos) saw_budget = true;
+  }
+  CHECK(lines >= 5);
+  CHECK(saw_decision);
+  CHECK(saw_upstream_stderr);
+  CHECK(saw_budget);  // max_restarts: 0 -- stays down, and says so
+  CHECK(Slurp(dir / "out").find("\"code\":-32003") != std::string::npos);
   fs::remove_all(dir);
 }
