@@ -63,7 +63,7 @@ upstreams:
   });
   await client.connect(transport, opts);
   const names = (await client.listTools({}, opts)).tools.map((x) => x.name).sort();
-  assert.deepEqual(names, ["crashy__crash", "crashy__echo"]);
+  assert.deepEqual(names, ["crashy__crash", "crashy__echo", "crashy__sleep"]);
   const first = await client.callTool({ name: "crashy__echo", arguments: { text: "before" } }, undefined, opts);
   const firstPid = /pid (\d+)/.exec(first.content[0].text)[1];
 
@@ -99,5 +99,5 @@ upstreams:
   assert.match(stderr, /upstream restarted/);
   // The restarted upstream's tools are listed again.
   const again = (await client.listTools({}, opts)).tools.map((x) => x.name).sort();
-  assert.deepEqual(again, ["crashy__crash", "crashy__echo"]);
+  assert.deepEqual(again, ["crashy__crash", "crashy__echo", "crashy__sleep"]);
 });
