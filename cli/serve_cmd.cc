@@ -89,8 +89,8 @@ std::shared_ptr<const runtime::Bundle> LoadPolicies(const gateway::Config& c) {
 std::unique_ptr<gateway::PolicyReloader> StartReloader(
     const gateway::Config& config, std::shared_ptr<gateway::BundleHolder> holder,
     std::shared_ptr<gateway::AuditLog> audit) {
-  std::vector<std::string> watched = config.bundle.empty() ? config.policies
-                                                           : std::vector<std::string>{config.bundle};
+  std::vector<std::string> watched = config.policies;
+  if (!config.bundle.empty()) watched = {config.bundle};
   if (!config.schema.empty()) watched.push_back(config.schema);
   auto r = std::make_unique<gateway::PolicyReloader>(
       std::move(holder), [config](std::string* diags) { return BuildBundle(config, diags); },
@@ -222,7 +222,9 @@ int RunServeHttp(const ServeOptions& o) {
 bool Drain(gateway::Proxy& proxy, std::chrono::milliseconds timeout) {
   auto until = std::chrono::steady_clock::now() + timeout;
   int n = proxy.InFlight();
-  if (n > 0) gateway::LogInfo("draining in-flight calls", {{"in_flight", n}, {"timeout_ms", timeout.count()}});
+  if (n > 0)
+    gateway::LogInfo("draining in-flight calls",
+                     {{"in_flight", n}, {"timeout_ms", timeout.count()}});
   while ((n = proxy.InFlight()) > 0 && std::chrono::steady_clock::now() < until)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   if (n > 0) gateway::LogWarn("drain timeout; abandoning in-flight calls", {{"in_flight", n}});

@@ -280,7 +280,8 @@ void ParseRestart(const YAML::Node& n, const std::string& k, Checker* c, Restart
     r->max_backoff_ms = static_cast<int>(v);
   if (n["reset_after"] && Duration(n["reset_after"], c, k + ".reset_after", &v))
     r->reset_after_ms = static_cast<int>(v);
-  if (n["window"] && Duration(n["window"], c, k + ".window", &v)) r->window_ms = static_cast<int>(v);
+  if (n["window"] && Duration(n["window"], c, k + ".window", &v))
+    r->window_ms = static_cast<int>(v);
   if (n["max_restarts"] && c->Int(n["max_restarts"], k + ".max_restarts", 0, 1000, &v))
     r->max_restarts = static_cast<int>(v);
   if (r->max_backoff_ms < r->initial_backoff_ms)

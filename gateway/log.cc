@@ -19,8 +19,8 @@ struct Logger {
   std::atomic<bool> json{false};
   Logger() {
     // stderr_sink (not the color sink): plain bytes, one fwrite per line under the sink mutex.
-    log = std::make_shared<spdlog::logger>("writ",
-                                           std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    log =
+        std::make_shared<spdlog::logger>("writ", std::make_shared<spdlog::sinks::stderr_sink_mt>());
     log->set_pattern("%v");
     log->set_level(spdlog::level::info);
     log->flush_on(spdlog::level::trace);  // every line reaches stderr at once
@@ -73,8 +73,8 @@ std::string TextValue(const nlohmann::json& v) {
 void ConfigureLog(const std::string& format, const std::string& level) {
   Logger& l = Get();
   l.json = format == "json";
-  LogLevel lv = level == "debug"  ? LogLevel::kDebug
-                : level == "warn" ? LogLevel::kWarn
+  LogLevel lv = level == "debug"   ? LogLevel::kDebug
+                : level == "warn"  ? LogLevel::kWarn
                 : level == "error" ? LogLevel::kError
                                    : LogLevel::kInfo;
   l.log->set_level(ToSpd(lv));

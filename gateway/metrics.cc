@@ -14,8 +14,8 @@ Histogram::Histogram(std::vector<double> bounds)
 }
 
 void Histogram::Observe(double v) {
-  size_t i = static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) -
-                                 bounds_.begin());
+  size_t i =
+      static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin());
   buckets_[i].fetch_add(1, std::memory_order_relaxed);
   sum_.fetch_add(v, std::memory_order_relaxed);
   count_.fetch_add(1, std::memory_order_relaxed);
@@ -28,8 +28,8 @@ std::vector<uint64_t> Histogram::BucketCounts() const {
 }
 
 std::vector<double> LatencyBuckets() {
-  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-          0.025,   0.05,   0.1,     0.25,   0.5,   1,      2.5,    5,     10};
+  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+          0.05,    0.1,    0.25,    0.5,    1,     2.5,    5,     10};
 }
 
 namespace {
@@ -69,8 +69,7 @@ std::string EscapeHelp(std::string_view v) {
   return out;
 }
 
-void Header(const std::string& name, const std::string& help, const char* type,
-            std::string* out) {
+void Header(const std::string& name, const std::string& help, const char* type, std::string* out) {
   *out += "# HELP " + name + " " + EscapeHelp(help) + "\n";
   *out += "# TYPE " + name + " " + type + "\n";
 }
@@ -199,27 +198,29 @@ constexpr const char* kEffects[] = {"allow", "deny", "require_approval", "error"
 }
 
 Metrics::Metrics() {
-  Family<Counter>& d = registry_.AddCounter(
-      "writ_decisions_total", "Policy decisions on calls (tools/call, prompts/get, resources/read), "
-      "by effect; error: the request could not be decided and was denied.", {"effect"});
+  Family<Counter>& d =
+      registry_.AddCounter("writ_decisions_total",
+                           "Policy decisions on calls (tools/call, prompts/get, resources/read), "
+                           "by effect; error: the request could not be decided and was denied.",
+                           {"effect"});
   for (int i = 0; i < 4; ++i) decisions_[i] = &d.With({kEffects[i]});
-  decision_seconds_ = &registry_
-                           .AddHistogram("writ_decision_duration_seconds",
-                                         "Time to prepare and evaluate one call's decision.", {},
-                                         LatencyBuckets())
-                           .With({});
-  upstream_seconds_ = &registry_.AddHistogram(
-      "writ_upstream_request_duration_seconds",
-      "Time from forwarding a client request to an upstream to its reply.", {"upstream"},
-      LatencyBuckets());
+  decision_seconds_ =
+      &registry_
+           .AddHistogram("writ_decision_duration_seconds",
+                         "Time to prepare and evaluate one call's decision.", {}, LatencyBuckets())
+           .With({});
+  upstream_seconds_ =
+      &registry_.AddHistogram("writ_upstream_request_duration_seconds",
+                              "Time from forwarding a client request to an upstream to its reply.",
+                              {"upstream"}, LatencyBuckets());
   upstream_errors_ = &registry_.AddCounter(
       "writ_upstream_errors_total",
       "Forwarded requests answered with a JSON-RPC error (by the upstream, or by the gateway "
       "because the upstream exited or could not be written to).",
       {"upstream"});
-  upstream_restarts_ = &registry_.AddCounter(
-      "writ_upstream_restarts_total", "Upstream processes restarted after they exited.",
-      {"upstream"});
+  upstream_restarts_ =
+      &registry_.AddCounter("writ_upstream_restarts_total",
+                            "Upstream processes restarted after they exited.", {"upstream"});
   sessions_ = &registry_.AddGauge("writ_sessions_active", "Open MCP sessions.").With({});
   in_flight_ = &registry_
                     .AddGauge("writ_in_flight_calls",
@@ -229,10 +230,10 @@ Metrics::Metrics() {
                                    "Policy reload attempts by result (ok, failed).", {"result"});
   reloads_->With({"ok"});
   reloads_->With({"failed"});
-  audit_failures_ =
-      &registry_.AddCounter("writ_audit_write_failures_total",
-                            "Audit records that could not be written.")
-           .With({});
+  audit_failures_ = &registry_
+                         .AddCounter("writ_audit_write_failures_total",
+                                     "Audit records that could not be written.")
+                         .With({});
 }
 
 Counter& Metrics::Decision(std::string_view effect) {

@@ -9,8 +9,8 @@
 
 namespace writ::gateway {
 
-std::optional<std::chrono::milliseconds> RestartBackoff::OnExit(
-    Clock::time_point now, std::chrono::milliseconds uptime) {
+std::optional<std::chrono::milliseconds> RestartBackoff::OnExit(Clock::time_point now,
+                                                                std::chrono::milliseconds uptime) {
   if (c_.max_restarts <= 0) return std::nullopt;
   if (uptime.count() >= c_.reset_after_ms) next_ = std::chrono::milliseconds(c_.initial_backoff_ms);
   while (!restarts_.empty() && now - restarts_.front() >= std::chrono::milliseconds(c_.window_ms))
@@ -113,9 +113,8 @@ void UpstreamSupervisor::Loop() {
     }
     ++restarts_;
     restart_counter_->Inc();
-    LogInfo("upstream restarted", {{"upstream", spec_.name},
-                                   {"pid", current_->pid()},
-                                   {"restarts", restarts_.load()}});
+    LogInfo("upstream restarted",
+            {{"upstream", spec_.name}, {"pid", current_->pid()}, {"restarts", restarts_.load()}});
     lock.unlock();
     if (hooks_.on_restart) hooks_.on_restart();
     lock.lock();

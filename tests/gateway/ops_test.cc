@@ -148,20 +148,25 @@ TEST_CASE("a swapped bundle decides the next call; the audit names the deciding 
     up.push_back(json::parse(l));
     return true;
   });
-  p.OnClientLine(json{{"jsonrpc", "2.0"}, {"id", 0}, {"method", "initialize"},
+  p.OnClientLine(json{{"jsonrpc", "2.0"},
+                      {"id", 0},
+                      {"method", "initialize"},
                       {"params", {{"protocolVersion", "2025-06-18"}}}}
                      .dump());
-  p.OnUpstreamLine(0, json{{"jsonrpc", "2.0"}, {"id", up.back()["id"]},
-                           {"result", {{"protocolVersion", "2025-06-18"},
-                                       {"capabilities", {{"tools", json::object()}}}}}}
-                          .dump());
+  p.OnUpstreamLine(
+      0, json{{"jsonrpc", "2.0"},
+              {"id", up.back()["id"]},
+              {"result",
+               {{"protocolVersion", "2025-06-18"}, {"capabilities", {{"tools", json::object()}}}}}}
+             .dump());
   p.OnClientLine(R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})");
-  p.OnUpstreamLine(0, json{{"jsonrpc", "2.0"}, {"id", up.back()["id"]},
+  p.OnUpstreamLine(0, json{{"jsonrpc", "2.0"},
+                           {"id", up.back()["id"]},
                            {"result", {{"tools", json::array({{{"name", "run"}}})}}}}
                           .dump());
   auto call = [&](int id) {
-    p.OnClientLine(json{{"jsonrpc", "2.0"}, {"id", id}, {"method", "tools/call"},
-                        {"params", {{"name", "a__run"}}}}
+    p.OnClientLine(json{
+        {"jsonrpc", "2.0"}, {"id", id}, {"method", "tools/call"}, {"params", {{"name", "a__run"}}}}
                        .dump());
   };
   call(2);
@@ -174,8 +179,8 @@ TEST_CASE("a swapped bundle decides the next call; the audit names the deciding 
   CHECK(client.back()["error"]["code"] == kDenied);
   CHECK(client.back()["error"]["message"].get<std::string>().find("run is off") !=
         std::string::npos);
-  p.OnUpstreamLine(0, json{{"jsonrpc", "2.0"}, {"id", forwarded["id"]}, {"result", {{"ok", 1}}}}
-                          .dump());
+  p.OnUpstreamLine(
+      0, json{{"jsonrpc", "2.0"}, {"id", forwarded["id"]}, {"result", {{"ok", 1}}}}.dump());
   CHECK(client.back()["id"] == 2);
   CHECK(client.back()["result"]["ok"] == 1);
   // Swap back: allowed again.
@@ -279,7 +284,7 @@ TEST_CASE("PolicyReloader watches files: a change is reloaded once it settles") 
       {dir.string()}, rc, nullptr);
   r.Start();
   std::this_thread::sleep_for(milliseconds(100));
-  CHECK(loads == 0);  // nothing changed
+  CHECK(loads == 0);                               // nothing changed
   std::ofstream(dir / "p.writ") << "version two";  // a different size
   for (int i = 0; i < 200 && loads == 0; ++i) std::this_thread::sleep_for(milliseconds(10));
   CHECK(loads == 1);
@@ -362,8 +367,8 @@ TEST_CASE("metrics render the Prometheus text format 0.0.4") {
   c.With({"plain"}).Inc();
   r.AddGauge("t_sessions", "Sessions.").With({}).Set(-2);
   r.AddCounter("t_never_total", "Never touched.");
-  Histogram& h = r.AddHistogram("t_latency_seconds", "Latency.", {"upstream"}, {0.1, 0.5, 1})
-                     .With({"fs"});
+  Histogram& h =
+      r.AddHistogram("t_latency_seconds", "Latency.", {"upstream"}, {0.1, 0.5, 1}).With({"fs"});
   h.Observe(0.05);
   h.Observe(0.1);  // le is inclusive
   h.Observe(0.7);
@@ -372,10 +377,8 @@ TEST_CASE("metrics render the Prometheus text format 0.0.4") {
   std::vector<std::string> types;
   std::vector<Sample> samples = ParseExposition(text, &types);
   CHECK(types == std::vector<std::string>{"t_requests_total counter", "t_sessions gauge",
-                                          "t_never_total counter",
-                                          "t_latency_seconds histogram"});
-  CHECK(text.find("# HELP t_requests_total Requests.\\nSecond line \\\\ x\n") !=
-        std::string::npos);
+                                          "t_never_total counter", "t_latency_seconds histogram"});
+  CHECK(text.find("# HELP t_requests_total Requests.\\nSecond line \\\\ x\n") != std::string::npos);
   CHECK(text.find("t_requests_total{path=\"a\\\"b\\\\c\\nd\"} 3\n") != std::string::npos);
   auto find = [&](const std::string& name, const std::string& le = "") -> std::string {
     for (auto& s : samples) {
@@ -389,7 +392,8 @@ TEST_CASE("metrics render the Prometheus text format 0.0.4") {
   // The escaped label round-trips through the parser.
   bool escaped = false;
   for (auto& s : samples)
-    if (s.name == "t_requests_total" && s.labels[0].second == "a\"b\\c\nd") escaped = s.value == "3";
+    if (s.name == "t_requests_total" && s.labels[0].second == "a\"b\\c\nd")
+      escaped = s.value == "3";
   CHECK(escaped);
   CHECK(find("t_sessions") == "-2");
   CHECK(find("t_never_total") == "0");
@@ -441,16 +445,19 @@ TEST_CASE("a decision and a forwarded call are counted") {
   });
   p.OnClientLine(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a__run"}})");
   // (the catalog is fetched first)
-  p.OnUpstreamLine(0, json{{"jsonrpc", "2.0"}, {"id", up.back()["id"]},
-                           {"result", {{"tools", json::array({{{"name", "run"}}, {{"name", "x"}}})}}}}
-                          .dump());
+  p.OnUpstreamLine(0,
+                   json{{"jsonrpc", "2.0"},
+                        {"id", up.back()["id"]},
+                        {"result", {{"tools", json::array({{{"name", "run"}}, {{"name", "x"}}})}}}}
+                       .dump());
   CHECK(client.back()["error"]["code"] == kDenied);
   CHECK(m.Decision("deny").Value() == denied + 1);
   CHECK(m.decision_seconds().Count() == decided + 1);
   int64_t in_flight = m.in_flight().Value();
   p.OnClientLine(R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"a__x"}})");
   CHECK(m.in_flight().Value() == in_flight + 1);
-  p.OnUpstreamLine(0, json{{"jsonrpc", "2.0"}, {"id", up.back()["id"]},
+  p.OnUpstreamLine(0, json{{"jsonrpc", "2.0"},
+                           {"id", up.back()["id"]},
                            {"error", {{"code", -1}, {"message", "boom"}}}}
                           .dump());
   CHECK(m.in_flight().Value() == in_flight);

@@ -164,7 +164,8 @@ TEST_CASE("writ serve --stdio proxies and enforces policy") {
 
   // Server-to-client request routed to the client and the answer routed back.
   gw.Send({{"jsonrpc", "2.0"}, {"id", 7}, {"method", "tools/call"}, {"params", {{"name", "demo__ask"}}}});
-  json sampling = gw.Wait([](const json& m) { return m.value("method", "") == "sampling/createMessage"; });
+  json sampling =
+      gw.Wait([](const json& m) { return m.value("method", "") == "sampling/createMessage"; });
   REQUIRE(sampling.contains("id"));
   gw.Send({{"jsonrpc", "2.0"}, {"id", sampling["id"]}, {"result", {{"role", "assistant"}}}});
   json asked = gw.Wait([](const json& m) { return m.contains("id") && m["id"] == 7; });
@@ -524,7 +525,8 @@ TEST_CASE("writ serve --stdio: a changed policy file is reloaded without a signa
   gw.Request(2, "tools/list");
   REQUIRE(Call(gw, 3, "demo__write_note").contains("result"));
   std::ofstream(dir / "policies" / "p.writ", std::ios::app)
-      << "\n@id(\"notes-off\")\nforbid (principal, action, resource == Tool::\"demo__write_note\");\n";
+      << "\n@id(\"notes-off\")\n"
+      << "forbid (principal, action, resource == Tool::\"demo__write_note\");\n";
   bool denied = false;
   for (int i = 0; i < 100 && !denied; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -616,7 +618,8 @@ TEST_CASE("writ serve --stdio with log.format json: every stderr line is one JSO
     CHECK(j["ts"].is_string());
     CHECK(j["level"].is_string());
     CHECK(j["msg"].is_string());
-    if (j.value("effect", "") == "allow" && j.value("tool", "") == "demo__crash") saw_decision = true;
+    if (j.value("effect", "") == "allow" && j.value("tool", "") == "demo__crash")
+      saw_decision = true;
     if (j.value("stream", "") == "stderr" && j.value("upstream", "") == "demo" &&
         j["msg"] == "crashing as asked")
       saw_upstream_stderr = true;
