@@ -193,6 +193,7 @@ int RunServeHttp(const ServeOptions& o) {
   // get shutdown.drain_timeout) and stop.
   boost::asio::io_context sig_ioc;
   boost::asio::signal_set signals(sig_ioc, SIGHUP, SIGINT, SIGTERM);
+  std::thread drain_thread;  // started by the first SIGINT/SIGTERM
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int sig) {
         if (ec) return;
@@ -202,16 +203,25 @@ int RunServeHttp(const ServeOptions& o) {
           signals.async_wait(on_signal);
           return;
         }
+        if (drain_thread.joinable()) {  // a second signal: stop without waiting
+          gateway::LogWarn("second signal; stopping now", {{"signal", sig}});
+          server.Stop();
+          return;
+        }
         gateway::LogInfo("signal; no new requests, draining", {{"signal", sig}});
-        server.Drain(std::chrono::milliseconds(config.shutdown.drain_timeout_ms));
-        gateway::LogInfo("shutting down");
-        server.Stop();
+        drain_thread = std::thread([&server, &config] {
+          server.Drain(std::chrono::milliseconds(config.shutdown.drain_timeout_ms));
+          gateway::LogInfo("shutting down");
+          server.Stop();
+        });
+        signals.async_wait(on_signal);
       };
   signals.async_wait(on_signal);
   std::thread sig_thread([&sig_ioc] { sig_ioc.run(); });
   server.Run();
   sig_ioc.stop();
   sig_thread.join();
+  if (drain_thread.joinable()) drain_thread.join();
   reloader->Stop();
   FinishAudit(audit);
   gateway::LogInfo("stopped");
@@ -267,7 +277,7 @@ int RunServeStdio(const ServeOptions& o) {
   std::unique_ptr<gateway::PolicyReloader> reloader = StartReloader(config, holder, audit);
 
   // SIGHUP reloads the policies; SIGINT/SIGTERM stop reading stdin, then drain and exit.
-  std::atomic<bool> stop_reading{false};
+  std::atomic<bool> stop_reading{false}, force_stop{false};
   boost::asio::io_context sig_ioc;
   boost::asio::signal_set signals(sig_ioc, SIGHUP, SIGINT, SIGTERM);
   std::function<void(const boost::system::error_code&, int)> on_signal =
@@ -279,9 +289,14 @@ int RunServeStdio(const ServeOptions& o) {
           signals.async_wait(on_signal);
           return;
         }
+        if (stop_reading.exchange(true)) {  // a second signal: stop without waiting
+          gateway::LogWarn("second signal; stopping now", {{"signal", sig}});
+          force_stop = true;
+          return;
+        }
         gateway::LogInfo("signal; no new requests, draining", {{"signal", sig}});
         proxy.StopAccepting();
-        stop_reading = true;
+        signals.async_wait(on_signal);
       };
   signals.async_wait(on_signal);
   std::thread sig_thread([&sig_ioc] { sig_ioc.run(); });
@@ -319,7 +334,9 @@ int RunServeStdio(const ServeOptions& o) {
         drain_until = std::chrono::steady_clock::now() +
                       std::chrono::milliseconds(config.shutdown.drain_timeout_ms);
       }
-      if (proxy.InFlight() == 0 || std::chrono::steady_clock::now() >= drain_until) break;
+      if (proxy.InFlight() == 0 || force_stop.load() ||
+          std::chrono::steady_clock::now() >= drain_until)
+        break;
     }
     pollfd pfd{0, POLLIN, 0};
     int pr = poll(&pfd, 1, 100);
@@ -344,6 +361,7 @@ int RunServeStdio(const ServeOptions& o) {
     left = std::max(std::chrono::milliseconds(0),
                     std::chrono::duration_cast<std::chrono::milliseconds>(
                         drain_until - std::chrono::steady_clock::now()));
+  if (force_stop.load()) left = std::chrono::milliseconds(0);
   Drain(proxy, left);
   gateway::LogInfo("stopping upstreams");
   for (auto& u : upstreams) u->Shutdown(std::chrono::milliseconds(2000));

@@ -587,7 +587,7 @@ bool HttpServer::Drain(std::chrono::milliseconds timeout) {
       for (auto& [id, s] : m.sessions) n += s->proxy->InFlight();
     }
     if (n == 0) return true;
-    if (std::chrono::steady_clock::now() >= until) {
+    if (std::chrono::steady_clock::now() >= until || m.stopping) {
       LogWarn("drain timeout; abandoning in-flight calls", {{"in_flight", n}});
       return false;
     }

@@ -632,3 +632,25 @@ TEST_CASE("writ serve --stdio with log.format json: every stderr line is one JSO
   CHECK(Slurp(dir / "out").find("\"code\":-32003") != std::string::npos);
   fs::remove_all(dir);
 }
+
+TEST_CASE("writ serve --stdio: a second SIGTERM stops without waiting for the drain") {
+  fs::path dir = fs::temp_directory_path() / ("writ-serve-drain3-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  WriteOpsConfig(dir, "", "shutdown: { drain_timeout: 60s }\n");
+  Gateway gw({"serve", "--stdio", "--config", (dir / "writ.yaml").string()});
+  Init(gw);
+  gw.Request(2, "tools/list");
+  gw.Send({{"jsonrpc", "2.0"}, {"id", "stuck"}, {"method", "tools/call"},
+           {"params", {{"name", "demo__ask"}, {"arguments", json::object()}}}});
+  REQUIRE(!gw.Wait([](const json& m) { return m.value("method", "") == "sampling/createMessage"; })
+               .is_null());
+  auto t0 = std::chrono::steady_clock::now();
+  gw.Kill(SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  gw.Kill(SIGTERM);
+  int status = -1;
+  REQUIRE(gw.WaitExit(&status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
+  fs::remove_all(dir);
+}
