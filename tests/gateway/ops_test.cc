@@ -513,3 +513,76 @@ TEST_CASE("docs/gateway.md: the Operations config example parses with the docume
   CHECK(c.log.level == LogConfig{}.level);
   CHECK(c.shutdown.drain_timeout_ms == ShutdownConfig{}.drain_timeout_ms);
 }
+
+TEST_CASE("UpstreamSupervisor: restarts a process that keeps exiting until the budget is spent") {
+  fs::path dir = TempDir("supervisor");
+  fs::path log = dir / "starts";
+  std::ofstream(dir / "t.sh") << "echo started >> " << log.string() << "\nexit 3\n";
+  RestartConfig rc;
+  rc.initial_backoff_ms = 10;
+  rc.max_backoff_ms = 40;
+  rc.max_restarts = 3;
+  std::atomic<int> exits{0}, restarts{0};
+  std::mutex mu;
+  std::vector<std::string> whys;
+  UpstreamSupervisor::Hooks hooks;
+  hooks.on_exit = [&](const std::string& why) {
+    std::lock_guard<std::mutex> lock(mu);
+    whys.push_back(why);
+    ++exits;
+  };
+  hooks.on_restart = [&] { ++restarts; };
+  uint64_t counted = Metrics::Global().upstream_restarts().With({"flaky"}).Value();
+  UpstreamSupervisor s(ChildSpec{"flaky", "sh", {(dir / "t.sh").string()}, {}}, rc, hooks);
+  std::string error;
+  REQUIRE(s.Start(&error));
+  for (int i = 0; i < 300 && exits < 4; ++i) std::this_thread::sleep_for(milliseconds(10));
+  std::this_thread::sleep_for(milliseconds(200));  // no fifth start may follow
+  CHECK(exits == 4);
+  CHECK(restarts == 3);
+  CHECK(s.restarts() == 3);
+  CHECK(Metrics::Global().upstream_restarts().With({"flaky"}).Value() == counted + 3);
+  std::ifstream f(log);
+  int starts = 0;
+  for (std::string line; std::getline(f, line);) ++starts;
+  CHECK(starts == 4);
+  CHECK(whys[0] == "exited with status 3");
+  CHECK_FALSE(s.Send("{}"));  // nothing runs
+  s.Shutdown(milliseconds(200));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("UpstreamSupervisor: a failed respawn counts against the budget and is reported") {
+  fs::path dir = TempDir("supervisor2");
+  fs::path script = dir / "once.sh";
+  std::ofstream(script) << "#!/bin/sh\nexit 1\n";
+  fs::permissions(script, fs::perms::owner_all);
+  RestartConfig rc;
+  rc.initial_backoff_ms = 10;
+  rc.max_restarts = 2;
+  std::mutex mu;
+  std::vector<std::string> whys;
+  UpstreamSupervisor::Hooks hooks;
+  hooks.on_exit = [&](const std::string& why) {
+    std::lock_guard<std::mutex> lock(mu);
+    whys.push_back(why);
+    fs::remove(script);  // the next start cannot find the program
+  };
+  UpstreamSupervisor s(ChildSpec{"gone", script.string(), {}, {}}, rc, hooks);
+  std::string error;
+  REQUIRE(s.Start(&error));
+  for (int i = 0; i < 300; ++i) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (whys.size() >= 3) break;
+    }
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  std::this_thread::sleep_for(milliseconds(100));
+  std::lock_guard<std::mutex> lock(mu);
+  REQUIRE(whys.size() == 3);  // the exit, then two failed respawns; then it stays down
+  CHECK(whys[0] == "exited with status 1");
+  CHECK(whys[1].find("could not be restarted (cannot run") == 0);
+  CHECK(s.restarts() == 0);
+  fs::remove_all(dir);
+}
