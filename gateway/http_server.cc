@@ -588,7 +588,9 @@ bool HttpServer::Drain(std::chrono::milliseconds timeout) {
     }
     if (n == 0) return true;
     if (std::chrono::steady_clock::now() >= until || m.stopping) {
-      LogWarn("drain timeout; abandoning in-flight calls", {{"in_flight", n}});
+      LogWarn(m.stopping ? "stopped while draining; abandoning in-flight calls"
+                         : "drain timeout; abandoning in-flight calls",
+              {{"in_flight", n}});
       return false;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
