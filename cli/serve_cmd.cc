@@ -4,8 +4,10 @@
 // servers, proxies newline-delimited JSON-RPC between stdin/stdout and them until stdin
 // closes, then shuts the upstreams down. stdout carries protocol messages only; logs go to
 // stderr.
+#include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -28,8 +30,12 @@
 #include "gateway/http_upstream.h"
 #include "gateway/identity.h"
 #include "gateway/jsonrpc.h"
+#include "gateway/log.h"
+#include "gateway/metrics.h"
 #include "gateway/proxy.h"
 #include "gateway/trace.h"
+#include "gateway/reload.h"
+#include "gateway/supervisor.h"
 #include "gateway/upstream.h"
 #include "runtime/evaluator.h"
 
@@ -43,36 +49,59 @@ struct ServeOptions {
   bool stdio = false;
 };
 
-// The compiled bundle for the config, or null (diagnostics printed).
-std::shared_ptr<const runtime::Bundle> LoadPolicies(const gateway::Config& c) {
+// The compiled (or read) and verified bundle for the config, or null with the rendered
+// diagnostics in *diags. Used at start and by every reload (gateway/reload.h).
+std::shared_ptr<const runtime::Bundle> BuildBundle(const gateway::Config& c, std::string* diags) {
   std::string bytes, error;
   if (!c.bundle.empty()) {
     if (!ReadFile(c.bundle, &bytes, &error)) {
-      std::cerr << "error: " << error << "\n";
+      *diags = "error: " + error + "\n";
       return nullptr;
     }
   } else {
     FrontEnd fe = RunFrontEnd(c.policies, c.schema);
     if (!fe.io_error.empty()) {
-      std::cerr << "error: " << fe.io_error << "\n";
+      *diags = "error: " + fe.io_error + "\n";
       return nullptr;
     }
     if (fe.diags.has_errors()) {
-      std::cerr << Render(fe.sources, fe.diags.items(), DiagnosticFormat::kText);
-      std::cerr << "writ serve: " << fe.diags.error_count() << " policy error(s); not starting\n";
+      *diags = Render(fe.sources, fe.diags.items(), DiagnosticFormat::kText) +
+               std::to_string(fe.diags.error_count()) + " policy error(s)\n";
       return nullptr;
     }
     Diagnostics d;
     CompileResult r;
     if (!Compile(fe.sources, fe.policies, CompileOptions{}, &r, &d)) {
-      std::cerr << Render(fe.sources, d.items(), DiagnosticFormat::kText);
+      *diags = Render(fe.sources, d.items(), DiagnosticFormat::kText);
       return nullptr;
     }
     bytes = std::move(r.bytes);
   }
   auto b = runtime::Bundle::Load(bytes, &error);
-  if (b == nullptr) std::cerr << "error: bundle: " << error << "\n";
+  if (b == nullptr) *diags = "error: bundle: " + error + "\n";
   return b;
+}
+
+// The bundle at start, or null (diagnostics printed).
+std::shared_ptr<const runtime::Bundle> LoadPolicies(const gateway::Config& c) {
+  std::string diags;
+  auto b = BuildBundle(c, &diags);
+  if (b == nullptr) std::cerr << diags << "writ serve: the policies did not load; not starting\n";
+  return b;
+}
+
+// The reloader for `config` (SIGHUP and, with reload.watch, file changes), started.
+std::unique_ptr<gateway::PolicyReloader> StartReloader(
+    const gateway::Config& config, std::shared_ptr<gateway::BundleHolder> holder,
+    std::shared_ptr<gateway::AuditLog> audit) {
+  std::vector<std::string> watched = config.policies;
+  if (!config.bundle.empty()) watched = {config.bundle};
+  if (!config.schema.empty()) watched.push_back(config.schema);
+  auto r = std::make_unique<gateway::PolicyReloader>(
+      std::move(holder), [config](std::string* diags) { return BuildBundle(config, diags); },
+      std::move(watched), config.reload, std::move(audit));
+  r->Start();
+  return r;
 }
 
 // Opens the audit log when configured. False (reason printed) when it cannot be opened.
@@ -95,10 +124,10 @@ bool OpenAudit(const gateway::Config& config, std::shared_ptr<gateway::AuditLog>
       return false;
     }
     if (!log->damaged_path().empty())
-      std::cerr << "writ: audit: damaged log moved to " << log->damaged_path()
-                << "; a new segment was started\n";
-    std::cerr << "writ: audit log " << aopts.path << " (record " << log->last_seq() + 1
-              << " next)\n";
+      gateway::LogWarn("audit: damaged log moved to " + log->damaged_path() +
+                       "; a new segment was started");
+    gateway::LogInfo("audit log " + aopts.path + " (record " +
+                     std::to_string(log->last_seq() + 1) + " next)");
     audit = std::move(log);
   }
   return true;
@@ -107,9 +136,10 @@ bool OpenAudit(const gateway::Config& config, std::shared_ptr<gateway::AuditLog>
 void FinishAudit(const std::shared_ptr<gateway::AuditLog>& audit) {
   if (audit == nullptr) return;
   gateway::AuditStatus st = audit->Sync();
-  if (!st.ok()) std::cerr << "writ: audit: final sync failed: " << st.message << "\n";
-  std::cerr << "writ: audit: " << audit->last_seq() << " records, last hash "
-            << audit->last_hash() << "\n";
+  if (!st.ok()) gateway::LogError("audit: final sync failed: " + st.message);
+  gateway::LogInfo("audit: " + std::to_string(audit->last_seq()) + " records, last hash " +
+                       audit->last_hash(),
+                   {{"records", audit->last_seq()}, {"last_hash", audit->last_hash()}});
 }
 
 // Starts approvals, kill switch, notifier and the admin API when configured
@@ -122,6 +152,20 @@ bool StartGovernance(const gateway::Config& config,
     return false;
   }
   if (gov->admin != nullptr) {
+    // Prometheus metrics (docs/gateway.md, "Metrics") behind the admin token; a liveness probe
+    // without it.
+    gov->admin->AddRoute("GET", "/metrics", [](const gateway::AdminRequest&) {
+      gateway::AdminResponse r;
+      r.body = gateway::Metrics::Global().Render();
+      r.content_type = gateway::kMetricsContentType;
+      return r;
+    });
+    gov->admin->AddRoute(
+        "GET", "/healthz",
+        [](const gateway::AdminRequest&) {
+          return gateway::AdminResponse::Json(200, {{"status", "ok"}});
+        },
+        gateway::AdminServer::Auth::kNone);
     std::string host = config.admin.host.find(':') != std::string::npos
                            ? "[" + config.admin.host + "]"
                            : config.admin.host;
@@ -170,6 +214,7 @@ int RunServeHttp(const ServeOptions& o) {
     std::cerr << errors;
     return kExitUsage;
   }
+  gateway::ConfigureLog(config.log.format, config.log.level);
   std::shared_ptr<const gateway::Authenticator> auth;
   if (!config.identity.is_null()) {
     std::string error;
@@ -203,9 +248,11 @@ int RunServeHttp(const ServeOptions& o) {
   std::shared_ptr<gateway::TraceWriter> trace;
   if (!OpenTrace(config, &trace)) return kExitUsage;
 
+  auto holder = std::make_shared<gateway::BundleHolder>(bundle);
   gateway::HttpServerOptions hopts;
   hopts.config = config;
   hopts.bundle = bundle;
+  hopts.bundles = holder;
   hopts.audit = audit;
   hopts.guards = guards;
   hopts.auth = auth;
@@ -220,24 +267,61 @@ int RunServeHttp(const ServeOptions& o) {
   std::string host = config.http.host.find(':') != std::string::npos
                          ? "[" + config.http.host + "]"
                          : config.http.host;
-  std::cerr << "writ: listening on " << host << ":" << server.port() << " (path "
-            << config.http.path << (auth == nullptr ? ", anonymous" : "") << ")" << std::endl;
+  gateway::LogInfo("listening on " + host + ":" + std::to_string(server.port()) + " (path " +
+                   config.http.path + (auth == nullptr ? ", anonymous" : "") + ")");
+  std::unique_ptr<gateway::PolicyReloader> reloader = StartReloader(config, holder, audit);
 
+  // SIGHUP reloads the policies; SIGINT/SIGTERM drain (503 for new requests, in-flight calls
+  // get shutdown.drain_timeout) and stop.
   boost::asio::io_context sig_ioc;
-  boost::asio::signal_set signals(sig_ioc, SIGINT, SIGTERM);
-  signals.async_wait([&server](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
-    std::cerr << "writ: signal " << sig << "; shutting down\n";
-    server.Stop();
-  });
+  boost::asio::signal_set signals(sig_ioc, SIGHUP, SIGINT, SIGTERM);
+  std::thread drain_thread;  // started by the first SIGINT/SIGTERM
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        if (sig == SIGHUP) {
+          gateway::LogInfo("SIGHUP: reloading the policies");
+          reloader->Trigger("sighup");
+          signals.async_wait(on_signal);
+          return;
+        }
+        if (drain_thread.joinable()) {  // a second signal: stop without waiting
+          gateway::LogWarn("second signal; stopping now", {{"signal", sig}});
+          server.Stop();
+          return;
+        }
+        gateway::LogInfo("signal; no new requests, draining", {{"signal", sig}});
+        drain_thread = std::thread([&server, &config] {
+          server.Drain(std::chrono::milliseconds(config.shutdown.drain_timeout_ms));
+          gateway::LogInfo("shutting down");
+          server.Stop();
+        });
+        signals.async_wait(on_signal);
+      };
+  signals.async_wait(on_signal);
   std::thread sig_thread([&sig_ioc] { sig_ioc.run(); });
   server.Run();
   sig_ioc.stop();
   sig_thread.join();
+  if (drain_thread.joinable()) drain_thread.join();
+  reloader->Stop();
   gov.Stop();
   FinishAudit(audit);
-  std::cerr << "writ: stopped\n";
+  gateway::LogInfo("stopped");
   return kExitOk;
+}
+
+// Waits until `proxy` has no client request in flight or `timeout` passes. True if drained.
+bool Drain(gateway::Proxy& proxy, std::chrono::milliseconds timeout) {
+  auto until = std::chrono::steady_clock::now() + timeout;
+  int n = proxy.InFlight();
+  if (n > 0)
+    gateway::LogInfo("draining in-flight calls",
+                     {{"in_flight", n}, {"timeout_ms", timeout.count()}});
+  while ((n = proxy.InFlight()) > 0 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (n > 0) gateway::LogWarn("drain timeout; abandoning in-flight calls", {{"in_flight", n}});
+  return n == 0;
 }
 
 int RunServeStdio(const ServeOptions& o) {
@@ -247,6 +331,7 @@ int RunServeStdio(const ServeOptions& o) {
     std::cerr << errors;
     return kExitUsage;
   }
+  gateway::ConfigureLog(config.log.format, config.log.level);
   std::shared_ptr<const runtime::Bundle> bundle = LoadPolicies(config);
   if (bundle == nullptr) return kExitFailure;
 
@@ -273,6 +358,7 @@ int RunServeStdio(const ServeOptions& o) {
     std::fputc('\n', stdout);
     std::fflush(stdout);
   };
+  auto holder = std::make_shared<gateway::BundleHolder>(bundle);
   gateway::ProxyOptions popts;
   popts.principal = config.stdio_principal;
   popts.identity = {{"auth", "stdio"}};
@@ -281,50 +367,37 @@ int RunServeStdio(const ServeOptions& o) {
   popts.audit = audit;
   popts.guards = guards;
   popts.trace = trace;
+  popts.bundles = holder;
   gateway::Proxy proxy(popts, bundle, write_client);
-
-  std::vector<std::unique_ptr<gateway::ChildProcess>> children;
   std::vector<std::unique_ptr<gateway::HttpUpstream>> remotes;  // upstreams with `url:`
-  for (const auto& u : config.upstreams) {
-    if (!u.url.empty()) {
-      remotes.push_back(std::make_unique<gateway::HttpUpstream>(
-          gateway::HttpUpstreamSpecFor(u, config.limits)));
-      gateway::HttpUpstream* raw = remotes.back().get();
-      proxy.AddUpstream(u.name, [raw](const std::string& line) { return raw->Send(line); });
-      children.push_back(nullptr);
-      continue;
-    }
-    gateway::ChildSpec spec{u.name, u.command, u.args, u.env, config.limits.max_message_bytes};
-    auto child = std::make_unique<gateway::ChildProcess>(spec);
-    gateway::ChildProcess* raw = child.get();
-    proxy.AddUpstream(u.name, [raw](const std::string& line) { return raw->Send(line); });
-    children.push_back(std::move(child));
-  }
-  for (size_t i = 0, r = 0; i < children.size(); ++i) {
-    gateway::ChildProcess* raw = children[i].get();
-    std::string error;
-    if (raw == nullptr) {
-      auto on_line = [&proxy, i](std::string_view line) { proxy.OnUpstreamLine(i, line); };
-      auto on_exit = [&proxy, i](const std::string& why) { proxy.OnUpstreamExit(i, why); };
-      if (!remotes[r++]->Start(on_line, on_exit, &error)) {
-        std::cerr << "writ: upstream " << config.upstreams[i].name << ": " << error << "\n";
-        proxy.OnUpstreamExit(i, "could not be started (" + error + ")");
-      }
-      continue;
-    }
-    bool ok = raw->Start([&proxy, i](std::string_view line) { proxy.OnUpstreamLine(i, line); },
-                         [&proxy, i](int status) {
-                           proxy.OnUpstreamExit(i, gateway::DescribeExit(status));
-                         },
-                         &error);
-    if (!ok) {
-      std::cerr << "writ: upstream " << config.upstreams[i].name << ": " << error << "\n";
-      proxy.OnUpstreamExit(i, "could not be started (" + error + ")");
-    } else {
-      std::cerr << "writ: started upstream " << config.upstreams[i].name << " (pid " << raw->pid()
-                << ")\n";
-    }
-  }
+  std::vector<std::unique_ptr<gateway::UpstreamSupervisor>> upstreams =
+      gateway::StartUpstreams(&proxy, config.upstreams, config.limits, "", &remotes);
+  std::unique_ptr<gateway::PolicyReloader> reloader = StartReloader(config, holder, audit);
+
+  // SIGHUP reloads the policies; SIGINT/SIGTERM stop reading stdin, then drain and exit.
+  std::atomic<bool> stop_reading{false}, force_stop{false};
+  boost::asio::io_context sig_ioc;
+  boost::asio::signal_set signals(sig_ioc, SIGHUP, SIGINT, SIGTERM);
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        if (sig == SIGHUP) {
+          gateway::LogInfo("SIGHUP: reloading the policies");
+          reloader->Trigger("sighup");
+          signals.async_wait(on_signal);
+          return;
+        }
+        if (stop_reading.exchange(true)) {  // a second signal: stop without waiting
+          gateway::LogWarn("second signal; stopping now", {{"signal", sig}});
+          force_stop = true;
+          return;
+        }
+        gateway::LogInfo("signal; no new requests, draining", {{"signal", sig}});
+        proxy.StopAccepting();
+        signals.async_wait(on_signal);
+      };
+  signals.async_wait(on_signal);
+  std::thread sig_thread([&sig_ioc] { sig_ioc.run(); });
 
   std::atomic<bool> stop{false};
   std::thread ticker([&] {
@@ -345,18 +418,57 @@ int RunServeStdio(const ServeOptions& o) {
                                  [&](std::string_view line, bool oversized) {
                                    proxy.OnClientLine(line, oversized);
                                  });
+  // After SIGTERM/SIGINT stdin is still read, so that the client's answers (sampling,
+  // elicitation) and cancellations reach in-flight calls, but new requests are refused
+  // (Proxy::StopAccepting) until nothing is in flight or shutdown.drain_timeout passes.
   char buf[65536];
+  bool eof = false;
+  std::chrono::steady_clock::time_point drain_until;
+  bool draining = false;
   for (;;) {
+    if (stop_reading.load()) {
+      if (!draining) {
+        draining = true;
+        drain_until = std::chrono::steady_clock::now() +
+                      std::chrono::milliseconds(config.shutdown.drain_timeout_ms);
+      }
+      if (proxy.InFlight() == 0 || force_stop.load() ||
+          std::chrono::steady_clock::now() >= drain_until)
+        break;
+    }
+    pollfd pfd{0, POLLIN, 0};
+    int pr = poll(&pfd, 1, 100);
+    if (pr < 0 && errno != EINTR) break;
+    if (pr <= 0) continue;
     ssize_t n = read(0, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
+    if (n <= 0) {
+      eof = true;
+      break;
+    }
     splitter.Feed(std::string_view(buf, static_cast<size_t>(n)));
   }
-  splitter.Finish();
-  std::cerr << "writ: stdin closed; shutting down upstreams\n";
-  for (auto& c : children)
-    if (c != nullptr) c->Shutdown(std::chrono::milliseconds(2000));
-  for (auto& r : remotes) r->Shutdown();
+  if (eof) {
+    splitter.Finish();
+    gateway::LogInfo("stdin closed; shutting down");
+  }
+  // stdin EOF: the client may still read stdout, so in-flight calls get the drain time too.
+  proxy.StopAccepting();
+  auto left = std::chrono::milliseconds(config.shutdown.drain_timeout_ms);
+  if (draining)
+    left = std::max(std::chrono::milliseconds(0),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                        drain_until - std::chrono::steady_clock::now()));
+  if (force_stop.load()) left = std::chrono::milliseconds(0);
+  Drain(proxy, left);
+  gateway::LogInfo("stopping upstreams");
+  for (auto& u : upstreams)
+    if (u != nullptr) u->Shutdown(std::chrono::milliseconds(2000));
+  for (auto& r : remotes)
+    if (r != nullptr) r->Shutdown();
+  reloader->Stop();
+  sig_ioc.stop();
+  sig_thread.join();
   stop = true;
   ticker.join();
   gov.Stop();

@@ -12,6 +12,7 @@
 #include <filesystem>
 
 #include "gateway/audit_format.h"
+#include "gateway/metrics.h"
 
 namespace writ::gateway {
 namespace {
@@ -203,6 +204,20 @@ json AuditRecordToJson(const AuditRecord& r, bool store_args) {
   return j;
 }
 
+json AuditReloadToJson(const AuditReload& r) {
+  json j = json::object();
+  j["kind"] = "reload";
+  j["time"] = FormatAuditTime(r.time == std::chrono::system_clock::time_point{}
+                                  ? std::chrono::system_clock::now()
+                                  : r.time);
+  j["bundle_hash"] = r.result == "ok" ? r.new_bundle_hash : r.old_bundle_hash;
+  json rl = {{"trigger", r.trigger}, {"result", r.result}, {"old_bundle_hash", r.old_bundle_hash}};
+  if (!r.new_bundle_hash.empty()) rl["new_bundle_hash"] = r.new_bundle_hash;
+  if (!r.error.empty()) rl["error"] = r.error.size() > 4096 ? r.error.substr(0, 4096) : r.error;
+  j["reload"] = std::move(rl);
+  return j;
+}
+
 void ScrubSecrets(json* root, const std::vector<std::string>& secrets_in) {
   std::vector<std::string> secrets;
   for (const auto& s : secrets_in) {
@@ -319,8 +334,26 @@ AuditStatus AuditLog::Append(const AuditRecord& record) {
     json body = AuditRecordToJson(record, options_.record_args && !record.redact_args);
     ScrubSecrets(&body, options_.secrets);
     std::lock_guard<std::mutex> lock(mu_);
-    return AppendJsonLocked(std::move(body));
+    AuditStatus st = AppendJsonLocked(std::move(body));
+    if (!st.ok()) Metrics::Global().audit_failures().Inc();
+    return st;
   } catch (const std::exception& e) {
+    Metrics::Global().audit_failures().Inc();
+    return AuditStatus::Error(Code::kInvalid,
+                              std::string("cannot build audit record: ") + e.what());
+  }
+}
+
+AuditStatus AuditLog::AppendReload(const AuditReload& reload) {
+  try {
+    json body = AuditReloadToJson(reload);
+    ScrubSecrets(&body, options_.secrets);
+    std::lock_guard<std::mutex> lock(mu_);
+    AuditStatus st = AppendJsonLocked(std::move(body));
+    if (!st.ok()) Metrics::Global().audit_failures().Inc();
+    return st;
+  } catch (const std::exception& e) {
+    Metrics::Global().audit_failures().Inc();
     return AuditStatus::Error(Code::kInvalid,
                               std::string("cannot build audit record: ") + e.what());
   }

@@ -136,6 +136,20 @@ struct AuditRecord {
   nlohmann::json detail;  // optional extra object (reason, obligations...); omitted if null
 };
 
+// A policy reload attempt: a record of kind "reload" (docs/audit.md), written by the
+// gateway's PolicyReloader (gateway/reload.h) whether the reload succeeded or not.
+struct AuditReload {
+  std::chrono::system_clock::time_point time{};  // zero: now
+  std::string trigger;          // "sighup", "file_change", ...
+  std::string result;           // "ok" | "failed"
+  std::string old_bundle_hash;  // the bundle current before the attempt
+  std::string new_bundle_hash;  // the bundle loaded ("" when it failed)
+  std::string error;            // the diagnostics when it failed (truncated to 4 KiB)
+};
+
+// {"kind":"reload","time":...,"bundle_hash":<current after the attempt>,"reload":{...}}.
+nlohmann::json AuditReloadToJson(const AuditReload& r);
+
 // The record's payload as written (before seq/prev/alg/v/hash are added and before
 // scrubbing). Exposed for tests and docs.
 nlohmann::json AuditRecordToJson(const AuditRecord& r, bool store_args);
@@ -158,6 +172,8 @@ class AuditLog {
 
   // Scrubs, numbers, chains, hashes and writes one record, then fsyncs per policy.
   AuditStatus Append(const AuditRecord& record);
+  // Scrubs, numbers, chains, hashes and writes a `reload` record, like Append.
+  AuditStatus AppendReload(const AuditReload& reload);
   // fdatasync now (for kInterval timers and shutdown).
   AuditStatus Sync();
 

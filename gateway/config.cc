@@ -297,6 +297,8 @@ void ParseHttpUpstream(const YAML::Node& n, const std::string& k, Checker* c, Up
 
 void ParseBreaker(const YAML::Node& n, const std::string& k, Checker* c, BreakerOptions* b);
 
+void ParseRestart(const YAML::Node& n, const std::string& k, Checker* c, RestartConfig* r);
+
 void ParseUpstream(const YAML::Node& n, const std::string& k, Checker* c, UpstreamConfig* u,
                    const BreakerOptions& breaker_defaults) {
   u->breaker = breaker_defaults;
@@ -304,7 +306,8 @@ void ParseUpstream(const YAML::Node& n, const std::string& k, Checker* c, Upstre
     c->Error(n, k, "expected a mapping", "e.g. `- { name: fs, command: npx, args: [...] }`");
     return;
   }
-  c->Keys(n, k + ".", {"name", "command", "args", "env", "breaker", "url", "headers", "tls"});
+  c->Keys(n, k + ".", {"name", "command", "args", "env", "breaker", "url", "headers", "tls",
+                       "restart"});
   if (n["breaker"]) ParseBreaker(n["breaker"], k + ".breaker", c, &u->breaker);
   if (!n["name"]) {
     c->Error(n, k + ".name", "missing", "every upstream needs a name; its tools appear as NAME__tool");
@@ -354,6 +357,34 @@ void ParseUpstream(const YAML::Node& n, const std::string& k, Checker* c, Upstre
       }
     }
   }
+  if (n["restart"]) ParseRestart(n["restart"], k + ".restart", c, &u->restart);
+}
+
+bool Duration(const YAML::Node& n, Checker* c, const std::string& key, long long* ms);
+
+void ParseRestart(const YAML::Node& n, const std::string& k, Checker* c, RestartConfig* r) {
+  if (!n.IsMap()) {
+    c->Error(n, k, "expected a mapping",
+             "e.g. restart: { initial_backoff: 500ms, max_backoff: 30s, max_restarts: 5 }");
+    return;
+  }
+  c->Keys(n, k + ".",
+          {"initial_backoff", "max_backoff", "reset_after", "max_restarts", "window"});
+  long long v = 0;
+  if (n["initial_backoff"] && Duration(n["initial_backoff"], c, k + ".initial_backoff", &v))
+    r->initial_backoff_ms = static_cast<int>(v);
+  if (n["max_backoff"] && Duration(n["max_backoff"], c, k + ".max_backoff", &v))
+    r->max_backoff_ms = static_cast<int>(v);
+  if (n["reset_after"] && Duration(n["reset_after"], c, k + ".reset_after", &v))
+    r->reset_after_ms = static_cast<int>(v);
+  if (n["window"] && Duration(n["window"], c, k + ".window", &v))
+    r->window_ms = static_cast<int>(v);
+  if (n["max_restarts"] && c->Int(n["max_restarts"], k + ".max_restarts", 0, 1000, &v))
+    r->max_restarts = static_cast<int>(v);
+  if (r->max_backoff_ms < r->initial_backoff_ms)
+    c->Error(n["max_backoff"] ? n["max_backoff"] : n, k + ".max_backoff",
+             "smaller than initial_backoff",
+             "max_backoff caps the doubling delay; make it at least initial_backoff");
 }
 
 void ParseLimits(const YAML::Node& n, Checker* c, LimitsConfig* l) {
@@ -1025,6 +1056,45 @@ void ParseNotify(const YAML::Node& n, const std::string& base_dir, Checker* c, N
   }
 }
 
+void ParseReload(const YAML::Node& n, Checker* c, ReloadConfig* r) {
+  if (!n.IsMap()) {
+    c->Error(n, "reload", "expected a mapping", "e.g. reload: { watch: true, debounce: 500ms }");
+    return;
+  }
+  c->Keys(n, "reload.", {"watch", "poll_interval", "debounce"});
+  size_t i = 0;
+  if (n["watch"] && Choice(n["watch"], c, "reload.watch", {"false", "true"}, &i)) r->watch = i == 1;
+  long long v = 0;
+  if (n["poll_interval"] && Duration(n["poll_interval"], c, "reload.poll_interval", &v))
+    r->poll_interval_ms = static_cast<int>(v);
+  if (n["debounce"] && Duration(n["debounce"], c, "reload.debounce", &v))
+    r->debounce_ms = static_cast<int>(v);
+}
+
+void ParseLog(const YAML::Node& n, Checker* c, LogConfig* l) {
+  if (!n.IsMap()) {
+    c->Error(n, "log", "expected a mapping", "e.g. log: { format: json, level: info }");
+    return;
+  }
+  c->Keys(n, "log.", {"format", "level"});
+  size_t i = 0;
+  const std::vector<std::string> formats = {"text", "json"};
+  const std::vector<std::string> levels = {"debug", "info", "warn", "error"};
+  if (n["format"] && Choice(n["format"], c, "log.format", formats, &i)) l->format = formats[i];
+  if (n["level"] && Choice(n["level"], c, "log.level", levels, &i)) l->level = levels[i];
+}
+
+void ParseShutdown(const YAML::Node& n, Checker* c, ShutdownConfig* s) {
+  if (!n.IsMap()) {
+    c->Error(n, "shutdown", "expected a mapping", "e.g. shutdown: { drain_timeout: 10s }");
+    return;
+  }
+  c->Keys(n, "shutdown.", {"drain_timeout"});
+  long long v = 0;
+  if (n["drain_timeout"] && Duration(n["drain_timeout"], c, "shutdown.drain_timeout", &v))
+    s->drain_timeout_ms = static_cast<int>(v);
+}
+
 }  // namespace
 
 std::string DidYouMean(const std::string& word, const std::vector<std::string>& candidates) {
@@ -1072,7 +1142,8 @@ bool ParseConfig(const std::string& text, const std::string& name, const std::st
   *out = Config{};
   c.Keys(root, "", {"policies", "bundle", "schema", "stdio_principal", "upstreams", "limits", "audit",
                     "http", "identity", "dlp", "secrets", "intent", "lock", "breaker",
-                    "approvals", "admin", "killswitch", "notify", "record"});
+                    "approvals", "admin", "killswitch", "notify", "record", "reload", "log",
+                    "shutdown"});
   const std::string kPolicyHelp = "a policy file or directory, or a list of them";
   if (root["policies"]) {
     std::vector<std::string> ps;
@@ -1098,6 +1169,9 @@ bool ParseConfig(const std::string& text, const std::string& name, const std::st
   if (root["dlp"]) ParseDlp(root["dlp"], &c, &out->dlp);
   ParseSecrets(root, name, base_dir, &c, &out->secrets);
   if (root["record"]) ParseRecord(root["record"], base_dir, &c, &out->record);
+  if (root["reload"]) ParseReload(root["reload"], &c, &out->reload);
+  if (root["log"]) ParseLog(root["log"], &c, &out->log);
+  if (root["shutdown"]) ParseShutdown(root["shutdown"], &c, &out->shutdown);
   if (root["identity"]) {
     // Validated here (errors located at the section); Authenticator::Create re-parses at start.
     nlohmann::json id = ToJson(root["identity"], &c, "identity", 0);

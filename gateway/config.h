@@ -22,6 +22,18 @@
 
 namespace writ::gateway {
 
+// `upstreams[i].restart:` (docs/gateway.md, "Restarts"): how a crashed stdio upstream is
+// restarted. Delays double from initial_backoff up to max_backoff; a process that ran at
+// least reset_after starts over at initial_backoff; more than max_restarts restarts within
+// window and it stays down. max_restarts 0: never restart.
+struct RestartConfig {
+  int initial_backoff_ms = 500;
+  int max_backoff_ms = 30000;
+  int reset_after_ms = 60000;
+  int max_restarts = 5;
+  int window_ms = 300000;
+};
+
 struct UpstreamConfig {
   std::string name;     // [A-Za-z0-9_-]+ without "__"; unique. Tools appear as NAME__tool.
   std::string command;  // looked up on PATH
@@ -35,6 +47,7 @@ struct UpstreamConfig {
   std::vector<std::pair<std::string, std::string>> headers;
   bool tls_verify = true;
   std::string tls_ca_file;  // resolved against the config file's directory; empty: system CAs
+  RestartConfig restart;
 };
 
 struct PrincipalConfig {
@@ -134,6 +147,26 @@ struct RecordConfig {
   bool messages = true;  // false: only decision records
 };
 
+// `reload:` (docs/gateway.md, "Policy hot reload"). SIGHUP always reloads; with `watch` the
+// policy files (or the bundle) and the schema are polled for changes (mtime and size).
+struct ReloadConfig {
+  bool watch = true;
+  int poll_interval_ms = 1000;
+  int debounce_ms = 500;  // a change is reloaded once the files stayed unchanged this long
+};
+
+// `log:` (docs/gateway.md, "Logs"): every gateway log line goes to stderr in this format.
+struct LogConfig {
+  std::string format = "text";  // text | json
+  std::string level = "info";   // debug | info | warn | error
+};
+
+// `shutdown:` (docs/gateway.md, "Shutdown"): on SIGTERM/SIGINT (and stdin EOF for --stdio)
+// in-flight calls get up to drain_timeout to finish before the upstreams are stopped.
+struct ShutdownConfig {
+  int drain_timeout_ms = 10000;
+};
+
 struct Config {
   std::vector<std::string> policies;  // resolved against the config file's directory
   std::string bundle;                 // exclusive with policies
@@ -159,6 +192,9 @@ struct Config {
   // The state file of the kill switch: killswitch.db, else approvals.db ("" = none).
   std::string KillSwitchDb() const { return !killswitch.db.empty() ? killswitch.db : approvals.db; }
   RecordConfig record;  // the trace scrubs the same secrets as audit.options.secrets
+  ReloadConfig reload;
+  LogConfig log;
+  ShutdownConfig shutdown;
 };
 
 // `name` is used in messages; relative paths are resolved against `base_dir` (may be empty).

@@ -23,8 +23,10 @@
 
 #include "gateway/http_upstream.h"
 #include "gateway/jsonrpc.h"
+#include "gateway/log.h"
 #include "gateway/proxy.h"
 #include "gateway/sse.h"
+#include "gateway/supervisor.h"
 #include "gateway/upstream.h"
 
 namespace writ::gateway {
@@ -130,8 +132,8 @@ struct Session {
   std::string label;           // "#N", for logs
   std::string principal_key;  // who may use this session
   std::unique_ptr<Proxy> proxy;
-  std::vector<std::unique_ptr<ChildProcess>> children;
-  std::vector<std::unique_ptr<HttpUpstream>> remotes;
+  std::vector<std::unique_ptr<UpstreamSupervisor>> children;  // restarted on crashes; null: url
+  std::vector<std::unique_ptr<HttpUpstream>> remotes;         // `url:` upstreams; null: stdio
   std::mutex mu;
   std::map<std::string, std::shared_ptr<Stream>> waiters;  // client id (dumped) -> its stream
   std::map<std::string, std::string> progress;  // client progress token (dumped) -> client id
@@ -195,8 +197,10 @@ struct Session {
 
   void Close() {
     if (closed.exchange(true)) return;
-    for (auto& c : children) c->Shutdown(std::chrono::milliseconds(2000));
-    for (auto& r : remotes) r->Shutdown();
+    for (auto& c : children)
+      if (c != nullptr) c->Shutdown(std::chrono::milliseconds(2000));
+    for (auto& r : remotes)
+      if (r != nullptr) r->Shutdown();
     std::vector<std::shared_ptr<Stream>> all;
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -268,6 +272,7 @@ struct HttpServer::Impl {
   net::io_context ioc;
   tcp::acceptor acceptor{ioc};
   std::atomic<bool> stopping{false};
+  std::atomic<bool> draining{false};  // Drain(): new sessions and requests get 503
   int port = 0;
 
   std::mutex conn_mu;
@@ -282,7 +287,7 @@ struct HttpServer::Impl {
 
   explicit Impl(HttpServerOptions opts) : o(std::move(opts)) {}
 
-  void Log(const std::string& s) { std::cerr << "writ: http: " + s + "\n"; }
+  void Log(const std::string& s) { LogInfo("http: " + s); }
 
   // Authenticates the request; on failure fills *res.
   bool Authenticate(const Request& req, Principal* p, Response* res) {
@@ -324,46 +329,17 @@ struct HttpServer::Impl {
     popts.audit = o.audit;
     popts.guards = o.guards;
     popts.trace = o.trace;
+    popts.bundles = o.bundles;
     Session* raw = s.get();
     s->proxy = std::make_unique<Proxy>(popts, o.bundle,
                                        [raw](const std::string& line) { raw->ToClient(line); });
-    // Upstreams: a child process (`command:`) or a Streamable HTTP server (`url:`).
-    std::vector<std::function<bool(std::string*)>> starts;
-    for (size_t i = 0; i < o.config.upstreams.size(); ++i) {
-      const UpstreamConfig& u = o.config.upstreams[i];
-      Proxy* px = s->proxy.get();
-      auto on_line = [px, i](std::string_view line) {
-        UpstreamScope scope(i);
-        px->OnUpstreamLine(i, line);
-      };
-      if (!u.url.empty()) {
-        auto remote = std::make_unique<HttpUpstream>(HttpUpstreamSpecFor(u, o.config.limits));
-        HttpUpstream* r = remote.get();
-        s->proxy->AddUpstream(u.name, [r](const std::string& line) { return r->Send(line); });
-        starts.push_back([r, px, i, on_line](std::string* error) {
-          return r->Start(on_line, [px, i](const std::string& why) { px->OnUpstreamExit(i, why); },
-                          error);
-        });
-        s->remotes.push_back(std::move(remote));
-        continue;
-      }
-      ChildSpec spec{u.name, u.command, u.args, u.env, o.config.limits.max_message_bytes};
-      auto child = std::make_unique<ChildProcess>(spec);
-      ChildProcess* c = child.get();
-      s->proxy->AddUpstream(u.name, [c](const std::string& line) { return c->Send(line); });
-      starts.push_back([c, px, i, on_line](std::string* error) {
-        return c->Start(on_line, [px, i](int st) { px->OnUpstreamExit(i, DescribeExit(st)); },
-                        error);
-      });
-      s->children.push_back(std::move(child));
-    }
-    for (size_t i = 0; i < starts.size(); ++i) {
-      std::string error;
-      if (!starts[i](&error)) {
-        Log("upstream " + o.config.upstreams[i].name + ": " + error);
-        s->proxy->OnUpstreamExit(i, "could not be started (" + error + ")");
-      }
-    }
+    // Upstreams: a supervised child process (`command:`) or a Streamable HTTP server (`url:`).
+    Proxy* px = s->proxy.get();
+    s->children = StartUpstreams(px, o.config.upstreams, o.config.limits, s->label, &s->remotes,
+                                 [px](size_t i, std::string_view line) {
+                                   UpstreamScope scope(i);
+                                   px->OnUpstreamLine(i, line);
+                                 });
     return s;
   }
 
@@ -439,6 +415,10 @@ struct HttpServer::Impl {
     const Json& msg = pm.msg;
     std::string sid(req[kSessionHeader]);
     bool init = IsRequest(msg) && msg["method"] == "initialize";
+    if (draining && IsRequest(msg))
+      return Fail(req, http::status::service_unavailable,
+                  "Service Unavailable: the gateway is shutting down; no new requests",
+                  kShuttingDown, msg["id"]);
 
     if (init) {
       if (!sid.empty())
@@ -850,6 +830,27 @@ void HttpServer::Run() {
   }
   for (auto& [id, s] : all) s->Close();
   all.clear();
+}
+
+bool HttpServer::Drain(std::chrono::milliseconds timeout) {
+  Impl& m = *impl_;
+  m.draining = true;
+  auto until = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int n = 0;
+    {
+      std::lock_guard<std::mutex> lock(m.sess_mu);
+      for (auto& [id, s] : m.sessions) n += s->proxy->InFlight();
+    }
+    if (n == 0) return true;
+    if (std::chrono::steady_clock::now() >= until || m.stopping) {
+      LogWarn(m.stopping ? "stopped while draining; abandoning in-flight calls"
+                         : "drain timeout; abandoning in-flight calls",
+              {{"in_flight", n}});
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 void HttpServer::Stop() {

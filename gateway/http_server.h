@@ -19,6 +19,7 @@
 // upstreams are stopped.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -28,6 +29,7 @@
 #include "gateway/config.h"
 #include "gateway/guards.h"
 #include "gateway/identity.h"
+#include "gateway/reload.h"
 #include "runtime/evaluator.h"
 
 namespace writ::gateway {
@@ -38,6 +40,7 @@ struct HttpServerOptions {
   std::shared_ptr<AuditLog> audit;                 // may be null
   std::shared_ptr<const Guards> guards;  // shared tools/call protections; null: none
   std::shared_ptr<const Authenticator> auth;       // null: anonymous (allow_anonymous)
+  std::shared_ptr<BundleHolder> bundles;           // optional: hot-reloadable (gateway/reload.h)
   std::string version = "0.1.0";
   std::shared_ptr<TraceWriter> trace;  // `record:`; may be null (docs/replay.md)
 };
@@ -53,6 +56,11 @@ class HttpServer {
   // Serves until Stop(). REQUIRES: Listen() succeeded.
   void Run();
   void Stop();
+  // Graceful shutdown, before Stop(): from now on new sessions and new requests get 503
+  // ("the gateway is shutting down"; responses and notifications are still accepted so
+  // in-flight calls can finish); waits until no session has a request in flight or `timeout`
+  // passes. True if everything finished. Callable from any thread.
+  bool Drain(std::chrono::milliseconds timeout);
 
  private:
   struct Impl;

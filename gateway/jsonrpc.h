@@ -26,6 +26,7 @@ inline constexpr int kHeldForApproval = -32002;   // policy said require_approva
 inline constexpr int kUpstreamUnavailable = -32003;  // the upstream exited or never started
 inline constexpr int kUpstreamTimeout = -32004;      // the upstream did not answer in time
 inline constexpr int kTooManyInFlight = -32005;      // limits.max_in_flight reached
+inline constexpr int kShuttingDown = -32006;         // draining: no new requests accepted
 
 // Splits a byte stream into lines ('\n', a trailing '\r' dropped). A line longer than
 // `max_line` bytes is not buffered: its bytes are discarded up to the next newline and

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "gateway/jsonrpc.h"
+#include "gateway/log.h"
 
 namespace writ::gateway {
 
@@ -180,6 +181,13 @@ Proxy::Proxy(ProxyOptions opts, std::shared_ptr<const runtime::Bundle> bundle, W
     : opts_(std::move(opts)), bundle_(std::move(bundle)), to_client_(std::move(to_client)) {
   if (opts_.session.empty()) opts_.session = "s-" + NewDecisionId().substr(0, 16);
   if (bundle_ != nullptr) bundle_hash_ = bundle_->source_hash_hex();
+  Metrics::Global().sessions().Inc();
+}
+
+Proxy::~Proxy() { Metrics::Global().sessions().Dec(); }
+
+std::shared_ptr<const runtime::Bundle> Proxy::CurrentBundle() const {
+  return opts_.bundles != nullptr ? opts_.bundles->Get() : bundle_;
 }
 
 // ---- audit ----
@@ -206,17 +214,17 @@ bool Proxy::AuditDecision(const AuditSubject& subject, const Decided& d, const J
     if (o.is_object() && o.value("kind", "") == "redact") r.redact_args = true;
   for (const auto& id : d.decision.value("determining", Json::array()))
     if (id.is_string()) r.determining.push_back(id);
-  r.bundle_hash = bundle_hash_;
+  r.bundle_hash = d.bundle_hash;
   if (!obligations.empty()) r.detail = {{"obligations", obligations}};
   if (detail.is_object())
     for (auto it = detail.begin(); it != detail.end(); ++it) r.detail[it.key()] = it.value();
   AuditStatus st = opts_.audit->Append(r);
   if (st.ok()) return true;
   bool deny = opts_.audit->options().on_failure == AuditFailurePolicy::kDeny;
-  std::cerr << "writ: audit: cannot record decision " << d.id << ": " << st.message
-            << (deny ? "; denying the request (audit.on_failure: deny)"
-                     : "; serving anyway (audit.on_failure: allow)")
-            << "\n";
+  LogError(std::string("audit: cannot record decision ") + d.id + ": " + st.message +
+               (deny ? "; denying the request (audit.on_failure: deny)"
+                     : "; serving anyway (audit.on_failure: allow)"),
+           {{"decision_id", d.id}});
   return !deny;
 }
 
@@ -231,9 +239,9 @@ void Proxy::FailClosed(const Json& client_id, const Decided& d) {
 }
 
 void Proxy::ForwardAudited(size_t up, const Json& client_id, const std::string& method,
-                           Json params, const AuditSubject& subject,
-                           const std::string& decision_id, Filter also,
-                           std::shared_ptr<Json> detail) {
+                           Json params, const AuditSubject& subject, const Decided& d,
+                           Filter also, std::shared_ptr<Json> detail) {
+  const std::string& decision_id = d.id;
   Filter on_reply = also;
   if (opts_.audit != nullptr) {
     auto start = std::chrono::steady_clock::now();
@@ -251,7 +259,7 @@ void Proxy::ForwardAudited(size_t up, const Json& client_id, const std::string& 
     base.method = subject.method;
     base.server = subject.server;
     base.tool = subject.tool;
-    base.bundle_hash = bundle_hash_;
+    base.bundle_hash = d.bundle_hash;
     on_reply = [audit, base, start, also, detail](Json& reply) {
       if (also) also(reply);
       AuditRecord r = base;
@@ -277,8 +285,8 @@ void Proxy::ForwardAudited(size_t up, const Json& client_id, const std::string& 
       r.upstream = u;
       AuditStatus st = audit->Append(r);
       if (!st.ok())
-        std::cerr << "writ: audit: cannot record the outcome of decision " << r.decision_id
-                  << ": " << st.message << "\n";
+        LogError("audit: cannot record the outcome of decision " + r.decision_id + ": " +
+                 st.message);
     };
   }
   ForwardClientRequest(up, client_id, method, std::move(params), std::move(on_reply));
@@ -287,46 +295,64 @@ void Proxy::ForwardAudited(size_t up, const Json& client_id, const std::string& 
 size_t Proxy::AddUpstream(const std::string& name, SendFn send) {
   std::lock_guard<std::mutex> lock(mu_);
   ups_.push_back(Upstream{name, std::move(send)});
+  ups_.back().latency = &Metrics::Global().upstream_seconds().With({name});
+  ups_.back().errors = &Metrics::Global().upstream_errors().With({name});
   return ups_.size() - 1;
 }
 
 Proxy::Decided Proxy::DecideRequest(const Json& request, bool list_time) {
   Decided d;
   if (!list_time) d.id = NewDecisionId();
+  // One bundle for the whole decision, even if a reload swaps it meanwhile.
+  std::shared_ptr<const runtime::Bundle> bundle = CurrentBundle();
+  d.bundle_hash = bundle == nullptr ? bundle_hash_ : bundle->source_hash_hex();
+  auto start = std::chrono::steady_clock::now();
+  // Metrics for call decisions (not list-time visibility): effect, or "error" when the
+  // request could not be decided (denied).
+  auto count = [&](const char* effect) {
+    if (list_time) return;
+    Metrics& m = Metrics::Global();
+    m.Decision(effect).Inc();
+    m.decision_seconds().Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  };
   // A failure to decide is a deny.
   try {
     runtime::PreparedRequest prepared;
     std::string error;
-    if (bundle_ == nullptr || !runtime::PrepareRequest(*bundle_, request, &prepared, &error)) {
+    if (bundle == nullptr || !runtime::PrepareRequest(*bundle, request, &prepared, &error)) {
       d.effect = runtime::Effect::kDeny;
       d.decision = {{"decision", "deny"},
                     {"determining", Json::array()},
                     {"obligations", Json::array({{{"kind", "reason"},
                                                   {"message", "the request could not be decided: " +
                                                                   error}}})}};
+      count("error");
       return d;
     }
     if (list_time) {
       prepared.args_unknown = true;
-      runtime::Visibility v = runtime::ListVisibility(*bundle_, prepared);
+      runtime::Visibility v = runtime::ListVisibility(*bundle, prepared);
       d.effect = v == runtime::Visibility::kDeny ? runtime::Effect::kDeny : runtime::Effect::kAllow;
       return d;
     }
-    auto start = std::chrono::steady_clock::now();
-    runtime::Decision dec = runtime::Evaluate(*bundle_, prepared);
+    auto eval_start = std::chrono::steady_clock::now();
+    runtime::Decision dec = runtime::Evaluate(*bundle, prepared);
     d.effect = dec.effect;
-    d.decision = runtime::DecisionToJson(*bundle_, prepared, dec);
+    d.decision = runtime::DecisionToJson(*bundle, prepared, dec);
+    count(runtime::EffectName(d.effect));
     if (opts_.trace != nullptr) {
       auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-          std::chrono::steady_clock::now() - start);
+          std::chrono::steady_clock::now() - eval_start);
       std::string server = request.value(Json::json_pointer("/resource/attrs/server"), "");
       opts_.trace->Decision(TraceWho(), server, request.value("action", ""), request, d.decision,
-                            d.id, bundle_hash_, us.count());
+                            d.id, d.bundle_hash, us.count());
     }
   } catch (const std::exception& e) {
+    count("error");
     d.effect = runtime::Effect::kDeny;
     d.decision = {{"decision", "deny"}, {"determining", Json::array()}, {"obligations", Json::array()}};
-    std::cerr << "writ: decision failed: " << e.what() << "\n";
+    LogError(std::string("decision failed: ") + e.what());
   }
   return d;
 }
@@ -426,7 +452,7 @@ void Proxy::OnClientLine(std::string_view line, bool oversized) {
     }
   } catch (const std::exception& e) {
     // Nothing should throw here; if something does, the session survives.
-    std::cerr << "writ: internal error handling a client message: " << e.what() << "\n";
+    LogError(std::string("internal error handling a client message: ") + e.what());
   }
 }
 
@@ -436,6 +462,9 @@ void Proxy::HandleClientRequest(Json msg) {
   Json params = msg.value("params", Json::object());
   if (method == "initialize") return Initialize(id, params);
   if (method == "ping") return ToClient(ResultReply(id, Json::object()));
+  if (draining_)
+    return ReplyError(id, kShuttingDown, "the gateway is shutting down; no new requests",
+                      Json{{"help", "reconnect once it is back"}});
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (client_requests_.count(id.dump())) {
@@ -504,7 +533,7 @@ void Proxy::HandleClientResponse(Json msg) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = server_requests_.find(msg["id"].dump());
     if (it == server_requests_.end()) {
-      std::cerr << "writ: dropped a client response with unknown id " << msg["id"].dump() << "\n";
+      LogWarn("dropped a client response with unknown id " + msg["id"].dump());
       return;
     }
     sr = it->second;
@@ -522,8 +551,8 @@ void Proxy::OnUpstreamLine(size_t up, std::string_view line) {
   try {
     ParsedMessage p = ParseMessage(line, opts_.limits.max_message_bytes, opts_.limits.max_depth);
     if (p.error_code != 0) {
-      std::cerr << "writ: upstream " << ups_[up].name << " sent an invalid message: " << p.error
-                << "\n";
+      LogWarn("upstream " + ups_[up].name + " sent an invalid message: " + p.error,
+              {{"upstream", ups_[up].name}});
       return;
     }
     Json& msg = p.msg;
@@ -581,8 +610,8 @@ void Proxy::OnUpstreamLine(size_t up, std::string_view line) {
     // unchanged); message, list_changed, resources/updated are relayed as they are.
     ToClient(msg);
   } catch (const std::exception& e) {
-    std::cerr << "writ: internal error handling a message from " << ups_[up].name << ": "
-              << e.what() << "\n";
+    LogError("internal error handling a message from " + ups_[up].name + ": " + e.what(),
+             {{"upstream", ups_[up].name}});
   }
 }
 
@@ -594,6 +623,7 @@ void Proxy::OnUpstreamExit(size_t up, const std::string& why) {
     Upstream& u = ups_[up];
     if (!u.alive) return;
     u.alive = false;
+    u.restarting = false;
     had_tools = !u.tools.empty();
     u.tools.clear();
     for (auto it = pending_.begin(); it != pending_.end();) {
@@ -609,14 +639,56 @@ void Proxy::OnUpstreamExit(size_t up, const std::string& why) {
     for (auto it = server_requests_.begin(); it != server_requests_.end();)
       it = it->second.up == up ? server_requests_.erase(it) : std::next(it);
   }
-  std::cerr << "writ: upstream " << ups_[up].name << " " << why
-            << "; its tools are gone and its calls fail\n";
+  LogWarn("upstream " + ups_[up].name + " " + why + "; its tools are gone and its calls fail",
+          {{"upstream", ups_[up].name}});
   Json err = ErrorReply(nullptr, kUpstreamUnavailable,
                         "upstream '" + ups_[up].name + "' " + why,
                         Json{{"upstream", ups_[up].name}});
   for (auto& d : failed) d(err);
   if (had_tools)
     ToClient({{"jsonrpc", "2.0"}, {"method", "notifications/tools/list_changed"}});
+}
+
+void Proxy::OnUpstreamRestarted(size_t up) {
+  Json params;
+  std::string name;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Upstream& u = ups_[up];
+    u.alive = true;
+    u.initialized = false;
+    u.tools.clear();
+    u.tools_known = false;
+    name = u.name;
+    params = client_init_params_;
+    // Before the client's initialize there is nothing to redo: that initialize reaches it.
+    u.restarting = !params.is_null();
+  }
+  if (params.is_null()) return;
+  SendUpstream(
+      up, "initialize", params,
+      [this, up, name](const Json& reply) {
+        if (!reply.contains("result") || !reply["result"].is_object()) {
+          LogError("restarted upstream failed to initialize; it stays unavailable",
+                   {{"upstream", name}, {"error", reply.value("error", Json()).dump()}});
+          std::lock_guard<std::mutex> lock(mu_);
+          ups_[up].alive = false;
+          ups_[up].restarting = false;
+          return;
+        }
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          ups_[up].initialized = true;
+          ups_[up].restarting = false;
+          ups_[up].capabilities = reply["result"].value("capabilities", Json::object());
+        }
+        ups_[up].send(ToLine(Json{{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}}));
+        RefreshTools(up, [this, name] {
+          LogInfo("restarted upstream is initialized; its tools are back", {{"upstream", name}});
+          ToClient({{"jsonrpc", "2.0"}, {"method", "notifications/tools/list_changed"}});
+        });
+      },
+      opts_.limits.upstream_timeout_ms);
 }
 
 void Proxy::Tick() {
@@ -694,13 +766,24 @@ void Proxy::SendUpstream(size_t up, const std::string& method, Json params, Done
 void Proxy::ForwardClientRequest(size_t up, const Json& client_id, const std::string& method,
                                  Json params, Filter on_reply) {
   std::string key = client_id.dump();
+  Histogram* latency;
+  Counter* errors;
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++in_flight_;
+    latency = ups_[up].latency;
+    errors = ups_[up].errors;
   }
+  Metrics::Global().in_flight().Inc();
+  auto start = std::chrono::steady_clock::now();
   SendUpstream(
       up, method, std::move(params),
-      [this, client_id, key, on_reply](const Json& reply) {
+      [this, client_id, key, on_reply, latency, errors, start](const Json& reply) {
+        Metrics::Global().in_flight().Dec();
+        if (latency != nullptr)
+          latency->Observe(
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        if (errors != nullptr && reply.contains("error")) errors->Inc();
         Json out = reply;
         if (on_reply) on_reply(out);
         {
@@ -761,12 +844,13 @@ void Proxy::RefreshTools(size_t up, std::function<void()> then) {
           if (!t.is_object() || !t.contains("name") || !t["name"].is_string()) continue;
           std::string name = t["name"];
           if (!u.tools.emplace(name, t).second)
-            std::cerr << "writ: upstream " << u.name << " lists tool `" << name
-                      << "` twice; the later definition is dropped\n";
+            LogWarn("upstream " + u.name + " lists tool `" + name +
+                    "` twice; the later definition is dropped",
+                    {{"upstream", u.name}});
         }
         u.tools_known = true;
       } else if (!error.is_null()) {
-        std::cerr << "writ: tools/list from " << u.name << " failed: " << error.dump() << "\n";
+        LogWarn("tools/list from " + u.name + " failed: " + error.dump(), {{"upstream", u.name}});
       }
     }
     then();
@@ -822,6 +906,7 @@ void Proxy::Initialize(const Json& id, const Json& params) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     client_protocol_ = client_version;
+    client_init_params_ = up_params;
     const Json info = params.value("clientInfo", Json::object());
     if (info.is_object() && info.contains("name") && info["name"].is_string())
       client_name_ = info["name"].get<std::string>().substr(0, 200);
@@ -839,8 +924,9 @@ void Proxy::Initialize(const Json& id, const Json& params) {
       const Json* r = reply.contains("result") && reply["result"].is_object() ? &reply["result"]
                                                                                : nullptr;
       if (r == nullptr) {
-        std::cerr << "writ: upstream " << ups_[up].name << " failed to initialize: "
-                  << reply.value("error", Json()).dump() << "\n";
+        LogWarn("upstream " + ups_[up].name +
+                    " failed to initialize: " + reply.value("error", Json()).dump(),
+                {{"upstream", ups_[up].name}});
         continue;
       }
       std::string v = r->value("protocolVersion", Json("")).is_string()
@@ -920,7 +1006,7 @@ void Proxy::ListTools(const Json& id) {
       for (auto& [name, def] : defs) {
         std::string full = server + kSeparator + name;
         if (!seen.insert(full).second) {
-          std::cerr << "writ: tool name collision on `" << full << "`; the later one is dropped\n";
+          LogWarn("tool name collision on `" + full + "`; the later one is dropped");
           continue;
         }
         if (HiddenByLock(full, def)) continue;
@@ -975,8 +1061,8 @@ void Proxy::ListOther(const Json& id, const std::string& method, const std::stri
             std::lock_guard<std::mutex> lock(mu_);
             auto [it, fresh] = resource_routes_.emplace(uri, up);
             if (!fresh && it->second != up) {
-              std::cerr << "writ: resource `" << uri << "` is offered by " << ups_[it->second].name
-                        << " and " << server << "; the later one is dropped\n";
+              LogWarn("resource `" + uri + "` is offered by " + ups_[it->second].name +
+                      " and " + server + "; the later one is dropped");
               continue;
             }
           }
@@ -1020,7 +1106,7 @@ void Proxy::GetPrompt(const Json& id, Json params) {
   if (d.effect != runtime::Effect::kAllow) return ReplyDecision(id, d);
   params["name"] = name;
   subject.args = nullptr;
-  ForwardAudited(up, id, "prompts/get", std::move(params), subject, d.id);
+  ForwardAudited(up, id, "prompts/get", std::move(params), subject, d);
 }
 
 void Proxy::ReadResource(const Json& id, const std::string& method, Json params) {
@@ -1049,7 +1135,7 @@ void Proxy::ReadResource(const Json& id, const std::string& method, Json params)
     AuditSubject subject{method, server, uri, Json()};
     if (!AuditDecision(subject, d) && d.effect == runtime::Effect::kAllow) return FailClosed(id, d);
     if (d.effect != runtime::Effect::kAllow) return ReplyDecision(id, d);
-    return ForwardAudited(up, id, method, std::move(params), subject, d.id);
+    return ForwardAudited(up, id, method, std::move(params), subject, d);
   }
   ForwardClientRequest(up, id, method, std::move(params));
 }

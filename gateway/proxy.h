@@ -18,6 +18,7 @@
 // never blocks other threads on the lock. Nothing here throws out of a public method.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <ctime>
@@ -36,6 +37,8 @@
 #include "gateway/config.h"
 #include "gateway/guards.h"
 #include "gateway/trace.h"
+#include "gateway/metrics.h"
+#include "gateway/reload.h"
 #include "runtime/evaluator.h"
 
 namespace writ::gateway {
@@ -108,6 +111,9 @@ struct ProxyOptions {
   // Trace recording (`record:`, docs/replay.md); null: none. Gets every client message in
   // and out, and a `decision` record per decided request.
   std::shared_ptr<TraceWriter> trace;
+  // The shared, hot-reloadable bundle (gateway/reload.h). When set, each decision uses the
+  // bundle current at that moment (and records its hash); the constructor's bundle is unused.
+  std::shared_ptr<BundleHolder> bundles;
 };
 
 // The message of the error a call gets when its decision could not be audited (fail closed).
@@ -120,6 +126,7 @@ class Proxy {
   using Json = nlohmann::json;
 
   Proxy(ProxyOptions opts, std::shared_ptr<const runtime::Bundle> bundle, WriteFn to_client);
+  ~Proxy();  // (counts the session out of writ_sessions_active)
 
   // REQUIRES: called before any message flows. Returns the upstream's index.
   size_t AddUpstream(const std::string& name, SendFn send);
@@ -130,11 +137,20 @@ class Proxy {
   // The upstream's process exited or could not start: its pending requests fail with
   // kUpstreamUnavailable, its tools disappear.
   void OnUpstreamExit(size_t up, const std::string& why);
+  // A new process runs for an upstream that had exited (gateway/supervisor.h). If the client
+  // has initialized, the gateway initializes it again (the client's protocol version and
+  // capabilities), sends notifications/initialized, lists its tools and tells the client
+  // notifications/tools/list_changed. Calls to it meanwhile get -32003 (restarting).
+  void OnUpstreamRestarted(size_t up);
   // Fails fan-out requests past their deadline. Call periodically (serve does every 100 ms).
   void Tick();
 
   // Number of client requests forwarded and not yet answered.
   int InFlight();
+  // Graceful shutdown: from now on new client requests (other than ping) are answered with
+  // kShuttingDown; responses (e.g. to sampling) and notifications (cancellations) still flow so
+  // in-flight calls can finish.
+  void StopAccepting() { draining_ = true; }
 
   // The ids (JSON-dumped) of the client requests forwarded to upstream `up` and not yet
   // answered. The HTTP transport uses it to put an upstream's notifications and requests on
@@ -152,6 +168,9 @@ class Proxy {
     Json capabilities = Json::object();
     std::map<std::string, Json> tools;  // original name -> definition (last tools/list)
     bool tools_known = false;
+    bool restarting = false;  // restarted, being initialized again
+    Histogram* latency = nullptr;  // its metrics series, looked up once in AddUpstream
+    Counter* errors = nullptr;
   };
   struct Pending {
     size_t up = 0;
@@ -166,6 +185,7 @@ class Proxy {
     runtime::Effect effect = runtime::Effect::kDeny;
     std::string id;
     Json decision;  // DecisionToJson, or a synthetic deny
+    std::string bundle_hash;  // of the bundle that decided
   };
   // The state of one tools/call through the stages.
   struct CallState {
@@ -212,7 +232,7 @@ class Proxy {
   // `also`, if set, sees (and may change) the reply first; what it puts into *detail goes
   // into the outcome record's detail.
   void ForwardAudited(size_t up, const Json& client_id, const std::string& method, Json params,
-                      const AuditSubject& subject, const std::string& decision_id,
+                      const AuditSubject& subject, const Decided& d,
                       Filter also = nullptr, std::shared_ptr<Json> detail = nullptr);
 
   // tools/call stages (proxy_call.cc).
@@ -260,6 +280,8 @@ class Proxy {
   bool FindUpstream(const std::string& name, size_t* up);  // REQUIRES: mu_ held
   std::vector<size_t> LiveUpstreams();
 
+  std::shared_ptr<const runtime::Bundle> CurrentBundle() const;
+
   ProxyOptions opts_;
   std::shared_ptr<const runtime::Bundle> bundle_;
   WriteFn to_client_;
@@ -275,6 +297,7 @@ class Proxy {
   std::string client_protocol_;
   std::string client_name_;  // initialize's clientInfo.name, for the audit
   std::string bundle_hash_;  // Bundle::source_hash_hex(), for the audit
+  Json client_init_params_;  // initialize's params as sent upstream (for restarts); null: none
   int in_flight_ = 0;
   std::vector<std::shared_ptr<CallState>> held_;  // calls waiting for an approval
   struct ToolFacts {  // what Enrich derives from a definition alone
@@ -283,9 +306,10 @@ class Proxy {
     std::vector<std::string> poisoning;
   };
   std::map<std::string, ToolFacts> tool_facts_;
-  std::set<std::string> shadow_reported_;  // shadowing warnings already logged  // SERVER__tool -> facts of its last definition
+  std::set<std::string> shadow_reported_;  // shadowing warnings already logged
   int64_t session_calls_ = 0;    // tools/call requests decided in this session
   int64_t session_records_ = 0;  // records returned by its calls (CountRecords)
+  std::atomic<bool> draining_{false};
 };
 
 }  // namespace writ::gateway

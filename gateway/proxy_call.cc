@@ -14,6 +14,7 @@
 #include "gateway/governance.h"
 #include "gateway/guards.h"
 #include "gateway/jsonrpc.h"
+#include "gateway/log.h"
 #include "gateway/proxy.h"
 
 namespace writ::gateway {
@@ -152,19 +153,22 @@ StageStatus Proxy::Route(CallState& s) {
     s.progress_token = (*meta)["progressToken"];
   std::string full = *name;
   bool ok = SplitName(full, &s.server, &s.tool);
-  bool alive = false;
+  bool alive = false, restarting = false;
   if (ok) {
     std::lock_guard<std::mutex> lock(mu_);
     ok = FindUpstream(s.server, &s.up);
     alive = ok && ups_[s.up].alive;
+    restarting = alive && ups_[s.up].restarting;
   }
   if (!ok) {
     ReplyError(s.client_id, kInvalidParams, "unknown tool: " + full,
                Json{{"help", "tool names are SERVER__tool; list them with tools/list"}});
     return StageStatus::kRespondNow;
   }
-  if (!alive) {
-    ReplyError(s.client_id, kUpstreamUnavailable, "upstream '" + s.server + "' is not running",
+  if (!alive || restarting) {
+    ReplyError(s.client_id, kUpstreamUnavailable,
+               "upstream '" + s.server + "' is " +
+                   (restarting ? "restarting; retry shortly" : "not running"),
                Json{{"upstream", s.server}});
     return StageStatus::kRespondNow;
   }
@@ -267,8 +271,12 @@ StageStatus Proxy::Decide(CallState& s) {
       }
     }
   }
-  std::cerr << "writ: decision " << s.decided.id << " " << runtime::EffectName(s.decided.effect)
-            << " tools/call " << s.server << kSeparator << s.tool << "\n";
+  LogInfo("decision " + s.decided.id + " " + runtime::EffectName(s.decided.effect) +
+              " tools/call " + s.server + kSeparator + s.tool,
+          {{"decision_id", s.decided.id},
+           {"effect", runtime::EffectName(s.decided.effect)},
+           {"method", "tools/call"},
+           {"tool", s.server + kSeparator + s.tool}});
   if (!AuditDecision({"tools/call", s.server, s.tool, s.args}, s.decided, detail) &&
       s.decided.effect != runtime::Effect::kDeny) {
     FailClosed(s.client_id, s.decided);
@@ -322,7 +330,7 @@ void Proxy::Hold(std::shared_ptr<CallState> s) {
   Json ob = Json::object();
   for (const Json& o : Obligations(s->decided.decision, "require_approval")) ob = o;
   ApprovalBinding b{opts_.principal.uid, s->server, s->server + kSeparator + s->tool,
-                    ApprovalArgsDigest(s->args), bundle_hash_};
+                    ApprovalArgsDigest(s->args), s->decided.bundle_hash};
   ApprovalContext c;
   for (const auto& a : ob.value("approvers", Json::array()))
     if (a.is_string()) c.approvers.push_back(a);
@@ -502,7 +510,7 @@ void Proxy::Forward(std::shared_ptr<CallState> s) {
     }
   };
   ForwardAudited(s->up, s->client_id, "tools/call", std::move(params),
-                 {"tools/call", s->server, s->tool, Json()}, s->decided.id, std::move(filter),
+                 {"tools/call", s->server, s->tool, Json()}, s->decided, std::move(filter),
                  result_detail);
 }
 

@@ -9,10 +9,10 @@
 
 #include <cerrno>
 #include <cstring>
-#include <iostream>
 #include <map>
 
 #include "gateway/jsonrpc.h"
+#include "gateway/log.h"
 
 extern char** environ;
 
@@ -123,8 +123,9 @@ bool ChildProcess::Send(std::string_view line) {
 void ChildProcess::ReadStdout() {
   LineSplitter splitter(spec_.max_line, [this](std::string_view line, bool oversized) {
     if (oversized) {
-      std::cerr << "[" << spec_.name << "] writ: dropped a message larger than "
-                << spec_.max_line << " bytes\n";
+      LogWarn("dropped a message from upstream " + spec_.name + " larger than " +
+                  std::to_string(spec_.max_line) + " bytes",
+              {{"upstream", spec_.name}});
       return;
     }
     if (!line.empty()) on_line_(line);
@@ -155,11 +156,8 @@ void ChildProcess::ReadStdout() {
 }
 
 void ChildProcess::ReadStderr() {
-  std::string prefix = "[" + spec_.name + "] ";
   LineSplitter splitter(64 * 1024, [&](std::string_view line, bool oversized) {
-    std::string out = prefix + (oversized ? std::string("(long line dropped)") : std::string(line));
-    out.push_back('\n');
-    std::cerr << out << std::flush;
+    LogUpstreamStderr(spec_.name, oversized ? std::string_view("(long line dropped)") : line);
   });
   char buf[8192];
   for (;;) {
@@ -191,10 +189,11 @@ void ChildProcess::Shutdown(std::chrono::milliseconds grace) {
     return exited_.load();
   };
   if (!wait_exit(grace)) {
-    std::cerr << "writ: upstream " << spec_.name << " did not exit after stdin closed; SIGTERM\n";
+    LogWarn("upstream " + spec_.name + " did not exit after stdin closed; SIGTERM",
+            {{"upstream", spec_.name}});
     Signal(SIGTERM);
     if (!wait_exit(grace)) {
-      std::cerr << "writ: upstream " << spec_.name << " ignored SIGTERM; SIGKILL\n";
+      LogWarn("upstream " + spec_.name + " ignored SIGTERM; SIGKILL", {{"upstream", spec_.name}});
       Signal(SIGKILL);
     }
   }

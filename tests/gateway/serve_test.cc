@@ -2,6 +2,7 @@
 // (tests/gateway/fake_upstream.py), driven over pipes. Every wait is bounded.
 #include <doctest/doctest.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -9,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
 
 #include "gateway/jsonrpc.h"
 #include "gateway/upstream.h"
@@ -79,6 +82,7 @@ class Gateway {
     return ok;
   }
   void CloseStdin() { child_.Shutdown(std::chrono::milliseconds(10000)); }
+  void Kill(int sig) { ::kill(child_.pid(), sig); }
 
  private:
   ChildProcess child_;
@@ -160,7 +164,8 @@ TEST_CASE("writ serve --stdio proxies and enforces policy") {
 
   // Server-to-client request routed to the client and the answer routed back.
   gw.Send({{"jsonrpc", "2.0"}, {"id", 7}, {"method", "tools/call"}, {"params", {{"name", "demo__ask"}}}});
-  json sampling = gw.Wait([](const json& m) { return m.value("method", "") == "sampling/createMessage"; });
+  json sampling =
+      gw.Wait([](const json& m) { return m.value("method", "") == "sampling/createMessage"; });
   REQUIRE(sampling.contains("id"));
   gw.Send({{"jsonrpc", "2.0"}, {"id", sampling["id"]}, {"result", {{"role", "assistant"}}}});
   json asked = gw.Wait([](const json& m) { return m.contains("id") && m["id"] == 7; });
@@ -377,5 +382,275 @@ TEST_CASE("writ serve fails closed when the audit log cannot be written") {
     REQUIRE(gw.WaitExit(&status));
     CHECK(Slurp(dir / "demo.calls").find("echo") == std::string::npos);
   }
+  fs::remove_all(dir);
+}
+
+// ---- operations: restart, reload, drain ----
+
+namespace {
+
+// policies/p.writ from demo.writ plus `extra`; the demo fake upstream with `upstream_extra`
+// lines under it; `tail` appended at the top level.
+void WriteOpsConfig(const fs::path& dir, const std::string& upstream_extra, const std::string& tail,
+                    const std::string& extra_policy = "") {
+  fs::create_directories(dir / "policies");
+  std::ofstream(dir / "policies" / "p.writ")
+      << Slurp(std::string(WRIT_SOURCE_DIR) + "/tests/gateway/fixtures/demo.writ") << extra_policy;
+  std::string fake = std::string(WRIT_SOURCE_DIR) + "/tests/gateway/fake_upstream.py";
+  std::ofstream(dir / "writ.yaml")
+      << "policies: ./policies\n"
+      << "stdio_principal: { uid: 'User::\"alice\"', parents: ['Role::\"analyst\"'] }\n"
+      << "upstreams:\n"
+      << "  - name: demo\n    command: python3\n    args: [" << fake << ", --record, "
+      << (dir / "demo.calls").string() << "]\n"
+      << upstream_extra << tail;
+}
+
+json Call(Gateway& gw, const json& id, const std::string& tool, json args = json::object()) {
+  return gw.Request(id, "tools/call", {{"name", tool}, {"arguments", args}});
+}
+
+bool IsListChanged(const json& m) {
+  return m.value("method", "") == "notifications/tools/list_changed";
+}
+
+}  // namespace
+
+TEST_CASE("writ serve --stdio restarts a crashed upstream; later calls work") {
+  fs::path dir = fs::temp_directory_path() / ("writ-serve-restart-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  WriteOpsConfig(dir, "    restart: { initial_backoff: 50ms, max_restarts: 1, window: 60s }\n", "");
+  Gateway gw({"serve", "--stdio", "--config", (dir / "writ.yaml").string()});
+  Init(gw);
+  REQUIRE(gw.Request(2, "tools/list")["result"]["tools"].size() == 5);
+
+  // The call that crashes it gets a clean JSON-RPC error under its own id.
+  json crash = Call(gw, "c1", "demo__crash");
+  CHECK(crash["error"]["code"] == kUpstreamUnavailable);
+  CHECK(crash["error"]["data"]["upstream"] == "demo");
+  CHECK(crash["error"]["message"].get<std::string>().find("exited with status 3") !=
+        std::string::npos);
+  // Tools gone (list_changed), then back after the restart (list_changed again).
+  CHECK(!gw.Wait(IsListChanged).is_null());
+  CHECK(!gw.Wait(IsListChanged).is_null());
+  json ok = Call(gw, "c2", "demo__echo", {{"msg", "after"}});
+  REQUIRE(ok.contains("result"));
+  CHECK(ok["result"]["content"][0]["text"] == "{\"msg\": \"after\"}");
+  CHECK(ToolNames(gw.Request(3, "tools/list")).size() == 5);
+  // Both calls reached a demo process (the second one the restarted process).
+  std::string calls = Slurp(dir / "demo.calls");
+  CHECK(calls.find("\"crash\"") != std::string::npos);
+  CHECK(calls.find("\"after\"") != std::string::npos);
+
+  // max_restarts: 1 -- a second crash leaves it down; the session goes on.
+  Call(gw, "c3", "demo__crash");
+  CHECK(!gw.Wait(IsListChanged).is_null());
+  json down = Call(gw, "c4", "demo__echo");
+  CHECK(down["error"]["code"] == kUpstreamUnavailable);
+  CHECK(gw.Request(5, "ping")["result"] == json::object());
+  gw.CloseStdin();
+  int status = -1;
+  REQUIRE(gw.WaitExit(&status));
+  CHECK(status == 0);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("writ serve --stdio: SIGHUP reloads the policies; a bad policy keeps the old bundle") {
+  fs::path dir = fs::temp_directory_path() / ("writ-serve-reload-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  WriteOpsConfig(dir, "",
+                 "reload: { watch: false }\naudit: { path: " + (dir / "audit.jsonl").string() +
+                     ", fsync: never }\n");
+  Gateway gw({"serve", "--stdio", "--config", (dir / "writ.yaml").string()});
+  Init(gw);
+  gw.Request(2, "tools/list");
+  REQUIRE(Call(gw, 3, "demo__echo", {{"msg", "one"}}).contains("result"));
+
+  auto reloads = [&] {
+    int n = 0;
+    for (auto& r : ReadRecords(dir / "audit.jsonl")) n += r["kind"] == "reload";
+    return n;
+  };
+  auto wait_reloads = [&](int n) {
+    for (int i = 0; i < 200 && reloads() < n; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return reloads() == n;
+  };
+  std::string base = Slurp(dir / "policies" / "p.writ");
+  std::ofstream(dir / "policies" / "p.writ")
+      << base << "\n@id(\"echo-off\")\nforbid (principal, action, resource == Tool::\"demo__echo\")"
+      << " then reason(\"echo is off\");\n";
+  gw.Kill(SIGHUP);
+  REQUIRE(wait_reloads(1));
+  json denied = Call(gw, 4, "demo__echo", {{"msg", "two"}});
+  CHECK(denied["error"]["code"] == kDenied);
+  CHECK(denied["error"]["message"].get<std::string>().find("echo is off") != std::string::npos);
+
+  // A policy that does not compile: the previous bundle stays.
+  std::ofstream(dir / "policies" / "p.writ") << "permit (principal,\n";
+  gw.Kill(SIGHUP);
+  REQUIRE(wait_reloads(2));
+  CHECK(Call(gw, 5, "demo__echo")["error"]["code"] == kDenied);
+  CHECK(Call(gw, 6, "demo__write_note").contains("result"));
+
+  gw.CloseStdin();
+  int status = -1;
+  REQUIRE(gw.WaitExit(&status));
+  std::vector<json> recs = ReadRecords(dir / "audit.jsonl");
+  std::vector<json> rl;
+  for (auto& r : recs)
+    if (r["kind"] == "reload") rl.push_back(r);
+  REQUIRE(rl.size() == 2);
+  CHECK(rl[0]["reload"]["trigger"] == "sighup");
+  CHECK(rl[0]["reload"]["result"] == "ok");
+  CHECK(rl[0]["reload"]["old_bundle_hash"] != rl[0]["reload"]["new_bundle_hash"]);
+  CHECK(rl[1]["reload"]["result"] == "failed");
+  CHECK(rl[1]["reload"]["old_bundle_hash"] == rl[0]["reload"]["new_bundle_hash"]);
+  CHECK(rl[1]["reload"]["error"].get<std::string>().find("p.writ") != std::string::npos);
+  // Decisions name the bundle that made them.
+  for (auto& r : recs)
+    if (r["kind"] == "decision" && r["decision"] == "deny")
+      CHECK(r["bundle_hash"] == rl[0]["reload"]["new_bundle_hash"]);
+  std::string writ = std::string(WRIT_BINARY_DIR) + "/cli/writ";
+  CHECK(RunTo(writ + " audit verify " + (dir / "audit.jsonl").string(), dir / "verify.out") == 0);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("writ serve --stdio: a changed policy file is reloaded without a signal") {
+  fs::path dir = fs::temp_directory_path() / ("writ-serve-watch-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  WriteOpsConfig(dir, "", "reload: { poll_interval: 50ms, debounce: 100ms }\n");
+  Gateway gw({"serve", "--stdio", "--config", (dir / "writ.yaml").string()});
+  Init(gw);
+  gw.Request(2, "tools/list");
+  REQUIRE(Call(gw, 3, "demo__write_note").contains("result"));
+  std::ofstream(dir / "policies" / "p.writ", std::ios::app)
+      << "\n@id(\"notes-off\")\n"
+      << "forbid (principal, action, resource == Tool::\"demo__write_note\");\n";
+  bool denied = false;
+  for (int i = 0; i < 100 && !denied; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    denied = Call(gw, 10 + i, "demo__write_note").contains("error");
+  }
+  CHECK(denied);
+  gw.CloseStdin();
+  int status = -1;
+  REQUIRE(gw.WaitExit(&status));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("writ serve --stdio: SIGTERM refuses new requests and finishes in-flight calls") {
+  fs::path dir = fs::temp_directory_path() / ("writ-serve-drain-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  WriteOpsConfig(dir, "", "shutdown: { drain_timeout: 20s }\n");
+  Gateway gw({"serve", "--stdio", "--config", (dir / "writ.yaml").string()});
+  Init(gw);
+  gw.Request(2, "tools/list");
+  // demo__ask stays in flight until the client answers the upstream's sampling request.
+  gw.Send({{"jsonrpc", "2.0"}, {"id", "slow"}, {"method", "tools/call"},
+           {"params", {{"name", "demo__ask"}, {"arguments", json::object()}}}});
+  json sampling = gw.Wait([](const json& m) { return m.value("method", "") == "sampling/createMessage"; });
+  REQUIRE(!sampling.is_null());
+  gw.Kill(SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  json late = Call(gw, "late", "demo__echo");
+  CHECK(late["error"]["code"] == kShuttingDown);
+  // The client's answer still reaches the upstream; the in-flight call completes.
+  gw.Send({{"jsonrpc", "2.0"}, {"id", sampling["id"]}, {"result", {{"role", "assistant"}}}});
+  json slow = gw.Wait([](const json& m) { return m.contains("id") && m["id"] == "slow"; });
+  REQUIRE(slow.contains("result"));
+  CHECK(slow["result"]["content"][0]["text"].get<std::string>().find("assistant") !=
+        std::string::npos);
+  // Nothing in flight: the gateway exits by itself, stdin still open.
+  int status = -1;
+  REQUIRE(gw.WaitExit(&status));
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("writ serve --stdio: the drain timeout bounds a stuck call") {
+  fs::path dir = fs::temp_directory_path() / ("writ-serve-drain2-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  WriteOpsConfig(dir, "", "shutdown: { drain_timeout: 300ms }\n");
+  Gateway gw({"serve", "--stdio", "--config", (dir / "writ.yaml").string()});
+  Init(gw);
+  gw.Request(2, "tools/list");
+  gw.Send({{"jsonrpc", "2.0"}, {"id", "stuck"}, {"method", "tools/call"},
+           {"params", {{"name", "demo__ask"}, {"arguments", json::object()}}}});
+  REQUIRE(!gw.Wait([](const json& m) { return m.value("method", "") == "sampling/createMessage"; })
+               .is_null());
+  auto t0 = std::chrono::steady_clock::now();
+  gw.Kill(SIGTERM);
+  int status = -1;
+  REQUIRE(gw.WaitExit(&status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(8));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("writ serve --stdio with log.format json: every stderr line is one JSON object") {
+  fs::path dir = fs::temp_directory_path() / ("writ-serve-jsonlog-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  WriteOpsConfig(dir, "    restart: { max_restarts: 0 }\n", "log: { format: json }\n");
+  std::ofstream(dir / "in.jsonl")
+      << json{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "initialize"},
+              {"params", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()}}}}
+             .dump()
+      << "\n"
+      << json{{"jsonrpc", "2.0"}, {"id", 2}, {"method", "tools/call"},
+              {"params", {{"name", "demo__crash"}}}}
+             .dump()
+      << "\n";
+  std::string writ = std::string(WRIT_BINARY_DIR) + "/cli/writ";
+  // stdin stays open 3 s after the messages, so the calls are answered before EOF.
+  std::string cmd = "(cat " + (dir / "in.jsonl").string() + "; sleep 3) | timeout 20 " + writ +
+                    " serve --stdio --config " + (dir / "writ.yaml").string() + " > " +
+                    (dir / "out").string() + " 2> " + (dir / "err").string();
+  REQUIRE(WEXITSTATUS(std::system(cmd.c_str())) == 0);
+  std::istringstream err(Slurp(dir / "err"));
+  int lines = 0;
+  bool saw_decision = false, saw_upstream_stderr = false, saw_budget = false;
+  for (std::string line; std::getline(err, line);) {
+    ++lines;
+    json j = json::parse(line, nullptr, false);
+    REQUIRE_MESSAGE(j.is_object(), line);
+    CHECK(j["ts"].is_string());
+    CHECK(j["level"].is_string());
+    CHECK(j["msg"].is_string());
+    if (j.value("effect", "") == "allow" && j.value("tool", "") == "demo__crash")
+      saw_decision = true;
+    if (j.value("stream", "") == "stderr" && j.value("upstream", "") == "demo" &&
+        j["msg"] == "crashing as asked")
+      saw_upstream_stderr = true;
+    if (j["msg"].get<std::string>().find("restart budget") != std::string::npos) saw_budget = true;
+  }
+  CHECK(lines >= 5);
+  CHECK(saw_decision);
+  CHECK(saw_upstream_stderr);
+  CHECK(saw_budget);  // max_restarts: 0 -- stays down, and says so
+  CHECK(Slurp(dir / "out").find("\"code\":-32003") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("writ serve --stdio: a second SIGTERM stops without waiting for the drain") {
+  fs::path dir = fs::temp_directory_path() / ("writ-serve-drain3-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  WriteOpsConfig(dir, "", "shutdown: { drain_timeout: 60s }\n");
+  Gateway gw({"serve", "--stdio", "--config", (dir / "writ.yaml").string()});
+  Init(gw);
+  gw.Request(2, "tools/list");
+  gw.Send({{"jsonrpc", "2.0"}, {"id", "stuck"}, {"method", "tools/call"},
+           {"params", {{"name", "demo__ask"}, {"arguments", json::object()}}}});
+  REQUIRE(!gw.Wait([](const json& m) { return m.value("method", "") == "sampling/createMessage"; })
+               .is_null());
+  auto t0 = std::chrono::steady_clock::now();
+  gw.Kill(SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  gw.Kill(SIGTERM);
+  int status = -1;
+  REQUIRE(gw.WaitExit(&status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
   fs::remove_all(dir);
 }
