@@ -42,67 +42,6 @@ std::string Lower(std::string_view s) {
 
 }  // namespace
 
-bool ParseHttpUrl(std::string_view url, HttpUrl* out, std::string* error) {
-  std::string lower = Lower(url.substr(0, 8));
-  size_t rest_at;
-  if (lower.rfind("https://", 0) == 0) {
-    out->tls = true;
-    rest_at = 8;
-  } else if (lower.rfind("http://", 0) == 0) {
-    out->tls = false;
-    rest_at = 7;
-  } else {
-    *error = "`" + std::string(url) + "` is not an http:// or https:// URL";
-    return false;
-  }
-  std::string_view rest = url.substr(rest_at);
-  size_t slash = rest.find_first_of("/?");
-  std::string_view authority = rest.substr(0, slash);
-  out->target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
-  if (out->target[0] == '?') out->target = "/" + out->target;
-  if (out->target.find('#') != std::string::npos) out->target.resize(out->target.find('#'));
-  if (authority.empty() || authority.find('@') != std::string_view::npos ||
-      authority.find_first_of(" \t\r\n") != std::string_view::npos) {
-    *error = "`" + std::string(url) + "`: expected http(s)://HOST[:PORT]/PATH (no user info)";
-    return false;
-  }
-  std::string_view port;
-  if (authority.front() == '[') {
-    size_t close = authority.find(']');
-    if (close == std::string_view::npos) {
-      *error = "`" + std::string(url) + "`: unterminated IPv6 address";
-      return false;
-    }
-    out->host = std::string(authority.substr(1, close - 1));
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') {
-        *error = "`" + std::string(url) + "`: bad port";
-        return false;
-      }
-      port = after.substr(1);
-    }
-  } else {
-    size_t colon = authority.find(':');
-    out->host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) port = authority.substr(colon + 1);
-  }
-  if (out->host.empty()) {
-    *error = "`" + std::string(url) + "`: no host";
-    return false;
-  }
-  if (!port.empty()) {
-    bool digits = port.size() <= 5;
-    for (char c : port) digits = digits && c >= '0' && c <= '9';
-    if (!digits || std::stoi(std::string(port)) == 0 || std::stoi(std::string(port)) > 65535) {
-      *error = "`" + std::string(url) + "`: bad port `" + std::string(port) + "`";
-      return false;
-    }
-  }
-  out->port = port.empty() ? (out->tls ? "443" : "80") : std::string(port);
-  out->host_header = std::string(authority);
-  return true;
-}
 
 HttpUpstreamSpec HttpUpstreamSpecFor(const UpstreamConfig& u, const LimitsConfig& limits) {
   HttpUpstreamSpec s;

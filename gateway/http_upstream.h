@@ -45,18 +45,10 @@
 
 #include "gateway/config.h"
 
+#include "gateway/http_url.h"
+
 namespace writ::gateway {
 
-struct HttpUrl {
-  bool tls = false;
-  std::string host;    // without brackets for IPv6
-  std::string port;    // "80" / "443" by default
-  std::string target;  // path and query, at least "/"
-  std::string host_header;  // host[:port] as sent in Host
-};
-
-// Parses an http:// or https:// URL (no user info, no fragment). False with *error.
-bool ParseHttpUrl(std::string_view url, HttpUrl* out, std::string* error);
 
 struct HttpUpstreamSpec {
   std::string name;  // for logs and error messages

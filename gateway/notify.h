@@ -32,6 +32,8 @@
 #include <utility>
 #include <vector>
 
+#include "gateway/http_url.h"
+
 namespace writ::gateway {
 
 struct NotifyChannel {
@@ -49,15 +51,6 @@ struct NotifyOptions {
   size_t max_queue = 1000;
 };
 
-struct HttpUrl {
-  bool tls = false;
-  std::string host;    // without brackets for IPv6
-  std::string port;    // "80"/"443" by default
-  std::string target;  // path and query, at least "/"
-};
-
-// Parses an http(s) URL. False with *error (lowercase).
-bool ParseHttpUrl(std::string_view url, HttpUrl* out, std::string* error);
 
 struct HttpCallResult {
   int status = 0;     // 0: no response (see error)
