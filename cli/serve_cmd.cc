@@ -184,6 +184,11 @@ std::shared_ptr<const gateway::Guards> MakeGuards(
     std::cerr << error;
     return nullptr;
   }
+  // Upstream credentials never reach the log either (an upstream may print its env).
+  if (guards->scrub != nullptr) {
+    std::shared_ptr<const gateway::SecretScrubber> scrub = guards->scrub;
+    gateway::SetLogScrubber([scrub](std::string* line) { scrub->ScrubString(line); });
+  }
   return guards;
 }
 

@@ -98,11 +98,27 @@ std::string FormatLogLine(bool json, LogLevel level, std::string_view msg,
   return out;
 }
 
+namespace {
+
+std::function<void(std::string*)>& Scrubber() {
+  static auto* s = new std::function<void(std::string*)>();  // set once at start
+  return *s;
+}
+
+std::string Scrubbed(std::string line) {
+  if (Scrubber()) Scrubber()(&line);
+  return line;
+}
+
+}  // namespace
+
+void SetLogScrubber(std::function<void(std::string*)> scrub) { Scrubber() = std::move(scrub); }
+
 void Log(LogLevel level, std::string_view msg, const nlohmann::json& fields) {
   Logger& l = Get();
   if (!l.log->should_log(ToSpd(level))) return;
   try {
-    l.log->log(ToSpd(level), "{}", FormatLogLine(l.json, level, msg, fields));
+    l.log->log(ToSpd(level), "{}", Scrubbed(FormatLogLine(l.json, level, msg, fields)));
   } catch (...) {
     // Logging never takes the gateway down.
   }
@@ -113,10 +129,11 @@ void LogUpstreamStderr(std::string_view upstream, std::string_view line) {
   if (!l.log->should_log(spdlog::level::info)) return;
   try {
     if (l.json) {
-      l.log->info("{}", FormatLogLine(true, LogLevel::kInfo, line,
-                                      {{"upstream", std::string(upstream)}, {"stream", "stderr"}}));
+      l.log->info("{}", Scrubbed(FormatLogLine(
+                            true, LogLevel::kInfo, line,
+                            {{"upstream", std::string(upstream)}, {"stream", "stderr"}})));
     } else {
-      l.log->info("[{}] {}", upstream, line);
+      l.log->info("[{}] {}", upstream, Scrubbed(std::string(line)));
     }
   } catch (...) {
   }

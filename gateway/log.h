@@ -14,6 +14,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -23,6 +24,11 @@ enum class LogLevel { kDebug, kInfo, kWarn, kError };
 
 // format: "text" or "json"; level: "debug", "info", "warn" or "error" (anything else: info).
 void ConfigureLog(const std::string& format, const std::string& level);
+
+// Every line is passed through `scrub` before it is written (the upstream secrets'
+// SecretScrubber, so an upstream that prints its credential on stderr does not leak it into
+// the log). Null: none. Call once at start, before upstreams run.
+void SetLogScrubber(std::function<void(std::string*)> scrub);
 
 // One event. `fields` is null or an object: text renders it as ` key=value` pairs (strings
 // bare unless they contain spaces or quotes, then JSON-quoted), json merges it into the

@@ -136,6 +136,9 @@ test("governance through the gateway against a malicious server", { timeout: TES
   assert.ok(env.result, JSON.stringify(env));
   assert.ok(!textOf(env).includes(TOKEN), "the upstream credential reached the agent");
   assert.match(textOf(env), /EVIL_API_TOKEN=\[REDACTED:secret:EVIL_API_TOKEN\]/);
+  // ... nor the gateway's log, where the server's stderr goes.
+  assert.ok(!stderr.includes(TOKEN), "the upstream credential reached the gateway's log");
+  assert.match(stderr, /EVIL_API_TOKEN=\[REDACTED:secret:EVIL_API_TOKEN\]/);
 
   // 3. PII and secrets in results are masked per the redact obligation.
   const pii = await call(client, "evil__customer_lookup", { id: "c-42" });
