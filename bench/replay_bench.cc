@@ -33,11 +33,12 @@ struct Fixture {
   std::vector<writ::harness::ReplayRecord> records;
 };
 
-Fixture& Get(int n) {
-  static std::map<int, Fixture> cache;
-  auto it = cache.find(n);
+// `distinct`: how many different requests the kCalls records hold (request i % distinct).
+Fixture& Get(int n, int distinct = kCalls) {
+  static std::map<std::pair<int, int>, Fixture> cache;
+  auto it = cache.find({n, distinct});
   if (it != cache.end()) return it->second;
-  Fixture& f = cache[n];
+  Fixture& f = cache[{n, distinct}];
   std::string bytes, error;
   if (!writ::CompileText("gen.writ", writ::bench::GeneratePolicySet(n), &bytes, &error)) {
     std::fprintf(stderr, "generated policies do not compile:\n%s", error.c_str());
@@ -46,7 +47,8 @@ Fixture& Get(int n) {
   f.bundle = writ::runtime::Bundle::Load(bytes, &error);
   if (f.bundle == nullptr) std::exit(1);
   f.trace = (std::filesystem::temp_directory_path() /
-             ("writ-replay-bench-" + std::to_string(n) + ".jsonl"))
+             ("writ-replay-bench-" + std::to_string(n) + "-" + std::to_string(distinct) +
+              ".jsonl"))
                 .string();
   std::filesystem::remove(f.trace);
   auto writer = writ::gateway::TraceWriter::Open({f.trace, false, {}, "bench"}, &error);
@@ -55,7 +57,7 @@ Fixture& Get(int n) {
     std::exit(1);
   }
   for (int i = 0; i < kCalls; ++i) {
-    nlohmann::json req = nlohmann::json::parse(writ::bench::GenerateRequest(i));
+    nlohmann::json req = nlohmann::json::parse(writ::bench::GenerateRequest(i % distinct));
     writ::runtime::PreparedRequest p;
     if (!writ::runtime::PrepareRequest(*f.bundle, req, &p, &error)) std::exit(1);
     auto d = writ::runtime::Evaluate(*f.bundle, p);
@@ -82,8 +84,8 @@ double CpuSeconds() {
 // Best of 3 runs of read + replay (and read + replay with a baseline) with `jobs` threads:
 // calls per wall second and per CPU second (the machine may be shared; CPU time is what the
 // replay itself costs).
-void Row(int n, int jobs) {
-  Fixture& f = Get(n);
+void Row(int n, int jobs, int distinct) {
+  Fixture& f = Get(n, distinct);
   double mb = static_cast<double>(std::filesystem::file_size(f.trace)) / 1e6;
   double wall = 1e9, cpu = 1e9, wall_base = 1e9;
   size_t changed = 0;
@@ -109,8 +111,8 @@ void Row(int n, int jobs) {
     std::fprintf(stderr, "replaying with the recording bundle changed %zu decisions\n", changed);
     std::exit(1);
   }
-  std::printf("%-10d %-5d %-9.1f %16.0f %16.0f %18.0f\n", n, jobs, mb, kCalls / wall, kCalls / cpu,
-              kCalls / wall_base);
+  std::printf("%-10d %-5d %-9d %-9.1f %16.0f %16.0f %18.0f\n", n, jobs, distinct, mb, kCalls / wall,
+              kCalls / cpu, kCalls / wall_base);
 }
 
 void PrintTable() {
@@ -118,12 +120,16 @@ void PrintTable() {
       "\nwrit replay throughput (%d recorded calls of generated policies; read + parse +"
       " re-decide + compare):\n",
       kCalls);
-  std::printf("%-10s %-5s %-9s %16s %16s %18s\n", "statements", "jobs", "trace MB",
+  std::printf("%-10s %-5s %-9s %-9s %16s %16s %18s\n", "statements", "jobs", "distinct", "trace MB",
               "calls/s (wall)", "calls/CPU-s", "+baseline (wall)");
   unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  for (int n : {100, 1000}) {
-    Row(n, 1);
-    if (cores > 1) Row(n, static_cast<int>(std::min(16u, cores)));
+  // Every request different (the worst case: nothing to decide once), and each request
+  // recorded 10 times (an assumed repeat rate: the same principal, tool and arguments).
+  for (int distinct : {kCalls, kCalls / 10}) {
+    for (int n : {100, 1000}) {
+      Row(n, 1, distinct);
+      if (cores > 1) Row(n, static_cast<int>(std::min(16u, cores)), distinct);
+    }
   }
   std::printf(
       "(+baseline also decides every call with a baseline bundle: two decisions per "

@@ -3,11 +3,18 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
+#include <unordered_map>
+
+#ifdef WRIT_HAVE_SIMDJSON
+#include <simdjson.h>
+#endif
 
 #include "gateway/trace.h"
 #include "harness/report.h"
@@ -211,6 +218,178 @@ std::string RenderText(const ReplayResult& r, const Groups& g, size_t show, bool
   return o.str();
 }
 
+// Strict structural equality: unlike nlohmann's operator==, 1 and 1.0 (or 1 and 1u) differ,
+// since PrepareRequest may treat the number types differently.
+bool SameJson(const Json& a, const Json& b) {
+  if (a.type() != b.type()) return false;
+  switch (a.type()) {
+    case Json::value_t::object: {
+      if (a.size() != b.size()) return false;
+      for (auto ia = a.begin(), ib = b.begin(); ia != a.end(); ++ia, ++ib)
+        if (ia.key() != ib.key() || !SameJson(*ia, *ib)) return false;
+      return true;
+    }
+    case Json::value_t::array: {
+      if (a.size() != b.size()) return false;
+      for (size_t i = 0; i < a.size(); ++i)
+        if (!SameJson(a[i], b[i])) return false;
+      return true;
+    }
+    case Json::value_t::number_float:  // -0.0 and 0.0 differ too
+      return a.get<double>() == b.get<double>() &&
+             std::signbit(a.get<double>()) == std::signbit(b.get<double>());
+    default:
+      return a == b;  // same scalar type: exact comparison
+  }
+}
+
+#ifdef WRIT_HAVE_SIMDJSON
+// The fast path for trace lines: simdjson's DOM parser (full validation) and then only the
+// request object converted to nlohmann's json. It accepts only lines it can decide exactly
+// as gateway::ParseTraceLine(lean) does, and returns false ("not sure") for everything else
+// -- headers, errors, unknown types, duplicate keys replay reads, raw control bytes, \u
+// escapes of surrogates, -0, integers beyond 64 bits, deep nesting -- which then take the
+// nlohmann path (the same result, and the same error message naming FILE:LINE).
+// Thread safety: one parser per thread (thread_local).
+bool ToJson(simdjson::dom::element e, Json* out) {
+  switch (e.type()) {
+    case simdjson::dom::element_type::OBJECT: {
+      *out = Json::object();
+      for (auto field : simdjson::dom::object(e)) {
+        Json v;
+        if (!ToJson(field.value, &v)) return false;
+        (*out)[std::string(field.key)] = std::move(v);  // duplicate keys: last wins, as nlohmann
+      }
+      return true;
+    }
+    case simdjson::dom::element_type::ARRAY: {
+      *out = Json::array();
+      for (auto v : simdjson::dom::array(e)) {
+        Json j;
+        if (!ToJson(v, &j)) return false;
+        out->push_back(std::move(j));
+      }
+      return true;
+    }
+    case simdjson::dom::element_type::INT64: {
+      int64_t v = int64_t(e);
+      // nlohmann: a non-negative integer is number_unsigned, a negative one number_integer.
+      *out = v >= 0 ? Json(static_cast<uint64_t>(v)) : Json(v);
+      return true;
+    }
+    case simdjson::dom::element_type::UINT64:
+      *out = Json(uint64_t(e));
+      return true;
+    case simdjson::dom::element_type::DOUBLE: {
+      double v = double(e);
+      if (v == 0 && std::signbit(v)) return false;  // "-0" is an integer to nlohmann
+      *out = Json(v);
+      return true;
+    }
+    case simdjson::dom::element_type::STRING:
+      *out = Json(std::string(std::string_view(e)));
+      return true;
+    case simdjson::dom::element_type::BOOL:
+      *out = Json(bool(e));
+      return true;
+    case simdjson::dom::element_type::NULL_VALUE:
+      *out = Json(nullptr);
+      return true;
+  }
+  return false;
+}
+
+enum class Fast { kUnsure, kMessage, kDecision };
+
+Fast FastParseLine(const std::string& line, ReplayRecord* rec) {
+  if (line.size() > gateway::kMaxTraceLine) return Fast::kUnsure;
+  for (size_t i = 0; i < line.size(); ++i) {
+    unsigned char ch = static_cast<unsigned char>(line[i]);
+    if (ch < 0x20) return Fast::kUnsure;  // whitespace or a raw control byte in a string
+    if (ch == '\\' && i + 2 < line.size() && line[i + 1] == 'u' &&
+        (line[i + 2] == 'd' || line[i + 2] == 'D'))
+      return Fast::kUnsure;  // a surrogate escape: leave its validation to nlohmann
+  }
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(line.data(), line.size(), /*realloc_if_needed=*/true).get(root) !=
+      simdjson::SUCCESS)
+    return Fast::kUnsure;
+  simdjson::dom::object top;
+  if (root.get_object().get(top) != simdjson::SUCCESS) return Fast::kUnsure;
+  // The keys ParseTraceLine reads; each must appear at most once.
+  std::optional<simdjson::dom::element> type, direction, session, message, request, decision;
+  for (auto field : top) {
+    std::optional<simdjson::dom::element>* slot = nullptr;
+    if (field.key == "writ_trace") return Fast::kUnsure;  // a header
+    if (field.key == "type") slot = &type;
+    if (field.key == "direction") slot = &direction;
+    if (field.key == "session") slot = &session;
+    if (field.key == "message") slot = &message;
+    if (field.key == "request") slot = &request;
+    if (field.key == "decision") slot = &decision;
+    if (slot == nullptr) continue;
+    if (slot->has_value()) return Fast::kUnsure;
+    *slot = field.value;
+  }
+  auto is_string = [](const std::optional<simdjson::dom::element>& e) {
+    return e.has_value() && e->is_string();
+  };
+  if (!is_string(type) || !is_string(direction) || !is_string(session)) return Fast::kUnsure;
+  std::string_view dir(*direction);
+  if (dir != "client_to_gateway" && dir != "gateway_to_client") return Fast::kUnsure;
+  std::string_view t(*type);
+  if (t == "message") return message.has_value() && message->is_object() ? Fast::kMessage
+                                                                         : Fast::kUnsure;
+  if (t != "decision" || !request.has_value() || !request->is_object() ||
+      !decision.has_value() || !decision->is_object())
+    return Fast::kUnsure;
+  std::optional<simdjson::dom::element> effect, determining;
+  for (auto field : simdjson::dom::object(*decision)) {
+    std::optional<simdjson::dom::element>* slot = nullptr;
+    if (field.key == "decision") slot = &effect;
+    if (field.key == "determining") slot = &determining;
+    if (slot == nullptr) continue;
+    if (slot->has_value()) return Fast::kUnsure;
+    *slot = field.value;
+  }
+  if (!is_string(effect) || !determining.has_value() || !determining->is_array())
+    return Fast::kUnsure;
+  std::string_view eff(*effect);
+  if (eff != "allow" && eff != "deny" && eff != "require_approval") return Fast::kUnsure;
+  rec->recorded.decision = std::string(eff);
+  rec->recorded.determining.clear();
+  for (auto id : simdjson::dom::array(*determining)) {
+    if (!id.is_string()) return Fast::kUnsure;
+    rec->recorded.determining.emplace_back(std::string_view(id));
+  }
+  std::sort(rec->recorded.determining.begin(), rec->recorded.determining.end());
+  if (!ToJson(*request, &rec->request)) return Fast::kUnsure;
+  return Fast::kDecision;
+}
+#endif  // WRIT_HAVE_SIMDJSON
+
+// rep[i] = the lowest index whose request is identical to record i's (i itself when first).
+std::vector<size_t> Representatives(const std::vector<ReplayRecord>& records, int jobs) {
+  std::vector<size_t> hashes(records.size()), rep(records.size());
+  ParallelFor(records.size(), jobs,
+              [&](size_t i) { hashes[i] = std::hash<Json>{}(records[i].request); });
+  std::unordered_multimap<size_t, size_t> first;  // hash -> representative index
+  first.reserve(records.size());
+  for (size_t i = 0; i < records.size(); ++i) {
+    rep[i] = i;
+    auto [b, e] = first.equal_range(hashes[i]);
+    for (auto it = b; it != e; ++it) {
+      if (SameJson(records[it->second].request, records[i].request)) {
+        rep[i] = it->second;
+        break;
+      }
+    }
+    if (rep[i] == i) first.emplace(hashes[i], i);
+  }
+  return rep;
+}
+
 }  // namespace
 
 void ParallelFor(size_t n, int jobs, const std::function<void(size_t)>& fn) {
@@ -233,7 +412,7 @@ void ParallelFor(size_t n, int jobs, const std::function<void(size_t)>& fn) {
 }
 
 bool ReadTrace(const std::string& path, std::vector<ReplayRecord>* out, std::string* error,
-               int jobs) {
+               int jobs, bool use_fast) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     *error = "cannot read " + path + ": " + std::strerror(errno);
@@ -247,6 +426,8 @@ bool ReadTrace(const std::string& path, std::vector<ReplayRecord>* out, std::str
     Json json;
     std::string why;
     bool ok = false;
+    bool fast = false;  // decided by FastParseLine: `record` holds the decision
+    ReplayRecord record;
   };
   std::vector<std::string> lines;
   std::vector<Parsed> parsed;
@@ -260,6 +441,17 @@ bool ReadTrace(const std::string& path, std::vector<ReplayRecord>* out, std::str
     parsed.assign(lines.size(), Parsed{});
     ParallelFor(lines.size(), jobs, [&](size_t i) {
       Parsed& p = parsed[i];
+#ifdef WRIT_HAVE_SIMDJSON
+      if (use_fast) {
+        Fast f = FastParseLine(lines[i], &p.record);
+        if (f != Fast::kUnsure) {
+          p.ok = p.fast = true;
+          p.kind = f == Fast::kMessage ? gateway::TraceLineKind::kMessage
+                                       : gateway::TraceLineKind::kDecision;
+          return;
+        }
+      }
+#endif
       p.ok = gateway::ParseTraceLine(lines[i], &p.kind, &p.json, &p.why, /*lean=*/true);
     });
     for (size_t i = 0; i < parsed.size(); ++i) {
@@ -278,6 +470,13 @@ bool ReadTrace(const std::string& path, std::vector<ReplayRecord>* out, std::str
         return fail("a record before the header line (is this a writ trace? docs/replay.md)");
       if (p.kind != gateway::TraceLineKind::kDecision) continue;
       ReplayRecord r;
+      if (p.fast) {
+        r = std::move(p.record);
+        r.file = path;
+        r.line = n;
+        out->push_back(std::move(r));
+        continue;
+      }
       r.file = path;
       r.line = n;
       r.recorded.decision = p.json["decision"]["decision"].get<std::string>();
@@ -311,17 +510,33 @@ Verdict Decide(const runtime::Bundle& bundle, const Json& request) {
 }
 
 ReplayResult Replay(std::vector<ReplayRecord> records, const runtime::Bundle& bundle,
-                    const runtime::Bundle* baseline, std::string baseline_label, int jobs) {
+                    const runtime::Bundle* baseline, std::string baseline_label, int jobs,
+                    bool decide_once) {
   ReplayResult r;
   r.records = std::move(records);
   r.baseline_label = std::move(baseline_label);
   r.after.resize(r.records.size());
   r.before.resize(r.records.size());
-  ParallelFor(r.records.size(), jobs, [&](size_t i) {
-    const ReplayRecord& rec = r.records[i];
-    r.after[i] = Decide(bundle, rec.request);
-    r.before[i] = baseline != nullptr ? Decide(*baseline, rec.request) : rec.recorded;
+  // Decide() is a pure function of (bundle, request): identical requests are decided once
+  // (the lowest index), then their verdicts copied.
+  std::vector<size_t> rep;
+  if (decide_once) rep = Representatives(r.records, jobs);
+  std::vector<size_t> unique;
+  for (size_t i = 0; i < r.records.size(); ++i)
+    if (!decide_once || rep[i] == i) unique.push_back(i);
+  r.distinct_requests = unique.size();
+  ParallelFor(unique.size(), jobs, [&](size_t k) {
+    const size_t i = unique[k];
+    r.after[i] = Decide(bundle, r.records[i].request);
+    if (baseline != nullptr) r.before[i] = Decide(*baseline, r.records[i].request);
   });
+  for (size_t i = 0; i < r.records.size(); ++i) {
+    if (decide_once && rep[i] != i) {
+      r.after[i] = r.after[rep[i]];
+      if (baseline != nullptr) r.before[i] = r.before[rep[i]];
+    }
+    if (baseline == nullptr) r.before[i] = r.records[i].recorded;
+  }
   for (size_t i = 0; i < r.records.size(); ++i) {
     if (!(r.after[i] == r.before[i])) r.changed.push_back(i);
     if (!(r.after[i] == r.records[i].recorded)) ++r.differs_from_recorded;

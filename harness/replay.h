@@ -39,9 +39,12 @@ struct ReplayRecord {
 
 // Appends the `decision` records of one trace file. False with *error: `FILE:LINE: message`
 // for a corrupt line, or `cannot read FILE: ...`. (Both are exit 2 for `writ replay`.)
-// `jobs` threads parse lines (0: one per core, at most 16).
+// `jobs` threads parse lines (0: one per core, at most 16). `use_fast`: well-formed lines are
+// parsed with simdjson when writ is built with it (WRIT_HAVE_SIMDJSON); any line it is not
+// sure of, and every corrupt line, takes the nlohmann path (gateway::ParseTraceLine). The
+// result does not depend on it (false is kept for tests and benchmarks).
 bool ReadTrace(const std::string& path, std::vector<ReplayRecord>* out, std::string* error,
-               int jobs = 0);
+               int jobs = 0, bool use_fast = true);
 
 // Decides one request. A request the bundle rejects is a deny with Verdict::error set.
 Verdict Decide(const runtime::Bundle& bundle, const nlohmann::json& request);
@@ -53,14 +56,19 @@ struct ReplayResult {
   std::vector<size_t> changed;       // indices where before != after
   size_t differs_from_recorded = 0;  // after != recorded (what --expect checks)
   std::string baseline_label;        // e.g. "the recorded decisions" or "baseline main/"
+  size_t distinct_requests = 0;      // requests actually decided (identical ones once)
   size_t traces = 0;
 };
 
 // Re-decides `records` with `bundle`; `baseline` (may be null) gives `before`, else the
 // recorded verdicts do.
 // `jobs` threads decide (0: one per core, at most 16); the result does not depend on it.
+// `decide_once`: requests that are identical JSON (same structure, keys, values and number
+// types) are decided once and the verdict reused; the result does not depend on it either
+// (decide_once=false is kept for tests and benchmarks). Costs one hash per record.
 ReplayResult Replay(std::vector<ReplayRecord> records, const runtime::Bundle& bundle,
-                    const runtime::Bundle* baseline, std::string baseline_label, int jobs = 0);
+                    const runtime::Bundle* baseline, std::string baseline_label, int jobs = 0,
+                    bool decide_once = true);
 
 // Runs fn(0..n-1) on `jobs` threads (0: one per core, at most 16) in contiguous chunks.
 // fn must be safe to call concurrently for distinct indices.

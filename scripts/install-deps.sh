@@ -6,7 +6,7 @@ pkgs=(
   build-essential cmake ninja-build ccache clang libclang-rt-14-dev
   antlr4 libantlr4-runtime-dev default-jre-headless
   nlohmann-json3-dev libre2-dev libfmt-dev libboost-dev doctest-dev libssl-dev
-  libyaml-cpp-dev libcli11-dev libspdlog-dev libsqlite3-dev libbenchmark-dev
+  libyaml-cpp-dev libcli11-dev libspdlog-dev libsqlite3-dev libbenchmark-dev libsimdjson-dev
   python3
 )
 missing=()

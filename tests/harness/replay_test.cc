@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "compiler/compile.h"
 #include "gateway/trace.h"
 #include "gateway/upstream.h"
 #include "tests/harness/util.h"
@@ -319,4 +320,123 @@ TEST_CASE("writ serve --stdio records a trace that writ replay reads") {
   CHECK_MESSAGE(r.code == 1, r.err);
   CHECK(Contains(r.out, "deny -> allow"));
   CHECK(Contains(r.out, "  - no-etc"));
+}
+
+TEST_CASE("replay: deciding identical requests once gives the same result as deciding each") {
+  std::string bytes, error;
+  REQUIRE_MESSAGE(writ::CompileText("p.writ", kPolicies, &bytes, &error), error);
+  auto bundle = writ::runtime::Bundle::Load(bytes, &error);
+  REQUIRE_MESSAGE(bundle != nullptr, error);
+  std::string looser = kPolicies;
+  looser.replace(looser.find("args.amount > 50000"), 19, "args.amount > 30000");
+  REQUIRE_MESSAGE(writ::CompileText("q.writ", looser, &bytes, &error), error);
+  auto other = writ::runtime::Bundle::Load(bytes, &error);
+  REQUIRE_MESSAGE(other != nullptr, error);
+
+  // 600 recorded calls over 3 users x 5 amounts, plus the same amounts as floats (40000 and
+  // 40000.0 are different JSON and must not share a decision). The recorded decisions differ
+  // between identical requests (allow / deny alternate), so `before` stays per record.
+  TempDir d("replay-once");
+  const std::string trace = (d / "t.jsonl").string();
+  {
+    auto w = TraceWriter::Open({trace, false, {}, "0.1.0"}, &error);
+    REQUIRE_MESSAGE(w != nullptr, error);
+    const char* users[] = {"sam", "kim", "lee"};
+    const int amounts[] = {10, 30000, 40000, 50000, 60000};
+    for (int i = 0; i < 600; ++i) {
+      json req = Request(users[i % 3], amounts[(i / 3) % 5]);
+      if (i % 7 == 0) req["args"]["amount"] = static_cast<double>(amounts[(i / 3) % 5]);
+      TraceSession who{"s-1", req["principal"], "test-client"};
+      w->Decision(who, "stripe", "tools/call", req,
+                  i % 2 ? DecisionJson("allow", {"support-refunds"})
+                        : DecisionJson("deny", {"no-big-refunds"}),
+                  "d" + std::to_string(i), "h", 2);
+    }
+  }
+  std::vector<writ::harness::ReplayRecord> records;
+  REQUIRE_MESSAGE(writ::harness::ReadTrace(trace, &records, &error), error);
+  REQUIRE(records.size() == 600);
+
+  for (const auto* baseline : {static_cast<const writ::runtime::Bundle*>(nullptr), other.get()}) {
+    for (int jobs : {1, 4}) {
+      auto once = writ::harness::Replay(records, *bundle, baseline, "b", jobs, true);
+      auto each = writ::harness::Replay(records, *bundle, baseline, "b", jobs, false);
+      CHECK(each.distinct_requests == 600);
+      CHECK(once.distinct_requests == 30);  // 15 integer requests + the same 15 as floats
+      CHECK(once.changed == each.changed);
+      CHECK(once.differs_from_recorded == each.differs_from_recorded);
+      CHECK_FALSE(once.changed.empty());
+      for (size_t i = 0; i < records.size(); ++i) {
+        CHECK(once.after[i] == each.after[i]);
+        CHECK(once.after[i].error == each.after[i].error);
+        CHECK(once.before[i] == each.before[i]);
+      }
+      for (auto f : {writ::harness::ReplayFormat::kText, writ::harness::ReplayFormat::kJson,
+                     writ::harness::ReplayFormat::kMarkdown,
+                     writ::harness::ReplayFormat::kGithub})
+        CHECK(writ::harness::RenderReplay(once, f, 1000) ==
+              writ::harness::RenderReplay(each, f, 1000));
+    }
+  }
+}
+
+TEST_CASE("replay: the fast trace parser reads every line as the nlohmann path does") {
+  TempDir d("replay-fast");
+  const std::string header = Lines(WriteTrace(d / "w.jsonl"))[0];
+  const std::string rec = R"({"type":"decision","direction":"client_to_gateway","session":"s",)";
+  auto decision = [&](const std::string& request, const std::string& extra = "") {
+    return rec + extra + R"("request":)" + request +
+           R"(,"decision":{"decision":"allow","determining":["b","a"],"obligations":[1]}})";
+  };
+  // Numbers of every kind, escapes, duplicate keys inside the request, nesting, whitespace,
+  // and lines the fast path must hand over (a duplicate `type`, "-0", a surrogate pair).
+  std::vector<std::string> good = {
+      WriteTrace(d / "w2.jsonl"),
+      decision(R"({"args":{"a":1,"b":-2,"c":1.0,"d":1e3,"e":18446744073709551615,)"
+               R"("f":-9223372036854775808,"g":0.1,"h":-0,"i":-0.0,"j":123456789012345678901234}})"),
+      decision(R"({"principal":{"uid":"User::\"\u00e9\ud83d\ude00\n\t\"","attrs":{"x":null,)"
+               R"("y":[true,false,[[]],{}]}},"args":{"k":1,"k":2}})"),
+      decision(R"({"args": {"a" : [1, 2]}})", R"("server":"x","ts":{"q":[1,{"r":2}]},)"),
+      decision(R"({"args":{}})", R"("type":"decision",)"),
+      R"({"type":"message","direction":"gateway_to_client","session":"s","message":{"id":1}})",
+      decision(R"({"args":{"s":"\u0000\u001f\\\/"}})"),
+  };
+  std::string text = header + "\n";
+  for (size_t i = 1; i < good.size(); ++i) text += good[i] + "\n";
+  text += Lines(good[0])[1] + "\n" + Lines(good[0])[2] + "\n";
+  Write(d / "t.jsonl", text);
+  std::vector<writ::harness::ReplayRecord> fast, slow;
+  std::string e1, e2;
+  REQUIRE_MESSAGE(writ::harness::ReadTrace((d / "t.jsonl").string(), &fast, &e1, 1, true), e1);
+  REQUIRE_MESSAGE(writ::harness::ReadTrace((d / "t.jsonl").string(), &slow, &e2, 1, false), e2);
+  REQUIRE(fast.size() == slow.size());
+  CHECK(fast.size() == 6);
+  for (size_t i = 0; i < fast.size(); ++i) {
+    CAPTURE(i);
+    CHECK(fast[i].line == slow[i].line);
+    CHECK(fast[i].request.dump() == slow[i].request.dump());  // "1" vs "1.0": types too
+    CHECK(fast[i].recorded == slow[i].recorded);
+  }
+  CHECK(fast[0].recorded.determining == std::vector<std::string>{"a", "b"});
+
+  // Corrupt lines: the same error, naming the same FILE:LINE, either way.
+  for (const std::string& bad :
+       {decision(R"({"args":{"a":01}})"), decision(R"({"args":{"a":"\ud800"}})"),
+        decision(R"([1])"), rec + R"("request":{},"decision":{"decision":"maybe",)"
+                                  R"("determining":[]}})",
+        decision(R"({"args":{}})", R"("type":"other",)"), decision("{\"s\":\"a\x01\"}"),
+        decision(R"({"a":1})") + "x", decision("{\"s\":\"\xff\"}"),
+        std::string(R"({"type":"message","direction":"gateway_to_client","session":"s",)") +
+            R"("message":[]})"}) {
+    CAPTURE(bad);
+    Write(d / "bad.jsonl", header + "\n" + decision("{}") + "\n" + bad + "\n");
+    fast.clear();
+    slow.clear();
+    e1.clear();
+    e2.clear();
+    CHECK_FALSE(writ::harness::ReadTrace((d / "bad.jsonl").string(), &fast, &e1, 1, true));
+    CHECK_FALSE(writ::harness::ReadTrace((d / "bad.jsonl").string(), &slow, &e2, 1, false));
+    CHECK(e1 == e2);
+    CHECK(Contains(e1, "bad.jsonl:3: "));
+  }
 }
