@@ -393,7 +393,8 @@ TEST_CASE("replay: the fast trace parser reads every line as the nlohmann path d
   std::vector<std::string> good = {
       WriteTrace(d / "w2.jsonl"),
       decision(R"({"args":{"a":1,"b":-2,"c":1.0,"d":1e3,"e":18446744073709551615,)"
-               R"("f":-9223372036854775808,"g":0.1,"h":-0,"i":-0.0,"j":123456789012345678901234}})"),
+               R"("f":-9223372036854775808,"g":0.1,"h":-0,"i":-0.0,)"
+               R"("j":123456789012345678901234}})"),
       decision(R"({"principal":{"uid":"User::\"\u00e9\ud83d\ude00\n\t\"","attrs":{"x":null,)"
                R"("y":[true,false,[[]],{}]}},"args":{"k":1,"k":2}})"),
       decision(R"({"args": {"a" : [1, 2]}})", R"("server":"x","ts":{"q":[1,{"r":2}]},)"),
