@@ -88,7 +88,7 @@ void Row(int n, int jobs, int distinct) {
   Fixture& f = Get(n, distinct);
   double mb = static_cast<double>(std::filesystem::file_size(f.trace)) / 1e6;
   double wall = 1e9, cpu = 1e9, wall_base = 1e9;
-  size_t changed = 0;
+  size_t changed = 0, decided = 0;
   for (int r = 0; r < 3; ++r) {
     std::vector<writ::harness::ReplayRecord> recs, copy;
     std::string error;
@@ -103,6 +103,7 @@ void Row(int n, int jobs, int distinct) {
     auto res2 = writ::harness::Replay(std::move(copy), *f.bundle, f.bundle.get(), "b", jobs);
     auto t3 = Clock::now();
     changed += res.changed.size() + res2.changed.size();
+    decided = res.distinct_requests;
     wall = std::min(wall, Seconds(t2 - t0));
     cpu = std::min(cpu, c1 - c0);
     wall_base = std::min(wall_base, Seconds(t1 - t0) + Seconds(t3 - t2));
@@ -111,8 +112,8 @@ void Row(int n, int jobs, int distinct) {
     std::fprintf(stderr, "replaying with the recording bundle changed %zu decisions\n", changed);
     std::exit(1);
   }
-  std::printf("%-10d %-5d %-9d %-9.1f %16.0f %16.0f %18.0f\n", n, jobs, distinct, mb, kCalls / wall,
-              kCalls / cpu, kCalls / wall_base);
+  std::printf("%-10d %-5d %-9zu %-9.1f %16.0f %16.0f %18.0f\n", n, jobs, decided, mb,
+              kCalls / wall, kCalls / cpu, kCalls / wall_base);
 }
 
 void PrintTable() {
