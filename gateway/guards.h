@@ -33,7 +33,8 @@ class Governance;
 struct Guards {
   std::shared_ptr<const IntentClassifier> intent;  // never null after BuildGuards
   std::shared_ptr<const DlpScanner> dlp;           // null: no `dlp:` section
-  std::shared_ptr<const SecretScrubber> scrub;     // null: no upstream secrets
+  // Null: no upstream secrets. Swapped on credential rotation (gateway/rotation.h).
+  std::shared_ptr<ScrubberHolder> scrub;
   std::shared_ptr<RateLimiter> rate;               // never null after BuildGuards
   std::shared_ptr<BreakerRegistry> breakers;       // never null after BuildGuards
   std::shared_ptr<const Lockfile> lock;            // null: no `lock:` section

@@ -20,6 +20,7 @@
 // Lookup). SecretScrubber is immutable after construction and safe to share. Nothing throws.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <map>
 #include <memory>
@@ -115,6 +116,27 @@ class SecretScrubber {
   std::unique_ptr<re2::RE2> re_;  // null when there is nothing to scrub
   std::map<std::string, std::string, std::less<>> names_;  // value -> NAME
   std::vector<std::string> skipped_;
+};
+
+// The scrubber every session uses, swappable on credential rotation (gateway/rotation.h):
+// readers load it lock-free (one atomic shared_ptr load per message), Set replaces it whole.
+// Thread safety: every method may be called from any thread.
+class ScrubberHolder {
+ public:
+  explicit ScrubberHolder(std::shared_ptr<const SecretScrubber> s) : s_(std::move(s)) {}
+  std::shared_ptr<const SecretScrubber> Get() const { return s_.load(); }
+  void Set(std::shared_ptr<const SecretScrubber> s) { s_.store(std::move(s)); }
+  size_t ScrubString(std::string* s) const {
+    auto p = Get();
+    return p != nullptr ? p->ScrubString(s) : 0;
+  }
+  size_t ScrubJson(nlohmann::json* j) const {
+    auto p = Get();
+    return p != nullptr ? p->ScrubJson(j) : 0;
+  }
+
+ private:
+  std::atomic<std::shared_ptr<const SecretScrubber>> s_;
 };
 
 }  // namespace writ::gateway
