@@ -7,8 +7,9 @@
 // quickstart without governance config) means: the annotation-only intent, no DLP, no limits,
 // approvals held without a store.
 //
-// Thread safety: a Guards is built once and then only read; every member is itself safe to
-// use from any thread (see each header).
+// Thread safety: a Guards is built once and then only read (the scrubber inside `scrub` is
+// swapped atomically on credential rotation); every member is itself safe to use from any
+// thread (see each header).
 #pragma once
 
 #include <cstdint>

@@ -13,8 +13,9 @@
 // HTTP upstream `headers:` (another branch): the config parser already records and checks
 // `${secret:NAME}` there (SecretsConfig::refs); substitute with SecretStore::Expand at
 // connect time and add the values to the scrubber the same way.
-// Rotation (on reload): store->Reload(&error), ResolveUpstreamSecrets again, and build a new
-// scrubber from the union of the old and new secrets (old values may still be in flight).
+// Rotation (SIGHUP): gateway/rotation.h resolves again from a fresh store and swaps the
+// ScrubberHolder's scrubber for one over the union of the old and new secrets (old values may
+// still be in flight).
 //
 // Thread safety: SecretStore is internally synchronized (Reload may run while other threads
 // Lookup). SecretScrubber is immutable after construction and safe to share. Nothing throws.

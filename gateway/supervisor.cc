@@ -139,6 +139,12 @@ void UpstreamSupervisor::Loop() {
     LogWarn("upstream exited; restarting",
             {{"upstream", spec_.name}, {"in_ms", delay->count()}, {"uptime_ms", uptime.count()}});
     if (cv_.wait_for(lock, *delay, [this] { return stopping_; })) return;
+    // A rotation requested during the backoff is served by this restart.
+    if (pending_env_) {
+      spec_.env = std::move(*pending_env_);
+      pending_env_.reset();
+    }
+    rotate_ = false;
     // Reap the old process (its reader threads have finished or are finishing) off the lock.
     std::shared_ptr<ChildProcess> old = std::move(current_);
     lock.unlock();
