@@ -35,6 +35,7 @@
 #include "gateway/proxy.h"
 #include "gateway/trace.h"
 #include "gateway/reload.h"
+#include "gateway/rotation.h"
 #include "gateway/supervisor.h"
 #include "gateway/upstream.h"
 #include "runtime/evaluator.h"
@@ -184,12 +185,26 @@ std::shared_ptr<const gateway::Guards> MakeGuards(
     std::cerr << error;
     return nullptr;
   }
-  // Upstream credentials never reach the log either (an upstream may print its env).
+  // Upstream credentials never reach the log either (an upstream may print its env). The
+  // holder is read per line, so a credential rotation covers the log too.
   if (guards->scrub != nullptr) {
-    std::shared_ptr<const gateway::SecretScrubber> scrub = guards->scrub;
+    std::shared_ptr<gateway::ScrubberHolder> scrub = guards->scrub;
     gateway::SetLogScrubber([scrub](std::string* line) { scrub->ScrubString(line); });
   }
   return guards;
+}
+
+// The credential rotator run on SIGHUP (gateway/rotation.h), or null when no secrets are
+// configured. `raw`: the config before ResolveSecrets; `config`: after.
+std::unique_ptr<gateway::SecretRotator> MakeRotator(
+    const gateway::Config& raw, const gateway::Config& config,
+    const std::vector<std::pair<std::string, std::string>>& secrets,
+    const std::shared_ptr<const gateway::Guards>& guards,
+    const std::shared_ptr<gateway::AuditLog>& audit) {
+  auto r = std::make_unique<gateway::SecretRotator>(raw, config.upstreams, secrets,
+                                                    guards->scrub, audit);
+  if (!r->enabled()) return nullptr;
+  return r;
 }
 
 // Opens the trace when `record:` is configured. False (reason printed) when it cannot be.
@@ -240,6 +255,7 @@ int RunServeHttp(const ServeOptions& o) {
   std::shared_ptr<const runtime::Bundle> bundle = LoadPolicies(config);
   if (bundle == nullptr) return kExitFailure;
   std::vector<std::pair<std::string, std::string>> secrets;
+  const gateway::Config raw_config = config;  // references unresolved: for rotation
   if (!gateway::ResolveSecrets(&config, &secrets, &errors)) {
     std::cerr << errors;
     return kExitUsage;
@@ -250,6 +266,8 @@ int RunServeHttp(const ServeOptions& o) {
   if (!StartGovernance(config, audit, &gov)) return kExitUsage;
   std::shared_ptr<const gateway::Guards> guards = MakeGuards(config, secrets, &gov);
   if (guards == nullptr) return kExitUsage;
+  std::unique_ptr<gateway::SecretRotator> rotator =
+      MakeRotator(raw_config, config, secrets, guards, audit);
   std::shared_ptr<gateway::TraceWriter> trace;
   if (!OpenTrace(config, &trace)) return kExitUsage;
 
@@ -287,6 +305,11 @@ int RunServeHttp(const ServeOptions& o) {
         if (sig == SIGHUP) {
           gateway::LogInfo("SIGHUP: reloading the policies");
           reloader->Trigger("sighup");
+          if (rotator != nullptr) {
+            gateway::RotationResult rr = rotator->Rotate("sighup");
+            if (rr.ok && !rr.changed_upstreams.empty())
+              server.RotateUpstreams(rr.upstreams, rr.changed_upstreams);
+          }
           signals.async_wait(on_signal);
           return;
         }
@@ -343,6 +366,7 @@ int RunServeStdio(const ServeOptions& o) {
   // The audit log is opened before any upstream starts: a gateway that cannot audit does not
   // serve (exit 2 with the reason).
   std::vector<std::pair<std::string, std::string>> secrets;
+  const gateway::Config raw_config = config;  // references unresolved: for rotation
   if (!gateway::ResolveSecrets(&config, &secrets, &errors)) {
     std::cerr << errors;
     return kExitUsage;
@@ -353,6 +377,8 @@ int RunServeStdio(const ServeOptions& o) {
   if (!StartGovernance(config, audit, &gov)) return kExitUsage;
   std::shared_ptr<const gateway::Guards> guards = MakeGuards(config, secrets, &gov);
   if (guards == nullptr) return kExitUsage;
+  std::unique_ptr<gateway::SecretRotator> rotator =
+      MakeRotator(raw_config, config, secrets, guards, audit);
   std::shared_ptr<gateway::TraceWriter> trace;
   if (!OpenTrace(config, &trace)) return kExitUsage;
 
@@ -389,6 +415,18 @@ int RunServeStdio(const ServeOptions& o) {
         if (sig == SIGHUP) {
           gateway::LogInfo("SIGHUP: reloading the policies");
           reloader->Trigger("sighup");
+          if (rotator != nullptr) {
+            gateway::RotationResult rr = rotator->Rotate("sighup");
+            for (size_t i : rr.ok ? rr.changed_upstreams : std::vector<size_t>{}) {
+              if (i < upstreams.size() && upstreams[i] != nullptr) {
+                upstreams[i]->RestartWithEnv(rr.upstreams[i].env);
+              } else if (i < rr.upstreams.size()) {
+                gateway::LogWarn("credential rotation: a url: upstream's new headers need a "
+                                 "restart of writ serve --stdio",
+                                 {{"upstream", rr.upstreams[i].name}});
+              }
+            }
+          }
           signals.async_wait(on_signal);
           return;
         }

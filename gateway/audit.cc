@@ -333,6 +333,7 @@ AuditStatus AuditLog::Append(const AuditRecord& record) {
   try {
     json body = AuditRecordToJson(record, options_.record_args && !record.redact_args);
     ScrubSecrets(&body, options_.secrets);
+    if (auto extra = extra_secrets_.load()) ScrubSecrets(&body, *extra);
     std::lock_guard<std::mutex> lock(mu_);
     AuditStatus st = AppendJsonLocked(std::move(body));
     if (!st.ok()) Metrics::Global().audit_failures().Inc();
@@ -344,10 +345,20 @@ AuditStatus AuditLog::Append(const AuditRecord& record) {
   }
 }
 
+void AuditLog::AddSecrets(const std::vector<std::string>& secrets) {
+  std::lock_guard<std::mutex> lock(mu_);  // serializes writers; readers load lock-free
+  auto next = std::make_shared<std::vector<std::string>>();
+  if (auto cur = extra_secrets_.load()) *next = *cur;
+  for (const auto& v : secrets)
+    if (!v.empty() && std::find(next->begin(), next->end(), v) == next->end()) next->push_back(v);
+  extra_secrets_.store(std::move(next));
+}
+
 AuditStatus AuditLog::AppendReload(const AuditReload& reload) {
   try {
     json body = AuditReloadToJson(reload);
     ScrubSecrets(&body, options_.secrets);
+    if (auto extra = extra_secrets_.load()) ScrubSecrets(&body, *extra);
     std::lock_guard<std::mutex> lock(mu_);
     AuditStatus st = AppendJsonLocked(std::move(body));
     if (!st.ok()) Metrics::Global().audit_failures().Inc();

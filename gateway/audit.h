@@ -35,6 +35,8 @@
 // returns kFailed) until reopened.
 #pragma once
 
+#include <atomic>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -174,6 +176,9 @@ class AuditLog {
   AuditStatus Append(const AuditRecord& record);
   // Scrubs, numbers, chains, hashes and writes a `reload` record, like Append.
   AuditStatus AppendReload(const AuditReload& reload);
+  // Adds exact strings to scrub from every later record, next to AuditOptions::secrets
+  // (credential rotation: the new values of rotated secrets). Any thread.
+  void AddSecrets(const std::vector<std::string>& secrets);
   // fdatasync now (for kInterval timers and shutdown).
   AuditStatus Sync();
 
@@ -191,6 +196,8 @@ class AuditLog {
   AuditStatus SyncLocked();                           // REQUIRES: mu_ held
 
   const AuditOptions options_;
+  // AddSecrets: the values added since Open (null: none); swapped whole, read lock-free.
+  std::atomic<std::shared_ptr<const std::vector<std::string>>> extra_secrets_;
   std::string damaged_path_;
   mutable std::mutex mu_;
   int fd_ = -1;                                      // guarded by mu_

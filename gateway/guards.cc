@@ -42,13 +42,13 @@ bool BuildGuards(const Config& config,
     return false;
   }
   out->dlp = std::move(dlp);
-  if (!secrets.empty()) {
+  if (!secrets.empty() || !config.secrets.file.empty()) {
     auto scrub = std::make_shared<const SecretScrubber>(secrets);
     for (const auto& name : scrub->skipped())
       std::cerr << "writ: secrets: `" << name << "` is shorter than "
                 << SecretScrubber::kMinSecretBytes
                 << " bytes and is not scrubbed from upstream output (docs/credentials.md)\n";
-    out->scrub = std::move(scrub);
+    out->scrub = std::make_shared<ScrubberHolder>(std::move(scrub));
   }
   out->rate = std::make_shared<RateLimiter>();
   std::map<std::string, BreakerOptions> per_upstream;

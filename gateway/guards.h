@@ -7,8 +7,9 @@
 // quickstart without governance config) means: the annotation-only intent, no DLP, no limits,
 // approvals held without a store.
 //
-// Thread safety: a Guards is built once and then only read; every member is itself safe to
-// use from any thread (see each header).
+// Thread safety: a Guards is built once and then only read (the scrubber inside `scrub` is
+// swapped atomically on credential rotation); every member is itself safe to use from any
+// thread (see each header).
 #pragma once
 
 #include <cstdint>
@@ -33,7 +34,8 @@ class Governance;
 struct Guards {
   std::shared_ptr<const IntentClassifier> intent;  // never null after BuildGuards
   std::shared_ptr<const DlpScanner> dlp;           // null: no `dlp:` section
-  std::shared_ptr<const SecretScrubber> scrub;     // null: no upstream secrets
+  // Null: no upstream secrets. Swapped on credential rotation (gateway/rotation.h).
+  std::shared_ptr<ScrubberHolder> scrub;
   std::shared_ptr<RateLimiter> rate;               // never null after BuildGuards
   std::shared_ptr<BreakerRegistry> breakers;       // never null after BuildGuards
   std::shared_ptr<const Lockfile> lock;            // null: no `lock:` section

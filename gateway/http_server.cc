@@ -19,6 +19,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 
 #include "gateway/http_upstream.h"
@@ -285,7 +286,15 @@ struct HttpServer::Impl {
   int creating = 0;
   std::atomic<int64_t> session_count{0};  // sessions being initialized (counted against max_sessions)
 
-  explicit Impl(HttpServerOptions opts) : o(std::move(opts)) {}
+  // Credential rotation: NewSession starts upstreams under a shared lock of rot_mu and
+  // registers the session in `live` before releasing it; RotateUpstreams takes it exclusively,
+  // so every session either starts with the new env or is in `live` to be restarted.
+  std::shared_mutex rot_mu;
+  std::vector<UpstreamConfig> upstreams;  // guarded by rot_mu; starts as o.config.upstreams
+  std::mutex live_mu;
+  std::vector<std::weak_ptr<Session>> live;  // guarded by live_mu
+
+  explicit Impl(HttpServerOptions opts) : o(std::move(opts)), upstreams(o.config.upstreams) {}
 
   void Log(const std::string& s) { LogInfo("http: " + s); }
 
@@ -335,11 +344,14 @@ struct HttpServer::Impl {
                                        [raw](const std::string& line) { raw->ToClient(line); });
     // Upstreams: a supervised child process (`command:`) or a Streamable HTTP server (`url:`).
     Proxy* px = s->proxy.get();
-    s->children = StartUpstreams(px, o.config.upstreams, o.config.limits, s->label, &s->remotes,
+    std::shared_lock<std::shared_mutex> rot(rot_mu);
+    s->children = StartUpstreams(px, upstreams, o.config.limits, s->label, &s->remotes,
                                  [px](size_t i, std::string_view line) {
                                    UpstreamScope scope(i);
                                    px->OnUpstreamLine(i, line);
                                  });
+    std::lock_guard<std::mutex> lock(live_mu);
+    live.push_back(s);
     return s;
   }
 
@@ -859,6 +871,35 @@ void HttpServer::Stop() {
   ::shutdown(m.acceptor.native_handle(), SHUT_RDWR);
   std::lock_guard<std::mutex> lock(m.conn_mu);
   for (auto& [n, fd] : m.conns) ::shutdown(fd, SHUT_RDWR);
+}
+
+void HttpServer::RotateUpstreams(const std::vector<UpstreamConfig>& upstreams,
+                                 const std::vector<size_t>& changed) {
+  Impl& m = *impl_;
+  std::unique_lock<std::shared_mutex> rot(m.rot_mu);
+  m.upstreams = upstreams;
+  std::vector<std::shared_ptr<Session>> open;
+  {
+    std::lock_guard<std::mutex> lock(m.live_mu);
+    std::erase_if(m.live, [](const std::weak_ptr<Session>& w) { return w.expired(); });
+    for (auto& w : m.live)
+      if (auto s = w.lock()) open.push_back(std::move(s));
+  }
+  for (size_t i : changed) {
+    if (i >= upstreams.size()) continue;
+    if (!upstreams[i].url.empty()) {
+      LogWarn("credential rotation: a url: upstream's new headers apply to new sessions only",
+              {{"upstream", upstreams[i].name}});
+      continue;
+    }
+    int restarted = 0;
+    for (auto& s : open)
+      if (i < s->children.size() && s->children[i] != nullptr &&
+          s->children[i]->RestartWithEnv(upstreams[i].env))
+        ++restarted;
+    LogInfo("credential rotation: restarting upstream in open sessions",
+            {{"upstream", upstreams[i].name}, {"sessions", restarted}});
+  }
 }
 
 }  // namespace writ::gateway

@@ -23,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gateway/audit.h"
 #include "gateway/trace.h"
@@ -61,6 +62,13 @@ class HttpServer {
   // in-flight calls can finish); waits until no session has a request in flight or `timeout`
   // passes. True if everything finished. Callable from any thread.
   bool Drain(std::chrono::milliseconds timeout);
+  // Credential rotation (gateway/rotation.h): sessions opened from now on start their upstreams
+  // from `upstreams` (resolved, same order as the config), and in every open session the stdio
+  // upstreams listed in `changed` are restarted with their new env
+  // (UpstreamSupervisor::RestartWithEnv); the sessions stay open. A `url:` upstream's changed
+  // headers apply to new sessions only (logged). Callable from any thread.
+  void RotateUpstreams(const std::vector<UpstreamConfig>& upstreams,
+                       const std::vector<size_t>& changed);
 
  private:
   struct Impl;

@@ -13,13 +13,15 @@
 // HTTP upstream `headers:` (another branch): the config parser already records and checks
 // `${secret:NAME}` there (SecretsConfig::refs); substitute with SecretStore::Expand at
 // connect time and add the values to the scrubber the same way.
-// Rotation (on reload): store->Reload(&error), ResolveUpstreamSecrets again, and build a new
-// scrubber from the union of the old and new secrets (old values may still be in flight).
+// Rotation (SIGHUP): gateway/rotation.h resolves again from a fresh store and swaps the
+// ScrubberHolder's scrubber for one over the union of the old and new secrets (old values may
+// still be in flight).
 //
 // Thread safety: SecretStore is internally synchronized (Reload may run while other threads
 // Lookup). SecretScrubber is immutable after construction and safe to share. Nothing throws.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <map>
 #include <memory>
@@ -115,6 +117,27 @@ class SecretScrubber {
   std::unique_ptr<re2::RE2> re_;  // null when there is nothing to scrub
   std::map<std::string, std::string, std::less<>> names_;  // value -> NAME
   std::vector<std::string> skipped_;
+};
+
+// The scrubber every session uses, swappable on credential rotation (gateway/rotation.h):
+// readers load it lock-free (one atomic shared_ptr load per message), Set replaces it whole.
+// Thread safety: every method may be called from any thread.
+class ScrubberHolder {
+ public:
+  explicit ScrubberHolder(std::shared_ptr<const SecretScrubber> s) : s_(std::move(s)) {}
+  std::shared_ptr<const SecretScrubber> Get() const { return s_.load(); }
+  void Set(std::shared_ptr<const SecretScrubber> s) { s_.store(std::move(s)); }
+  size_t ScrubString(std::string* s) const {
+    auto p = Get();
+    return p != nullptr ? p->ScrubString(s) : 0;
+  }
+  size_t ScrubJson(nlohmann::json* j) const {
+    auto p = Get();
+    return p != nullptr ? p->ScrubJson(j) : 0;
+  }
+
+ private:
+  std::atomic<std::shared_ptr<const SecretScrubber>> s_;
 };
 
 }  // namespace writ::gateway

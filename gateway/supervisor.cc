@@ -36,6 +36,7 @@ pid_t UpstreamSupervisor::pid() {
 }
 
 bool UpstreamSupervisor::Spawn(std::string* error) {
+  // spec_ is only written by the supervisor thread (or before it starts), which is the caller.
   auto child = std::make_shared<ChildProcess>(spec_);
   ChildProcess* raw = child.get();
   // Held across Start so that an immediate exit (on the reader thread) sees current_ set.
@@ -73,11 +74,56 @@ bool UpstreamSupervisor::Send(std::string_view line) {
   return c != nullptr && c->Send(line);
 }
 
+bool UpstreamSupervisor::RestartWithEnv(std::vector<std::pair<std::string, std::string>> env,
+                                        std::chrono::milliseconds grace) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_ || !thread_.joinable()) return false;
+  pending_env_ = std::move(env);
+  rotate_ = true;
+  rotate_grace_ = grace;
+  cv_.notify_all();
+  return true;
+}
+
 void UpstreamSupervisor::Loop() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    cv_.wait(lock, [this] { return stopping_ || exits_ > 0; });
+    cv_.wait(lock, [this] { return stopping_ || exits_ > 0 || rotate_; });
     if (stopping_) return;
+    if (pending_env_) {  // every spawn from now on uses the rotated environment
+      spec_.env = std::move(*pending_env_);
+      pending_env_.reset();
+    }
+    if (rotate_) {
+      rotate_ = false;
+      exits_ = 0;  // the old process's exit is ours, not a crash
+      std::shared_ptr<ChildProcess> old = std::move(current_);
+      auto grace = rotate_grace_;
+      lock.unlock();
+      LogInfo("restarting upstream with rotated credentials", {{"upstream", spec_.name}});
+      if (old) old->Shutdown(grace);
+      old.reset();
+      std::string error;
+      bool ok = Spawn(&error);
+      lock.lock();
+      if (stopping_) return;
+      if (!ok) {
+        LogError("upstream could not be restarted", {{"upstream", spec_.name}, {"error", error}});
+        started_at_ = std::chrono::steady_clock::now();
+        ++exits_;
+        lock.unlock();
+        if (hooks_.on_exit) hooks_.on_exit("could not be restarted (" + error + ")");
+        lock.lock();
+        continue;
+      }
+      LogInfo("upstream restarted", {{"upstream", spec_.name},
+                                     {"pid", current_->pid()},
+                                     {"reason", "credential rotation"}});
+      lock.unlock();
+      if (hooks_.on_restart) hooks_.on_restart();
+      lock.lock();
+      continue;
+    }
     exits_ = 0;
     auto now = std::chrono::steady_clock::now();
     auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(now - started_at_);
@@ -93,6 +139,12 @@ void UpstreamSupervisor::Loop() {
     LogWarn("upstream exited; restarting",
             {{"upstream", spec_.name}, {"in_ms", delay->count()}, {"uptime_ms", uptime.count()}});
     if (cv_.wait_for(lock, *delay, [this] { return stopping_; })) return;
+    // A rotation requested during the backoff is served by this restart.
+    if (pending_env_) {
+      spec_.env = std::move(*pending_env_);
+      pending_env_.reset();
+    }
+    rotate_ = false;
     // Reap the old process (its reader threads have finished or are finishing) off the lock.
     std::shared_ptr<ChildProcess> old = std::move(current_);
     lock.unlock();

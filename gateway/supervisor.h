@@ -72,6 +72,16 @@ class UpstreamSupervisor {
   // No more restarts; stops the current process (ChildProcess::Shutdown). Idempotent.
   void Shutdown(std::chrono::milliseconds grace = std::chrono::milliseconds(2000));
 
+  // Credential rotation (docs/credentials.md): the next process gets `env` (added to the
+  // inherited environment, as ChildSpec::env), and the current one is replaced now: it is
+  // stopped gracefully (stdin closed, then signals after `grace`) and a new one spawned at once,
+  // without backoff and without counting against the restart budget. Calls in flight to it
+  // fail with -32003 like on a crash; the Proxy re-initializes the new process
+  // (OnUpstreamRestarted) and the client session stays open. Returns at once; the restart runs
+  // on the supervisor thread. False after Shutdown or before Start.
+  bool RestartWithEnv(std::vector<std::pair<std::string, std::string>> env,
+                      std::chrono::milliseconds grace = std::chrono::milliseconds(2000));
+
   const std::string& name() const { return spec_.name; }
   pid_t pid();
   int restarts() const { return restarts_.load(); }
@@ -84,10 +94,14 @@ class UpstreamSupervisor {
   RestartBackoff backoff_;
   Hooks hooks_;
   Counter* restart_counter_;
-  std::mutex mu_;  // guards current_, exits_, stopping_, started_at_
+  std::mutex mu_;  // guards current_, exits_, stopping_, started_at_, pending_env_, rotate_*
   std::condition_variable cv_;
   std::shared_ptr<ChildProcess> current_;
   int exits_ = 0;  // exits not handled by Loop yet
+  // RestartWithEnv: the env for the next spawn (applied to spec_ on the supervisor thread).
+  std::optional<std::vector<std::pair<std::string, std::string>>> pending_env_;
+  bool rotate_ = false;  // replace the current process now
+  std::chrono::milliseconds rotate_grace_{2000};
   bool stopping_ = false;
   std::chrono::steady_clock::time_point started_at_;
   std::atomic<int> restarts_{0};
