@@ -388,6 +388,7 @@ struct AdminServer::Impl {
     return r;
   }
 
+#if defined(BOOST_ASIO_HAS_CO_AWAIT)
   net::awaitable<void> Session(tcp::socket sock) {
     struct Count {
       std::atomic<int>* n;
@@ -455,6 +456,7 @@ struct AdminServer::Impl {
       net::co_spawn(ioc, Session(std::move(sock)), net::detached);
     }
   }
+#endif  // BOOST_ASIO_HAS_CO_AWAIT
 };
 
 AdminServer::AdminServer(AdminServerOptions options)
@@ -478,6 +480,11 @@ void AdminServer::AddRoute(const std::string& method, const std::string& path, A
 
 bool AdminServer::Listen(std::string* error) {
   Impl& m = *impl_;
+#if !defined(BOOST_ASIO_HAS_CO_AWAIT)
+  // Only the clang fuzz build lacks C++20 coroutines in Boost.Asio (clang 14 + libstdc++).
+  *error = "admin: the admin API is not available in this build (no C++20 coroutine support)";
+  return false;
+#endif
   if (m.o.token_sha256.size() != 32) {
     *error = "admin: no admin token configured (admin.token_sha256 or admin.token_file)";
     return false;
@@ -506,7 +513,9 @@ int AdminServer::port() const { return impl_->port; }
 
 void AdminServer::Start() {
   Impl& m = *impl_;
+#if defined(BOOST_ASIO_HAS_CO_AWAIT)
   net::co_spawn(m.ioc, m.Accept(), net::detached);
+#endif
   m.thread = std::thread([&m] { m.ioc.run(); });
 }
 
