@@ -226,6 +226,35 @@ bool OpenTrace(const gateway::Config& config, std::shared_ptr<gateway::TraceWrit
   return true;
 }
 
+// What both serve modes start after the policies load, in order: credentials resolved, the
+// audit log (a gateway that cannot audit does not serve), approvals / kill switch / admin API,
+// the tools/call guards, the credential rotator and the trace.
+struct Services {
+  std::shared_ptr<gateway::AuditLog> audit;
+  gateway::Governance gov;
+  std::shared_ptr<const gateway::Guards> guards;
+  std::unique_ptr<gateway::SecretRotator> rotator;
+  std::shared_ptr<gateway::TraceWriter> trace;
+};
+
+// Resolves `${secret:NAME}` in *config in place and starts the services. False (reason
+// printed; exit 2) when one cannot start.
+bool StartServices(gateway::Config* config, Services* s) {
+  std::vector<std::pair<std::string, std::string>> secrets;
+  const gateway::Config raw_config = *config;  // references unresolved: for rotation
+  std::string errors;
+  if (!gateway::ResolveSecrets(config, &secrets, &errors)) {
+    std::cerr << errors;
+    return false;
+  }
+  if (!OpenAudit(*config, &s->audit)) return false;
+  if (!StartGovernance(*config, s->audit, &s->gov)) return false;
+  s->guards = MakeGuards(*config, secrets, &s->gov);
+  if (s->guards == nullptr) return false;
+  s->rotator = MakeRotator(raw_config, *config, secrets, s->guards, s->audit);
+  return OpenTrace(*config, &s->trace);
+}
+
 // `writ serve` without --stdio: Streamable HTTP (gateway/http_server.h) until SIGINT/SIGTERM.
 int RunServeHttp(const ServeOptions& o) {
   gateway::Config config;
@@ -254,22 +283,13 @@ int RunServeHttp(const ServeOptions& o) {
   }
   std::shared_ptr<const runtime::Bundle> bundle = LoadPolicies(config);
   if (bundle == nullptr) return kExitFailure;
-  std::vector<std::pair<std::string, std::string>> secrets;
-  const gateway::Config raw_config = config;  // references unresolved: for rotation
-  if (!gateway::ResolveSecrets(&config, &secrets, &errors)) {
-    std::cerr << errors;
-    return kExitUsage;
-  }
-  std::shared_ptr<gateway::AuditLog> audit;
-  if (!OpenAudit(config, &audit)) return kExitUsage;
-  gateway::Governance gov;
-  if (!StartGovernance(config, audit, &gov)) return kExitUsage;
-  std::shared_ptr<const gateway::Guards> guards = MakeGuards(config, secrets, &gov);
-  if (guards == nullptr) return kExitUsage;
-  std::unique_ptr<gateway::SecretRotator> rotator =
-      MakeRotator(raw_config, config, secrets, guards, audit);
-  std::shared_ptr<gateway::TraceWriter> trace;
-  if (!OpenTrace(config, &trace)) return kExitUsage;
+  Services svc;
+  if (!StartServices(&config, &svc)) return kExitUsage;
+  std::shared_ptr<gateway::AuditLog>& audit = svc.audit;
+  gateway::Governance& gov = svc.gov;
+  std::shared_ptr<const gateway::Guards>& guards = svc.guards;
+  std::unique_ptr<gateway::SecretRotator>& rotator = svc.rotator;
+  std::shared_ptr<gateway::TraceWriter>& trace = svc.trace;
 
   auto holder = std::make_shared<gateway::BundleHolder>(bundle);
   gateway::HttpServerOptions hopts;
@@ -365,22 +385,13 @@ int RunServeStdio(const ServeOptions& o) {
 
   // The audit log is opened before any upstream starts: a gateway that cannot audit does not
   // serve (exit 2 with the reason).
-  std::vector<std::pair<std::string, std::string>> secrets;
-  const gateway::Config raw_config = config;  // references unresolved: for rotation
-  if (!gateway::ResolveSecrets(&config, &secrets, &errors)) {
-    std::cerr << errors;
-    return kExitUsage;
-  }
-  std::shared_ptr<gateway::AuditLog> audit;
-  if (!OpenAudit(config, &audit)) return kExitUsage;
-  gateway::Governance gov;
-  if (!StartGovernance(config, audit, &gov)) return kExitUsage;
-  std::shared_ptr<const gateway::Guards> guards = MakeGuards(config, secrets, &gov);
-  if (guards == nullptr) return kExitUsage;
-  std::unique_ptr<gateway::SecretRotator> rotator =
-      MakeRotator(raw_config, config, secrets, guards, audit);
-  std::shared_ptr<gateway::TraceWriter> trace;
-  if (!OpenTrace(config, &trace)) return kExitUsage;
+  Services svc;
+  if (!StartServices(&config, &svc)) return kExitUsage;
+  std::shared_ptr<gateway::AuditLog>& audit = svc.audit;
+  gateway::Governance& gov = svc.gov;
+  std::shared_ptr<const gateway::Guards>& guards = svc.guards;
+  std::unique_ptr<gateway::SecretRotator>& rotator = svc.rotator;
+  std::shared_ptr<gateway::TraceWriter>& trace = svc.trace;
 
   std::mutex out_mu;
   auto write_client = [&out_mu](const std::string& line) {
