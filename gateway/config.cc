@@ -546,7 +546,8 @@ void ParseHttp(const YAML::Node& n, Checker* c, HttpConfig* h) {
   }
   c->Keys(n, "http.",
           {"listen", "path", "allowed_hosts", "allowed_origins", "allow_anonymous",
-           "max_sessions", "max_connections", "session_idle_timeout"});
+           "max_sessions", "max_connections", "session_idle_timeout", "resume_buffer_events",
+           "resume_buffer_bytes"});
   std::string s;
   if (n["listen"] && c->String(n["listen"], "http.listen", &s, "HOST:PORT, e.g. 127.0.0.1:8080") &&
       !ParseListen(s, &h->host, &h->port))
@@ -578,6 +579,12 @@ void ParseHttp(const YAML::Node& n, Checker* c, HttpConfig* h) {
   if (n["session_idle_timeout"] &&
       Duration(n["session_idle_timeout"], c, "http.session_idle_timeout", &v))
     h->session_idle_timeout_ms = static_cast<int>(v);
+  if (n["resume_buffer_events"] &&
+      c->Int(n["resume_buffer_events"], "http.resume_buffer_events", 0, 100000, &v))
+    h->resume_buffer_events = static_cast<int>(v);
+  if (n["resume_buffer_bytes"] &&
+      c->Int(n["resume_buffer_bytes"], "http.resume_buffer_bytes", 1024, 1LL << 30, &v))
+    h->resume_buffer_bytes = static_cast<size_t>(v);
 }
 
 // `dlp:` (docs/dlp.md). Custom patterns are compiled here so a bad regex is reported with

@@ -85,6 +85,10 @@ struct HttpConfig {
   int max_sessions = 64;
   int max_connections = 128;
   int session_idle_timeout_ms = 30 * 60 * 1000;
+  // GET stream resumption (Last-Event-ID): the per-session replay buffer keeps at most this
+  // many events and bytes; resume_buffer_events 0 turns resumption off (no event ids).
+  int resume_buffer_events = 256;
+  size_t resume_buffer_bytes = 1 << 20;
 };
 
 // One `${secret:NAME}` in an upstream's env (or headers), for messages (docs/credentials.md).

@@ -89,19 +89,23 @@ std::string NewSessionId() {
 // as SSE events before the reply. The session's GET stream is a Stream without a reply.
 struct Stream {
   static constexpr size_t kMaxEvents = 1024;  // queued, not yet written (a slow client)
+  struct Event {
+    std::string id;    // SSE `id:` (GET stream with resumption); empty: none
+    std::string data;  // one JSON-RPC message; empty: a priming event (id only)
+  };
   std::mutex mu;
   std::condition_variable cv;
-  std::deque<std::string> events;
+  std::deque<Event> events;
   std::string reply;
   bool done = false;    // `reply` is set
   bool closed = false;  // GET: replaced by a newer GET stream
   bool sse = false;
 
   // Queues a related message. False when the queue is full (the message is not queued).
-  bool Push(const std::string& line) {
+  bool Push(const std::string& line, const std::string& id = "") {
     std::lock_guard<std::mutex> lock(mu);
     if (events.size() >= kMaxEvents) return false;
-    events.push_back(line);
+    events.push_back({id, line});
     cv.notify_all();
     return true;
   }
@@ -142,6 +146,38 @@ struct Session {
   std::atomic<bool> closed{false};
   std::atomic<int64_t> last_used{0};
   std::atomic<int64_t> dropped{0};  // notifications with no stream to go to
+
+  // GET stream resumption (docs/gateway.md, "Resuming the GET stream"). Once the client has
+  // opened a GET stream, every message meant for it gets the next sequence number (its SSE id
+  // is "g<seq>", unique in the session) and is kept here, whether or not a GET stream is open
+  // at the moment, so a GET with Last-Event-ID can replay what the client missed. Bounded by
+  // http.resume_buffer_events / _bytes (the oldest go first). Guarded by mu.
+  struct Logged {
+    uint64_t seq;
+    std::string line;
+  };
+  size_t resume_events = 0;  // 0: resumption off (set at creation)
+  size_t resume_bytes = 0;
+  bool resumable = false;  // a GET stream was opened
+  std::deque<Logged> replay;
+  size_t replay_size = 0;  // bytes of the lines in `replay`
+  uint64_t next_seq = 1;
+  int64_t evicted = 0;
+
+  static std::string EventId(uint64_t seq) { return "g" + std::to_string(seq); }
+
+  // REQUIRES: mu held. Logs `line` for the GET stream; its event id.
+  std::string LogForGet(const std::string& line) {
+    uint64_t seq = next_seq++;
+    replay.push_back({seq, line});
+    replay_size += line.size();
+    while (!replay.empty() && (replay.size() > resume_events || replay_size > resume_bytes)) {
+      replay_size -= replay.front().line.size();
+      replay.pop_front();
+      ++evicted;
+    }
+    return EventId(seq);
+  }
 
   // Messages from the proxy to the client (docs/gateway.md, "Server-to-client messages over
   // HTTP"). A reply goes to its request's stream. A progress notification goes to the stream
@@ -184,7 +220,20 @@ struct Session {
       }
       for (auto k = related.rbegin(); target == nullptr && k != related.rend(); ++k)
         target = sse_waiter(*k);
-      if (target == nullptr) target = get_stream;
+      if (target == nullptr) {
+        // For the GET stream. A request is logged only when a stream is open to take it
+        // (otherwise it is answered below, so a replay must not show it again).
+        target = get_stream;
+        bool log = resumable && resume_events > 0 && (target != nullptr || !IsRequest(m));
+        std::string id = log ? LogForGet(line) : "";
+        if (target != nullptr && target->Push(line, id)) return;
+        if (log && target == nullptr) return;  // kept for a resuming GET
+        if (log && !replay.empty() && EventId(replay.back().seq) == id) {  // queue full
+          replay_size -= line.size();
+          replay.pop_back();
+        }
+        target = nullptr;
+      }
     }
     if (target != nullptr && target->Push(line)) return;
     if (IsRequest(m)) {
@@ -324,6 +373,8 @@ struct HttpServer::Impl {
     s->label = "#" + std::to_string(++session_count);
     s->principal_key = PrincipalKey(p);
     s->last_used = NowMs();
+    s->resume_events = static_cast<size_t>(std::max(0, o.config.http.resume_buffer_events));
+    s->resume_bytes = o.config.http.resume_buffer_bytes;
     ProxyOptions popts;
     if (o.auth == nullptr) {
       popts.principal = o.config.stdio_principal;
@@ -403,6 +454,7 @@ struct HttpServer::Impl {
     std::shared_ptr<Stream> stream;  // set: POST (with `id`) or GET stream
     Json id;                         // the POSTed request's id
     bool get = false;
+    std::string replay;  // GET with Last-Event-ID: the Writ-Replay header's value
   };
 
   static bool AcceptsSse(const Request& req) {
@@ -492,7 +544,6 @@ struct HttpServer::Impl {
     if (!AcceptsSse(req))
       return Fail(req, http::status::not_acceptable,
                   "Not Acceptable: the GET stream needs Accept: text/event-stream");
-    // Last-Event-ID is ignored: events carry no ids (no resumption), so a new stream starts.
     std::shared_ptr<Session> s;
     Response err;
     if (!FindSession(req, p, &s, &err)) return err;
@@ -500,11 +551,34 @@ struct HttpServer::Impl {
     auto st = std::make_shared<Stream>();
     st->sse = true;
     std::shared_ptr<Stream> old;
+    std::string last(SV(req["Last-Event-ID"]));
+    // The priming event (an id with empty data, MCP 2025-11-25) is for clients that speak
+    // 2025-11-25 or later; older SDKs would try to parse the empty data.
+    std::string ver(SV(req[kVersionHeader]));
+    bool prime = ver >= "2025-11-25";
+    int64_t lost = 0;
     {
       std::lock_guard<std::mutex> lock(s->mu);
       old = std::move(s->get_stream);
       s->get_stream = st;
+      if (s->resume_events > 0) {
+        s->resumable = true;
+        size_t before = st->events.size();
+        if (!last.empty()) out->replay = Resume(*s, last, st.get(), &lost);
+        // Nothing replayed: the priming event names the latest id, so a client that loses
+        // this stream before any message can still resume from here.
+        if (prime && st->events.size() == before)
+          st->events.push_back({Session::EventId(s->next_seq - 1), ""});
+      }
     }
+    if (out->replay == "unknown")
+      LogWarn("http: Last-Event-ID names no event of this session's GET stream; a fresh stream "
+              "starts (nothing replayed)",
+              {{"session", s->label}});
+    else if (out->replay == "partial")
+      LogWarn("http: Last-Event-ID is older than the replay buffer; replaying what is left",
+              {{"session", s->label}, {"lost", lost},
+               {"help", "raise http.resume_buffer_events / resume_buffer_bytes"}});
     if (old != nullptr) {
       std::lock_guard<std::mutex> lock(old->mu);
       old->closed = true;
@@ -514,6 +588,25 @@ struct HttpServer::Impl {
     out->stream = st;
     out->get = true;
     return Response{};
+  }
+
+  // REQUIRES: s.mu held. Queues on `st` the logged GET messages after event id `last`, in
+  // order. Returns "replayed" (nothing was missed beyond them), "partial" (the buffer no
+  // longer holds some: *lost of them; the rest are replayed) or "unknown" (not an id this
+  // session's GET stream gave: nothing replayed).
+  static std::string Resume(Session& s, const std::string& last, Stream* st, int64_t* lost) {
+    uint64_t n = 0;
+    bool ok = last.size() >= 2 && last.size() <= 20 && last[0] == 'g';
+    for (size_t i = 1; ok && i < last.size(); ++i) {
+      if (!std::isdigit(static_cast<unsigned char>(last[i]))) ok = false;
+      else n = n * 10 + static_cast<uint64_t>(last[i] - '0');
+    }
+    if (!ok || n >= s.next_seq || Session::EventId(n) != last) return "unknown";
+    uint64_t first = s.replay.empty() ? s.next_seq : s.replay.front().seq;
+    *lost = first > n + 1 ? static_cast<int64_t>(first - n - 1) : 0;
+    for (const auto& e : s.replay)
+      if (e.seq > n) st->events.push_back({Session::EventId(e.seq), e.line});
+    return *lost > 0 ? "partial" : "replayed";
   }
 
   // The session named by the request's MCP-Session-Id, if `p` may use it.
@@ -611,6 +704,7 @@ struct HttpServer::Impl {
       res.set(http::field::content_type, "text/event-stream");
       res.set(http::field::cache_control, "no-cache");
       res.keep_alive(chunked && req.keep_alive() && !out.get);
+      if (!out.replay.empty()) res.set("Writ-Replay", out.replay);
       if (chunked) res.chunked(true);
       http::response_serializer<http::empty_body> sr{res};
       http::write_header(sock, sr, ec);
@@ -625,7 +719,7 @@ struct HttpServer::Impl {
     if (out.get && !send_headers()) return false;
     auto last_write = std::chrono::steady_clock::now();
     for (;;) {
-      std::deque<std::string> events;
+      std::deque<Stream::Event> events;
       std::string reply;
       bool done = false, replaced = false;
       {
@@ -649,7 +743,7 @@ struct HttpServer::Impl {
       if (!events.empty() || done) {
         if (!headers_sent && !send_headers()) break;
         for (const auto& e : events)
-          if (!send(SseEvent(e))) break;
+          if (!send(SseEvent(e.data, "message", e.id))) break;
         if (ec) break;
         last_write = std::chrono::steady_clock::now();
       }

@@ -187,7 +187,25 @@ class Streamed {
     if (events_.empty()) return nullptr;
     json m = events_.front();
     events_.pop_front();
+    last_next_id_ = event_ids_.front();
+    event_ids_.pop_front();
     return m;
+  }
+  // The SSE id of the message Next() returned last.
+  std::string last_next_id() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_next_id_;
+  }
+  // The first SSE event's id, waiting for it (a priming event counts); "" on timeout.
+  std::string FirstId(int timeout_ms = 10000) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                 [this] { return !ids_.empty() || ended_; });
+    return ids_.empty() ? "" : ids_.front();
+  }
+  std::string replay() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return replay_;
   }
   // Whether the response ended (within the timeout).
   bool Ended(int timeout_ms = 10000) {
@@ -209,11 +227,16 @@ class Streamed {
       std::lock_guard<std::mutex> lock(mu_);
       status_ = ec ? -1 : static_cast<int>(p.get().result_int());
       content_type_ = std::string(p.get()[http::field::content_type]);
+      replay_ = std::string(p.get()["Writ-Replay"]);
       cv_.notify_all();
     }
     writ::gateway::SseParser parser([this](const writ::gateway::SseMessage& m) {
       std::lock_guard<std::mutex> lock(mu_);
+      ids_.push_back(m.id);
+      cv_.notify_all();
+      if (m.data.empty()) return;  // a priming event (an id only)
       events_.push_back(json::parse(m.data, nullptr, false));
+      event_ids_.push_back(m.id);
       cv_.notify_all();
     });
     char chunk[4096];
@@ -238,8 +261,9 @@ class Streamed {
   std::mutex mu_;
   std::condition_variable cv_;
   int status_ = 0;
-  std::string content_type_, body_;
+  std::string content_type_, body_, replay_, last_next_id_;
   std::deque<json> events_;
+  std::deque<std::string> event_ids_, ids_;  // ids_: of every event, priming ones too
   bool ended_ = false;
 };
 
@@ -713,5 +737,116 @@ TEST_CASE("writ serve --stdio with a Streamable HTTP upstream") {
                 std::string(out + Slurp(dir / "err")));
   CHECK_MESSAGE(out.find("{\\\"x\\\": 1}") != std::string::npos,
                 std::string(out + Slurp(dir / "err")));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("HTTP: a GET stream resumed with Last-Event-ID replays what the client missed") {
+  // A replay buffer of 3 events: the demo__progress call below sends 3 messages to the GET
+  // stream (2 progress notifications and a log message: the POST accepts only JSON).
+  fs::path dir = MakeDir("writ-http-resume");
+  std::ofstream(dir / "writ.yaml")
+      << "policies: ./policies\n" + Upstreams() +
+             "http: { listen: '127.0.0.1:0', allow_anonymous: true, resume_buffer_events: 3 }\n"
+             "stdio_principal: { uid: 'User::\"ann\"', parents: ['Role::\"analyst\"'] }\n";
+  Server srv(dir / "writ.yaml", dir / "stderr");
+  REQUIRE_MESSAGE(srv.port() != 0, srv.log());
+  int port = srv.port();
+  std::string sid = OpenSession(port);
+  Headers get = Mcp("", sid);
+  get["Accept"] = "text/event-stream";
+  get["MCP-Protocol-Version"] = "2025-11-25";
+  Headers json_only = Mcp("", sid);
+  json_only["Accept"] = "application/json";
+  auto progress = [&](int id) {
+    auto r = Do(port, http::verb::post, "/mcp",
+                Rpc(id, "tools/call", CallParams("demo__progress", {{"progressToken", id}}))
+                    .dump(),
+                json_only);
+    REQUIRE(r.result_int() == 200);
+  };
+
+  // The first GET starts with a priming event (an id, no data) and then the client leaves.
+  std::string primed;
+  {
+    Streamed stream(port, http::verb::get, "", get);
+    REQUIRE(stream.Status() == 200);
+    primed = stream.FirstId();
+    CHECK(primed == "g0");
+    CHECK(stream.replay().empty());  // no Last-Event-ID: nothing to say
+  }
+  // While no stream is open, the messages for it are kept.
+  progress(20);
+
+  SUBCASE("the missed messages are replayed in order, with their ids") {
+    get["Last-Event-ID"] = primed;
+    Streamed again(port, http::verb::get, "", get);
+    REQUIRE(again.Status() == 200);
+    CHECK(again.replay() == "replayed");
+    std::vector<std::string> ids;
+    json a = again.Next();
+    ids.push_back(again.last_next_id());
+    json b = again.Next();
+    ids.push_back(again.last_next_id());
+    json c = again.Next();
+    ids.push_back(again.last_next_id());
+    REQUIRE(a.is_object());
+    REQUIRE(b.is_object());
+    REQUIRE(c.is_object());
+    CHECK(a["method"] == "notifications/progress");
+    CHECK(a["params"]["progress"] == 1);
+    CHECK(b["params"]["progress"] == 2);
+    CHECK(c["method"] == "notifications/message");
+    CHECK(ids == std::vector<std::string>{"g1", "g2", "g3"});
+    CHECK(again.Next(300).is_null());  // nothing more, and nothing twice
+    // The resumed stream is live: new messages follow with the next ids.
+    progress(21);
+    json d = again.Next();
+    REQUIRE(d.is_object());
+    CHECK(d["method"] == "notifications/progress");
+    CHECK(again.last_next_id() == "g4");
+  }
+
+  SUBCASE("resuming from the middle replays only what came after that id") {
+    get["Last-Event-ID"] = "g2";
+    Streamed again(port, http::verb::get, "", get);
+    REQUIRE(again.Status() == 200);
+    CHECK(again.replay() == "replayed");
+    json c = again.Next();
+    REQUIRE(c.is_object());
+    CHECK(c["method"] == "notifications/message");
+    CHECK(again.last_next_id() == "g3");
+    CHECK(again.Next(300).is_null());
+  }
+
+  SUBCASE("an id older than the buffer replays what is left and says so") {
+    progress(22);  // 3 more: the buffer (3 events) now holds g4..g6 only
+    get["Last-Event-ID"] = "g1";
+    Streamed again(port, http::verb::get, "", get);
+    REQUIRE(again.Status() == 200);
+    CHECK(again.replay() == "partial");
+    std::vector<std::string> ids;
+    for (json m = again.Next(2000); !m.is_null(); m = again.Next(300))
+      ids.push_back(again.last_next_id());
+    CHECK(ids == std::vector<std::string>{"g4", "g5", "g6"});
+    CHECK(srv.log().find("older than the replay buffer") != std::string::npos);
+  }
+
+  SUBCASE("an unknown id starts a fresh stream without replay") {
+    for (const char* bad : {"g99", "x1", "g", "g01", "18446744073709551616"}) {
+      get["Last-Event-ID"] = bad;
+      Streamed again(port, http::verb::get, "", get);
+      REQUIRE(again.Status() == 200);
+      CHECK(again.replay() == "unknown");
+      CHECK(again.FirstId() == "g3");  // the priming event names the latest id
+      CHECK(again.Next(300).is_null());
+    }
+  }
+
+  SUBCASE("a client before 2025-11-25 gets no priming event") {
+    get["MCP-Protocol-Version"] = "2025-06-18";
+    Streamed again(port, http::verb::get, "", get);
+    REQUIRE(again.Status() == 200);
+    CHECK(again.FirstId(300).empty());
+  }
   fs::remove_all(dir);
 }
