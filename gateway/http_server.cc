@@ -20,6 +20,7 @@
 #include <map>
 #include <mutex>
 #include <shared_mutex>
+#include <sstream>
 #include <thread>
 
 #include "gateway/http_upstream.h"
@@ -832,6 +833,61 @@ struct HttpServer::Impl {
     conn_cv.notify_all();
   }
 
+  // HttpServer::DispatchForTesting: one request through Handle without a socket.
+  std::string Dispatch(std::string_view raw, std::chrono::milliseconds wait) {
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(64 * 1024);
+    parser.body_limit(o.config.limits.max_message_bytes);
+    parser.eager(true);
+    beast::error_code ec;
+    while (!parser.is_done()) {
+      if (raw.empty()) {  // the end of the message: complete or not
+        parser.put_eof(ec);
+        if (ec || !parser.is_done()) return "";
+        break;
+      }
+      size_t used = parser.put(net::buffer(raw.data(), raw.size()), ec);
+      raw.remove_prefix(used);
+      if (ec == http::error::need_more) {
+        if (used == 0) return "";  // Beast wants more than is there
+        ec = {};
+      }
+      if (ec == http::error::body_limit) return "HTTP/1.1 413 Payload Too Large\r\n\r\n";
+      if (ec) return "";
+    }
+    Request req = parser.release();
+    Outcome out;
+    Response res = Handle(req, &out);
+    if (out.stream != nullptr) {
+      // What WriteStream would send, as one body; then the stream ends as if the client left.
+      Session& s = *out.session;
+      Stream& st = *out.stream;
+      std::string body;
+      bool done = false, plain = false;
+      {
+        std::unique_lock<std::mutex> lock(st.mu);
+        if (!out.get) st.cv.wait_for(lock, wait, [&] { return st.done || s.closed.load(); });
+        done = st.done;
+        plain = done && st.events.empty();  // a reply with nothing before it: JSON
+        for (const auto& e : st.events) body += SseEvent(e.data, "message", e.id);
+        st.events.clear();
+        if (done) body += plain ? st.reply : SseEvent(st.reply);
+      }
+      if (out.get) {
+        std::lock_guard<std::mutex> lock(s.mu);
+        if (s.get_stream == out.stream) s.get_stream = nullptr;
+      } else if (!done) {
+        Abandon(s, out.id);
+      }
+      res = Plain(req, http::status::ok, body, plain ? "application/json" : "text/event-stream");
+      if (!out.replay.empty()) res.set("Writ-Replay", out.replay);
+    }
+    res.prepare_payload();
+    std::ostringstream os;
+    os << res;
+    return os.str();
+  }
+
   void Ticker() {
     int64_t last_reap = NowMs();
     auto last_sync = std::chrono::steady_clock::now();
@@ -957,6 +1013,21 @@ bool HttpServer::Drain(std::chrono::milliseconds timeout) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+}
+
+std::string HttpServer::DispatchForTesting(std::string_view raw,
+                                           std::chrono::milliseconds wait) {
+  return impl_->Dispatch(raw, wait);
+}
+
+void HttpServer::CloseSessionsForTesting() {
+  Impl& m = *impl_;
+  std::map<std::string, std::shared_ptr<Session>> all;
+  {
+    std::lock_guard<std::mutex> lock(m.sess_mu);
+    all.swap(m.sessions);
+  }
+  for (auto& [id, s] : all) s->Close();
 }
 
 void HttpServer::Stop() {

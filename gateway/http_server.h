@@ -23,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gateway/audit.h"
@@ -69,6 +70,18 @@ class HttpServer {
   // headers apply to new sessions only (logged). Callable from any thread.
   void RotateUpstreams(const std::vector<UpstreamConfig>& upstreams,
                        const std::vector<size_t>& changed);
+
+  // The request dispatch without sockets, for the fuzz target (fuzz/fuzz_http_dispatch.cc)
+  // and tests: `raw` is parsed as one HTTP request (Boost.Beast, the limits a connection
+  // uses; at the end of `raw` the message ends) and handled exactly as a connection's request
+  // is (Host/Origin, identity, MCP-Protocol-Version, POST/GET/DELETE, sessions), and the
+  // serialized response is returned ("" if `raw` is not a complete request). A POST whose
+  // answer is a stream waits up to `wait` for its reply and returns the events and the reply
+  // as one text/event-stream body; a GET stream returns what was queued (replays, the
+  // priming event) and then ends as if the client left. Listen/Run are not needed.
+  std::string DispatchForTesting(std::string_view raw, std::chrono::milliseconds wait);
+  // Ends every session (their upstreams stop). For the fuzz target, between inputs.
+  void CloseSessionsForTesting();
 
  private:
   struct Impl;

@@ -5,6 +5,7 @@
 #include "gateway/http_upstream.h"
 
 #include <openssl/ssl.h>
+#include <poll.h>
 
 #include <utility>  // before Boost 1.74 asio (awaitable.hpp uses std::exchange)
 #include <boost/asio.hpp>
@@ -12,7 +13,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <algorithm>
 #include <cctype>
+#include <deque>
 #include <iostream>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -70,8 +73,9 @@ class Conn {
     return tls_ != nullptr ? beast::get_lowest_layer(*tls_) : *tcp_;
   }
 
-  // Resolves, connects and (https) handshakes within `timeout`.
-  beast::error_code Connect(std::chrono::milliseconds timeout) {
+  // Resolves, connects and (https) handshakes within `timeout`, offering TLS session
+  // `resume` when given (not owned).
+  beast::error_code Connect(std::chrono::milliseconds timeout, SSL_SESSION* resume = nullptr) {
     beast::error_code ec;
     tcp::resolver resolver(ioc_);
     tcp::resolver::results_type results;
@@ -91,6 +95,7 @@ class Conn {
         return beast::error_code(static_cast<int>(::ERR_get_error()),
                                  net::error::get_ssl_category());
       tls_->set_verify_callback(ssl::host_name_verification(url_.host));
+      if (resume != nullptr) SSL_set_session(tls_->native_handle(), resume);
     } else {
       tcp_ = std::make_unique<beast::tcp_stream>(ioc_);
     }
@@ -149,6 +154,18 @@ class Conn {
   void Close() {
     beast::error_code ec;
     if (tcp_ != nullptr || tls_ != nullptr) lowest().socket().close(ec);
+  }
+
+  SSL* ssl() { return tls_ != nullptr ? tls_->native_handle() : nullptr; }
+
+  // Whether an idle kept-alive connection can carry another request: open, nothing buffered
+  // and nothing to read (a readable idle socket means the server closed it or sent junk).
+  bool Reusable() {
+    if (stopped_ || (tcp_ == nullptr && tls_ == nullptr) || buf_.size() != 0) return false;
+    if (tls_ != nullptr && SSL_pending(tls_->native_handle()) > 0) return false;
+    if (!lowest().socket().is_open()) return false;
+    pollfd pfd{lowest().socket().native_handle(), POLLIN | POLLRDHUP, 0};
+    return ::poll(&pfd, 1, 0) == 0;
   }
 
  private:
@@ -218,7 +235,98 @@ struct HttpUpstream::Impl : std::enable_shared_from_this<HttpUpstream::Impl> {
   bool get_started = false;
   std::mutex write_mu;  // one message is written at a time (order)
 
+  // Keep-alive: idle connections, newest last, each with the time it may stay idle until.
+  struct Idle {
+    std::unique_ptr<Conn> conn;
+    std::chrono::steady_clock::time_point until;
+  };
+  std::deque<Idle> pool;               // guarded by mu; at most spec.pool_size
+  SSL_SESSION* tls_session = nullptr;  // guarded by mu; offered by new TLS connections
+  HttpUpstreamStats stats;             // guarded by mu
+
   explicit Impl(HttpUpstreamSpec s) : spec(std::move(s)) {}
+  ~Impl() {
+    if (tls_session != nullptr) SSL_SESSION_free(tls_session);
+  }
+
+  // An idle connection that still looks usable (null: none); stale ones are dropped.
+  std::unique_ptr<Conn> TakeIdle() {
+    std::vector<std::unique_ptr<Conn>> stale;  // closed outside the lock
+    std::unique_ptr<Conn> c;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto now = std::chrono::steady_clock::now();
+      while (c == nullptr && !pool.empty()) {
+        Idle idle = std::move(pool.back());
+        pool.pop_back();
+        if (idle.until > now && idle.conn->Reusable()) c = std::move(idle.conn);
+        else stale.push_back(std::move(idle.conn));
+      }
+      if (c != nullptr) ++stats.reused;
+    }
+    return c;
+  }
+
+  // After a complete exchange: keeps `c` for the next one when the response allows it
+  // (HTTP/1.1 keep-alive; `Keep-Alive: timeout=N` shortens the idle time to N-1 s).
+  template <class Parser>
+  void Release(std::unique_ptr<Conn> c, const Parser& p) {
+    if (!p.is_done() || !p.get().keep_alive() || spec.pool_size <= 0) return;
+    auto keep = spec.idle_timeout;
+    std::string ka = Lower(std::string(p.get()["Keep-Alive"]));
+    size_t t = ka.find("timeout=");
+    if (t != std::string::npos) {
+      long long secs = 0;
+      size_t i = t + 8;
+      for (; i < ka.size() && i < t + 14 && std::isdigit(static_cast<unsigned char>(ka[i])); ++i)
+        secs = secs * 10 + (ka[i] - '0');
+      if (i > t + 8) keep = std::min(keep, std::chrono::milliseconds(secs * 1000 - 1000));
+    }
+    if (keep.count() <= 0) return;
+    std::unique_ptr<Conn> evicted;
+    std::lock_guard<std::mutex> lock(mu);
+    if (shutting_down) return;
+    if (static_cast<int>(pool.size()) >= spec.pool_size) {
+      evicted = std::move(pool.front().conn);
+      pool.pop_front();
+    }
+    pool.push_back({std::move(c), std::chrono::steady_clock::now() + keep});
+  }
+
+  // A new connection (counted; TLS offers the kept session and keeps the new one).
+  std::unique_ptr<Conn> Fresh(std::chrono::milliseconds timeout, beast::error_code* ec) {
+    auto c = std::make_unique<Conn>(url, tls_ctx.get());
+    SSL_SESSION* resume = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ++stats.connections;
+      if (tls_session != nullptr) {
+        resume = tls_session;
+        SSL_SESSION_up_ref(resume);
+      }
+    }
+    *ec = c->Connect(timeout, resume);
+    if (resume != nullptr) SSL_SESSION_free(resume);
+    if (!*ec && c->ssl() != nullptr && SSL_session_reused(c->ssl())) {
+      std::lock_guard<std::mutex> lock(mu);
+      ++stats.tls_resumed;
+    }
+    return c;
+  }
+
+  // Keeps the TLS session of `c` for the next connection (after a response was read, so a
+  // TLS 1.3 ticket has arrived). A copy: closing `c` without close_notify must not mark it
+  // non-resumable.
+  void KeepTlsSession(Conn& c) {
+    if (c.ssl() == nullptr) return;
+    SSL_SESSION* got = SSL_get0_session(c.ssl());
+    if (got == nullptr || !SSL_SESSION_is_resumable(got)) return;
+    SSL_SESSION* copy = SSL_SESSION_dup(got);
+    if (copy == nullptr) return;
+    std::lock_guard<std::mutex> lock(mu);
+    if (tls_session != nullptr) SSL_SESSION_free(tls_session);
+    tls_session = copy;
+  }
 
   void Log(const std::string& s) { std::cerr << "writ: upstream " + spec.name + ": " + s + "\n"; }
 
@@ -268,17 +376,23 @@ struct HttpUpstream::Impl : std::enable_shared_from_this<HttpUpstream::Impl> {
 
   // Reads a response body: JSON (one message or a batch) or SSE; every message is delivered.
   // Returns false when the body could not be read completely. *saw_reply: a response with
-  // `id` was among the messages.
+  // `id` was among the messages. `held` (optional) receives that response instead of it
+  // being delivered, so the caller can put the connection back in the pool first.
   bool ReadBody(Conn& c, http::response_parser<http::buffer_body>& p, const Json& id,
                 bool init_exchange, bool* saw_reply, std::string* last_event_id = nullptr,
-                int64_t* retry_ms = nullptr) {
+                int64_t* retry_ms = nullptr, std::string* held = nullptr) {
     std::string ctype = Lower(std::string(p.get()[http::field::content_type]));
     bool sse = ctype.rfind("text/event-stream", 0) == 0;
     auto deliver = [&](std::string_view msg) {
       if (!id.is_null()) {
         Json m = Json::parse(msg, nullptr, false);
-        if (m.is_object() && !m.contains("method") && m.contains("id") && m["id"] == id)
+        if (m.is_object() && !m.contains("method") && m.contains("id") && m["id"] == id) {
           *saw_reply = true;
+          if (held != nullptr && held->empty()) {
+            *held = std::string(msg);
+            return;
+          }
+        }
       }
       Deliver(msg, init_exchange);
     };
@@ -341,6 +455,51 @@ struct HttpUpstream::Impl : std::enable_shared_from_this<HttpUpstream::Impl> {
     if (on_line) on_line(ToLine(err));
   }
 
+  // Methods whose request may be sent again when a kept-alive connection broke after the
+  // request was written but before any byte of the answer: they only read. Anything else
+  // (tools/call above all) is never sent twice.
+  static bool Idempotent(const std::string& method) {
+    static const char* const kSafe[] = {"ping",           "tools/list",     "prompts/list",
+                                        "prompts/get",    "resources/list", "resources/read",
+                                        "resources/templates/list",         "completion/complete"};
+    return std::find(std::begin(kSafe), std::end(kSafe), method) != std::end(kSafe);
+  }
+
+  // Connects (or takes a kept-alive connection) and writes `req`, holding write_mu so
+  // messages reach the server in order. A kept-alive connection whose write fails is
+  // replaced (the server had closed it; a request that was not completely written cannot
+  // have been processed); a fresh one's failure is final. `fresh_only`: no kept-alive one.
+  template <class Req>
+  std::unique_ptr<Conn> Send(Req& req, bool fresh_only, bool* reused, beast::error_code* ec,
+                             std::string* what) {
+    std::lock_guard<std::mutex> order(write_mu);
+    for (;;) {
+      std::unique_ptr<Conn> c = fresh_only ? nullptr : TakeIdle();
+      *reused = c != nullptr;
+      if (c == nullptr) {
+        c = Fresh(spec.connect_timeout, ec);
+        if (*ec) {
+          *what = "cannot connect to ";
+          return nullptr;
+        }
+      }
+      if (!Register(c.get())) {
+        *ec = net::error::operation_aborted;
+        *what = "shutting down: ";
+        return nullptr;
+      }
+      *ec = c->Write(req, spec.connect_timeout);
+      if (!*ec) return c;
+      Unregister(c.get());
+      if (!*reused || c->stopped_) {
+        *what = "cannot send to ";
+        return nullptr;
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      ++stats.retried;
+    }
+  }
+
   // One POST exchange for `line` (runs on its own thread).
   void Exchange(const std::string& line) {
     Json msg = Json::parse(line, nullptr, false);
@@ -348,62 +507,75 @@ struct HttpUpstream::Impl : std::enable_shared_from_this<HttpUpstream::Impl> {
                                                                                : Json();
     std::string method = msg.is_object() ? msg.value("method", std::string()) : std::string();
     bool init = method == "initialize";
-    Conn c(url, tls_ctx.get());
-    if (!Register(&c)) return;
-    std::unique_lock<std::mutex> order(write_mu);
-    beast::error_code ec = c.Connect(spec.connect_timeout);
-    if (ec) {
-      order.unlock();
-      Unregister(&c);
-      return FailRequest(id, "cannot connect to " + spec.url + ": " + ec.message());
-    }
     http::request<http::string_body> req{http::verb::post, url.target, 11};
     Prepare(req, "application/json, text/event-stream");
     req.set(http::field::content_type, "application/json");
+    req.keep_alive(true);
     req.body() = line;
     req.prepare_payload();
-    ec = c.Write(req, spec.connect_timeout);
-    order.unlock();
-    if (ec) {
-      Unregister(&c);
-      return FailRequest(id, "cannot send to " + spec.url + ": " + ec.message());
-    }
-    http::response_parser<http::buffer_body> p;
-    p.header_limit(64 * 1024);
-    // Bounded per message by ReadBody. (Not boost::none: Boost 1.74 compares a Content-Length
-    // against an empty optional as "greater" and fails every response.)
-    p.body_limit(std::numeric_limits<std::uint64_t>::max());
-    ec = c.ReadHeader(p, id.is_null() ? spec.connect_timeout : std::chrono::milliseconds(0));
-    if (ec) {
-      Unregister(&c);
-      return FailRequest(id, "no answer from " + spec.url + ": " + ec.message());
-    }
-    unsigned status = p.get().result_int();
-    std::string sid(p.get()["MCP-Session-Id"]);
-    bool had_session;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      had_session = !session_id.empty();
-      if (init && status / 100 == 2 && !sid.empty()) session_id = sid;
-    }
-    if (status == 404 && had_session && !init) {
-      Unregister(&c);
-      FailRequest(id, "the server ended the session (HTTP 404)");
-      Exit("ended its session (HTTP 404)");
+    for (int attempt = 0;; ++attempt) {
+      bool reused = false;
+      beast::error_code ec;
+      std::string what;
+      std::unique_ptr<Conn> c = Send(req, attempt > 0, &reused, &ec, &what);
+      if (c == nullptr) {
+        if (ec == net::error::operation_aborted && what.rfind("shutting", 0) == 0) return;
+        return FailRequest(id, what + spec.url + ": " + ec.message());
+      }
+      http::response_parser<http::buffer_body> p;
+      p.header_limit(64 * 1024);
+      // Bounded per message by ReadBody. (Not boost::none: Boost 1.74 compares a
+      // Content-Length against an empty optional as "greater" and fails every response.)
+      p.body_limit(std::numeric_limits<std::uint64_t>::max());
+      ec = c->ReadHeader(p, id.is_null() ? spec.connect_timeout : std::chrono::milliseconds(0));
+      if (ec) {
+        Unregister(c.get());
+        // A kept-alive connection the server closed as the request went out: nothing of the
+        // answer came. Sent again on a fresh connection only when that is harmless.
+        bool closed_early = ec == http::error::end_of_stream || ec == net::error::eof ||
+                            ec == net::error::connection_reset ||
+                            ec == net::error::connection_aborted || ec == net::error::broken_pipe;
+        if (attempt == 0 && reused && closed_early && !c->stopped_ && Idempotent(method)) {
+          std::lock_guard<std::mutex> lock(mu);
+          ++stats.retried;
+          continue;
+        }
+        return FailRequest(id, "no answer from " + spec.url + ": " + ec.message());
+      }
+      unsigned status = p.get().result_int();
+      std::string sid(p.get()["MCP-Session-Id"]);
+      bool had_session;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        had_session = !session_id.empty();
+        if (init && status / 100 == 2 && !sid.empty()) session_id = sid;
+      }
+      if (status == 404 && had_session && !init) {
+        Unregister(c.get());
+        FailRequest(id, "the server ended the session (HTTP 404)");
+        Exit("ended its session (HTTP 404)");
+        return;
+      }
+      bool saw_reply = false;
+      std::string reply;  // delivered once the connection is back in the pool
+      bool body_ok = ReadBody(*c, p, id, init, &saw_reply, nullptr, nullptr, &reply);
+      Unregister(c.get());
+      if (body_ok) {
+        KeepTlsSession(*c);
+        if (!c->stopped_) Release(std::move(c), p);
+      }
+      if (!reply.empty()) Deliver(reply, init);
+      if (status / 100 != 2) {
+        if (!saw_reply)
+          FailRequest(id, "HTTP " + std::to_string(status) + " from " + spec.url);
+        return;
+      }
+      if (!id.is_null() && !saw_reply)
+        FailRequest(id, body_ok ? "the server's answer did not contain the response"
+                                : "the response stream ended before the response");
+      if (method == "notifications/initialized") StartGetStream();
       return;
     }
-    bool saw_reply = false;
-    bool body_ok = ReadBody(c, p, id, init, &saw_reply);
-    Unregister(&c);
-    if (status / 100 != 2) {
-      if (!saw_reply)
-        FailRequest(id, "HTTP " + std::to_string(status) + " from " + spec.url);
-      return;
-    }
-    if (!id.is_null() && !saw_reply)
-      FailRequest(id, body_ok ? "the server's answer did not contain the response"
-                              : "the response stream ended before the response");
-    if (method == "notifications/initialized") StartGetStream();
   }
 
   // The GET stream: reopened (with Last-Event-ID) after it drops, with backoff; a 405 or
@@ -429,10 +601,11 @@ struct HttpUpstream::Impl : std::enable_shared_from_this<HttpUpstream::Impl> {
     int64_t retry = 1000;
     int failures = 0;
     for (;;) {
-      Conn c(url, tls_ctx.get());
+      beast::error_code ec;
+      std::unique_ptr<Conn> owned = Fresh(spec.connect_timeout, &ec);
+      Conn& c = *owned;
       if (!Register(&c)) return;
       bool connected = false;
-      beast::error_code ec = c.Connect(spec.connect_timeout);
       if (!ec) {
         http::request<http::empty_body> req{http::verb::get, url.target, 11};
         Prepare(req, "text/event-stream");
@@ -476,13 +649,22 @@ struct HttpUpstream::Impl : std::enable_shared_from_this<HttpUpstream::Impl> {
       sid = session_id;
     }
     if (sid.empty()) return;
-    Conn c(url, tls_ctx.get());
-    if (c.Connect(std::min(spec.connect_timeout, std::chrono::milliseconds(2000)))) return;
     http::request<http::empty_body> req{http::verb::delete_, url.target, 11};
     Prepare(req, "application/json, text/event-stream");
-    if (c.Write(req, std::chrono::milliseconds(2000))) return;
-    http::response_parser<http::buffer_body> p;
-    c.ReadHeader(p, std::chrono::milliseconds(2000));
+    req.keep_alive(false);
+    // A kept-alive connection first; DELETE is idempotent, so a broken one is retried fresh.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      std::unique_ptr<Conn> c = attempt == 0 ? TakeIdle() : nullptr;
+      beast::error_code ec;
+      if (c == nullptr) {
+        attempt = 1;
+        c = Fresh(std::min(spec.connect_timeout, std::chrono::milliseconds(2000)), &ec);
+        if (ec) return;
+      }
+      if (c->Write(req, std::chrono::milliseconds(2000))) continue;
+      http::response_parser<http::buffer_body> p;
+      if (!c->ReadHeader(p, std::chrono::milliseconds(2000))) return;
+    }
   }
 };
 
@@ -559,8 +741,17 @@ void HttpUpstream::Shutdown() {
     m.cv.wait_for(lock, std::chrono::milliseconds(25));
     if (i == 200) m.Log("waiting for exchanges to stop");
   }
+  std::deque<Impl::Idle> idle;
+  idle.swap(m.pool);
+  lock.unlock();
+  idle.clear();  // closes the kept-alive connections
   m.on_line = nullptr;
   m.on_exit = nullptr;
+}
+
+HttpUpstreamStats HttpUpstream::stats() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->stats;
 }
 
 std::string HttpUpstream::session_id() const {

@@ -4,14 +4,21 @@
 // exit callback, Send, Shutdown), so the Proxy drives both the same way (Proxy::AddUpstream +
 // OnUpstreamLine / OnUpstreamExit). docs/gateway.md, "Streamable HTTP upstreams".
 //
-// Each message is POSTed on its own connection (no keep-alive pool: simple and robust; the
-// cost is one TCP/TLS handshake per message) with `Accept: application/json,
-// text/event-stream`, the `MCP-Session-Id` the server assigned at initialize and the
+// Each message is POSTed with `Accept: application/json, text/event-stream`, the `MCP-Session-Id` the server assigned at initialize and the
 // negotiated `MCP-Protocol-Version`. The answer is a JSON body or an SSE stream (parsed by
 // gateway/sse.h; every `message` event is one JSON-RPC message); each message goes to
 // on_line as if it were a line from a child. After `notifications/initialized` the GET stream
 // is opened for server-initiated messages (a 405 means the server offers none) and reopened
 // with `Last-Event-ID` when it drops. Shutdown sends DELETE for the session.
+//
+// Connections are kept alive: after a complete answer the connection goes to a small pool
+// (spec.pool_size, idle at most spec.idle_timeout or the server's `Keep-Alive: timeout`) and
+// the next message takes it. A kept connection that turns out closed is replaced: before
+// use (it is readable or hung up), when writing fails (the request did not get out), or,
+// for read-only methods only (ping, */list, resources/read, prompts/get,
+// completion/complete), when it closes after the request was written and before any byte
+// of the answer (sent again once on a fresh connection; a tools/call is never sent twice:
+// it fails with -32003). New TLS connections offer the last TLS session (resumption).
 //
 // Failures are per message: a request whose POST fails (connect, TLS, HTTP error status, the
 // stream ends without the response) gets a JSON-RPC error reply (-32003) through on_line, so
@@ -35,6 +42,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -59,6 +67,16 @@ struct HttpUpstreamSpec {
   size_t max_message_bytes = 4 * 1024 * 1024;
   int max_in_flight = 64;  // concurrent exchanges
   std::chrono::milliseconds connect_timeout{10000};
+  int pool_size = 4;  // kept-alive idle connections (0: a connection per message)
+  std::chrono::milliseconds idle_timeout{15000};  // an idle connection is closed after this
+};
+
+// Counters of one upstream's connections (for tests and metrics).
+struct HttpUpstreamStats {
+  int64_t connections = 0;  // TCP connections opened (the GET stream's included)
+  int64_t reused = 0;       // messages sent on a kept-alive connection
+  int64_t retried = 0;      // sends repeated on another connection (see Exchange)
+  int64_t tls_resumed = 0;  // TLS handshakes that resumed a kept session
 };
 
 // The spec for an upstream with `url:` (upstream_timeout_ms bounds connecting).
@@ -86,6 +104,7 @@ class HttpUpstream {
   void Shutdown();
 
   std::string session_id() const;
+  HttpUpstreamStats stats() const;
 
  private:
   struct Impl;

@@ -22,6 +22,12 @@
 #include <regex>
 #include <string>
 #include <thread>
+#include <utility>  // before Boost 1.74 asio (awaitable.hpp uses std::exchange)
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <sys/socket.h>
 
 #include "gateway/config.h"
 
@@ -141,7 +147,171 @@ class Child {
   FILE* out_ = nullptr;
 };
 
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+// A plain-HTTP MCP server on 127.0.0.1:0 (Boost.Beast, a thread per connection) that counts
+// TCP connections and logs every request's JSON-RPC method (or HTTP method). Requests with an
+// id get {"result": {"conn": N}} (N: the connection's number, from 1), initialize also an
+// MCP-Session-Id; notifications 202; GET 405; DELETE 200. kDropSecond: on each connection
+// the second request is read and the connection closed without an answer (a server that
+// closed a kept-alive connection just as a request arrived).
+class CountingServer {
+ public:
+  enum Mode { kKeepAlive, kDropSecond };
+  explicit CountingServer(Mode mode)
+      : mode_(mode), acceptor_(ioc_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
+    port_ = acceptor_.local_endpoint().port();
+    accept_thread_ = std::thread([this] { AcceptLoop(); });
+  }
+  ~CountingServer() {
+    stopping_ = true;
+    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
+    accept_thread_.join();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
+    }
+    for (auto& t : threads_) t.join();
+  }
+  int port() const { return port_; }
+  int accepts() const { return accepts_; }
+  std::vector<std::string> log() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return log_;
+  }
+
+ private:
+  void AcceptLoop() {
+    while (!stopping_) {
+      tcp::socket sock(ioc_);
+      beast::error_code ec;
+      acceptor_.accept(sock, ec);
+      if (ec || stopping_) break;
+      int n = ++accepts_;
+      std::lock_guard<std::mutex> lock(mu_);
+      fds_.push_back(sock.native_handle());
+      threads_.emplace_back([this, n, s = std::move(sock)]() mutable { Serve(std::move(s), n); });
+    }
+  }
+  void Serve(tcp::socket sock, int conn) {
+    beast::flat_buffer buf;
+    beast::error_code ec;
+    for (int n = 1;; ++n) {
+      http::request<http::string_body> req;
+      http::read(sock, buf, req, ec);
+      if (ec) break;
+      json m = json::parse(req.body(), nullptr, false);
+      std::string method = m.is_object() ? m.value("method", "") : "";
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        log_.push_back(method.empty() ? std::string(req.method_string()) : method);
+      }
+      if (mode_ == kDropSecond && n == 2) break;
+      http::response<http::string_body> res{http::status::ok, 11};
+      if (req.method() == http::verb::get) {
+        res.result(http::status::method_not_allowed);
+      } else if (req.method() == http::verb::post && m.is_object() && m.contains("id")) {
+        res.set(http::field::content_type, "application/json");
+        if (method == "initialize") res.set("MCP-Session-Id", "counted");
+        res.body() = json{{"jsonrpc", "2.0"}, {"id", m["id"]}, {"result", {{"conn", conn}}}}
+                         .dump();
+      } else if (req.method() == http::verb::post) {
+        res.result(http::status::accepted);
+      }
+      res.keep_alive(true);
+      res.prepare_payload();
+      http::write(sock, res, ec);
+      if (ec) break;
+    }
+    sock.shutdown(tcp::socket::shutdown_both, ec);
+    sock.close(ec);
+  }
+
+  Mode mode_;
+  net::io_context ioc_;
+  tcp::acceptor acceptor_;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> accepts_{0};
+  std::thread accept_thread_;
+  std::mutex mu_;
+  std::vector<int> fds_;
+  std::vector<std::thread> threads_;
+  std::vector<std::string> log_;
+};
+
+HttpUpstreamSpec CountedSpec(int port) {
+  HttpUpstreamSpec spec;
+  spec.name = "counted";
+  spec.url = "http://127.0.0.1:" + std::to_string(port) + "/mcp";
+  spec.connect_timeout = std::chrono::milliseconds(5000);
+  return spec;
+}
+
 }  // namespace
+
+TEST_CASE("HttpUpstream keeps connections alive: N sequential calls, one TCP connection") {
+  CountingServer server(CountingServer::kKeepAlive);
+  HttpUpstream up(CountedSpec(server.port()));
+  Sink sink;
+  std::string error;
+  REQUIRE(up.Start(sink.LineFn(), sink.ExitFn(), &error));
+  REQUIRE(up.Send(Rpc(0, "initialize", InitParams()).dump()));
+  REQUIRE(sink.Reply(0).is_object());
+  constexpr int kCalls = 20;
+  for (int i = 1; i <= kCalls; ++i) {
+    REQUIRE(up.Send(Rpc(i, i % 2 ? "ping" : "tools/call").dump()));
+    json r = sink.Reply(i);
+    REQUIRE(r.is_object());
+    CHECK(r["result"]["conn"] == 1);
+  }
+  CHECK(server.accepts() == 1);
+  auto st = up.stats();
+  CHECK(st.connections == 1);
+  CHECK(st.reused == kCalls);
+  CHECK(st.retried == 0);
+  up.Shutdown();  // the DELETE goes on the kept connection too
+  std::vector<std::string> log = server.log();
+  REQUIRE(log.size() == kCalls + 2);
+  CHECK(log.back() == "DELETE");
+  CHECK(server.accepts() == 1);
+}
+
+TEST_CASE("HttpUpstream: a kept connection the server closed is replaced; only reads are resent") {
+  CountingServer server(CountingServer::kDropSecond);
+  HttpUpstream up(CountedSpec(server.port()));
+  Sink sink;
+  std::string error;
+  REQUIRE(up.Start(sink.LineFn(), sink.ExitFn(), &error));
+  // Connection 1 answers ping a; ping b goes on it, is read and dropped: being read-only it is
+  // sent again on a fresh connection 2, which answers.
+  REQUIRE(up.Send(Rpc("a", "ping").dump()));
+  json a = sink.Reply("a");
+  REQUIRE(a.is_object());
+  CHECK(a["result"]["conn"] == 1);
+  REQUIRE(up.Send(Rpc("b", "ping").dump()));
+  json b = sink.Reply("b");
+  REQUIRE(b.is_object());
+  CHECK(b["result"]["conn"] == 2);
+  // A tools/call on connection 2 is dropped the same way: never sent twice, it fails.
+  REQUIRE(up.Send(Rpc("c", "tools/call", {{"name", "t"}}).dump()));
+  json c = sink.Reply("c");
+  REQUIRE(c.is_object());
+  CHECK(c["error"]["code"] == -32003);
+  CHECK(c["error"]["message"].get<std::string>().find("no answer") != std::string::npos);
+  std::vector<std::string> log = server.log();
+  CHECK(log == std::vector<std::string>{"ping", "ping", "ping", "tools/call"});
+  CHECK(server.accepts() == 2);
+  CHECK(up.stats().retried == 1);
+  // The session goes on: the next call gets a fresh connection.
+  REQUIRE(up.Send(Rpc("d", "tools/call", {{"name", "t"}}).dump()));
+  json d = sink.Reply("d");
+  REQUIRE(d.is_object());
+  CHECK(d["result"]["conn"] == 3);
+}
 
 TEST_CASE("ParseHttpUrl") {
   HttpUrl u;
@@ -289,6 +459,45 @@ TEST_CASE("HttpUpstream over TLS: verification, CA file, SSE answers, session he
     CHECK(r["result"]["custom"] == "yes");
     REQUIRE(seen.size() == 1);  // the log event that came first on the stream
     CHECK(seen[0]["method"] == "notifications/message");
+    // Kept alive: the next calls go over the same TLS connection.
+    json conn = r["result"]["conn"];
+    for (int i = 0; i < 3; ++i) {
+      REQUIRE(up->Send(Rpc(i, "ping").dump()));
+      json again = sink.Reply(i);
+      REQUIRE(again.is_object());
+      CHECK(again["result"]["conn"] == conn);
+    }
+    CHECK(up->stats().reused >= 3);
+  }
+
+  SUBCASE("a server that closes every connection: new TLS handshakes resume the session") {
+    auto up = run("https://localhost:" + port + "/mcp", true, cert);
+    Sink sink;
+    std::string error;
+    up = [&] {
+      HttpUpstreamSpec spec;
+      spec.name = "tls";
+      spec.url = "https://localhost:" + port + "/mcp";
+      spec.ca_file = cert;
+      spec.headers = {{"X-Close", "1"}};
+      spec.connect_timeout = std::chrono::milliseconds(5000);
+      return std::make_unique<HttpUpstream>(spec);
+    }();
+    REQUIRE(up->Start(sink.LineFn(), sink.ExitFn(), &error));
+    std::vector<json> results;
+    for (int i = 0; i < 3; ++i) {
+      REQUIRE(up->Send(Rpc(i, "ping").dump()));
+      json r = sink.Reply(i);
+      REQUIRE(r.is_object());
+      results.push_back(r["result"]);
+    }
+    CHECK(results[0]["resumed"] == false);
+    CHECK(results[1]["conn"] != results[0]["conn"]);  // the server closed each one
+    CHECK(results[1]["resumed"] == true);
+    CHECK(results[2]["resumed"] == true);
+    auto st = up->stats();
+    CHECK(st.connections == 3);
+    CHECK(st.tls_resumed == 2);
   }
 
   SUBCASE("the certificate must name the host: 127.0.0.1 is refused") {

@@ -7,12 +7,18 @@ Binds 127.0.0.1 on a free port and prints "port N" on stdout. POST: initialize i
 with application/json and an Mcp-Session-Id; any other request with an SSE stream (a
 notifications/message event, then the result {"echo": <method>, "session": <the header>});
 notifications and responses get 202. GET is 405, DELETE 200. Exits when stdin closes.
+Connections are kept alive unless the request carries `X-Close: 1` (then the answer says
+`Connection: close`); results carry "conn" (the connection's number, from 1) and "resumed"
+(whether its TLS handshake resumed a session).
 """
+import itertools
 import http.server
 import json
 import ssl
 import sys
 import threading
+
+CONNS = itertools.count(1)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -20,6 +26,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+    def setup(self):
+        super().setup()
+        self.conn_no = next(CONNS)
 
     def do_GET(self):
         self.send_response(405)
@@ -54,7 +64,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         result = {"echo": msg["method"], "session": self.headers.get("Mcp-Session-Id"),
                   "version": self.headers.get("Mcp-Protocol-Version"),
-                  "custom": self.headers.get("X-Custom")}
+                  "custom": self.headers.get("X-Custom"), "conn": self.conn_no,
+                  "resumed": self.connection.session_reused}
         if msg["method"] == "tools/list":
             result = {"tools": [{"name": "hello", "inputSchema": {"type": "object"},
                                  "description": json.dumps(result)}]}
@@ -66,6 +77,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         payload = "".join("event: message\r\ndata: " + json.dumps(e) + "\r\n\r\n"
                           for e in events).encode()
         self.send_response(200)
+        if self.headers.get("X-Close") == "1":
+            self.send_header("Connection", "close")
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
