@@ -403,6 +403,8 @@ struct HttpServer::Impl {
                                    px->OnUpstreamLine(i, line);
                                  });
     std::lock_guard<std::mutex> lock(live_mu);
+    // Ended sessions go here, not only at a rotation: a weak_ptr keeps its make_shared block.
+    std::erase_if(live, [](const std::weak_ptr<Session>& w) { return w.expired(); });
     live.push_back(s);
     return s;
   }

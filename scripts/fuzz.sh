@@ -4,7 +4,9 @@
 # verifier, evaluator; request JSON -> evaluator) and fuzz_jsonrpc (the gateway's JSON-RPC
 # framing: chunked bytes -> lines -> messages, with a round-trip invariant), fuzz_sse (the SSE
 # parser of HTTP upstreams: chunking invariance, writer round trip) and fuzz_http (the HTTP
-# entry point: Beast's request parser, Host/Origin checks, the JSON-RPC body). Fails on any crash, sanitizer report, leak
+# entry point: Beast's request parser, Host/Origin checks, the JSON-RPC body) and
+# fuzz_http_dispatch (request sequences through the HTTP server's session dispatch, without
+# sockets: HttpServer::DispatchForTesting). Fails on any crash, sanitizer report, leak
 # or timeout.
 #
 # Usage: scripts/fuzz.sh [SECONDS]      (default 60, per target)
@@ -22,7 +24,8 @@ if [ ! -f "$BUILD/build.ninja" ]; then
   CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DWRIT_FUZZ=ON -DWRIT_BENCH=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
-ninja -C "$BUILD" -j"$JOBS" fuzz_parser fuzz_bundle fuzz_jsonrpc fuzz_governance fuzz_sse fuzz_http writ
+ninja -C "$BUILD" -j"$JOBS" fuzz_parser fuzz_bundle fuzz_jsonrpc fuzz_governance fuzz_sse fuzz_http \
+  fuzz_http_dispatch writ
 
 # Seeds for fuzz_bundle, made fresh from the golden policies: "\0" + bundle bytes, and
 # "\1" + a request.
@@ -61,3 +64,4 @@ run fuzz_jsonrpc fuzz/corpus/jsonrpc -max_len=65536
 run fuzz_governance fuzz/corpus/governance -max_len=8192
 run fuzz_sse fuzz/corpus/sse -max_len=16384
 run fuzz_http fuzz/corpus/http -max_len=65536
+run fuzz_http_dispatch fuzz/corpus/http_dispatch -dict=fuzz/http_dispatch.dict -max_len=16384
