@@ -43,7 +43,7 @@ writ::gateway::HttpServer& Server() {
     o.config.limits.max_message_bytes = 1 << 16;
     return new writ::gateway::HttpServer(std::move(o));  // lives for the process
   }();
-  return server;
+  return *server;
 }
 
 std::string Post(const std::string& sid, const std::string& body) {

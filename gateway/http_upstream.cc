@@ -233,7 +233,14 @@ struct HttpUpstream::Impl : std::enable_shared_from_this<HttpUpstream::Impl> {
   bool shutting_down = false;
   bool exited = false;
   bool get_started = false;
-  std::mutex write_mu;  // one message is written at a time (order)
+  std::mutex write_mu;  // one message is written at a time
+  // Order: HttpUpstream::Send numbers messages; an exchange writes only on its turn
+  // (write_turn == its number), so the server sees them in the order they were sent. A
+  // message after `initialize` waits (on its turn, at most connect_timeout) until the
+  // initialize answer's headers came, since it needs the MCP-Session-Id they carry.
+  uint64_t send_seq = 0;     // guarded by mu
+  uint64_t write_turn = 0;   // guarded by mu
+  bool init_in_flight = false;  // guarded by mu
 
   // Keep-alive: idle connections, newest last, each with the time it may stay idle until.
   struct Idle {
@@ -473,6 +480,7 @@ struct HttpUpstream::Impl : std::enable_shared_from_this<HttpUpstream::Impl> {
   std::unique_ptr<Conn> Send(Req& req, bool fresh_only, bool* reused, beast::error_code* ec,
                              std::string* what) {
     std::lock_guard<std::mutex> order(write_mu);
+    Prepare(req, "application/json, text/event-stream");
     for (;;) {
       std::unique_ptr<Conn> c = fresh_only ? nullptr : TakeIdle();
       *reused = c != nullptr;
@@ -501,14 +509,45 @@ struct HttpUpstream::Impl : std::enable_shared_from_this<HttpUpstream::Impl> {
   }
 
   // One POST exchange for `line` (runs on its own thread).
-  void Exchange(const std::string& line) {
+  // Ends an exchange's turn (and an initialize's hold on later messages) exactly once.
+  struct Turn {
+    Impl* m;
+    bool init;
+    bool wrote = false, answered = false;
+    void Wrote() {
+      if (wrote) return;
+      wrote = true;
+      std::lock_guard<std::mutex> lock(m->mu);
+      ++m->write_turn;
+      m->cv.notify_all();
+    }
+    void Answered() {
+      if (!init || answered) return;
+      answered = true;
+      std::lock_guard<std::mutex> lock(m->mu);
+      m->init_in_flight = false;
+      m->cv.notify_all();
+    }
+    ~Turn() {
+      Wrote();
+      Answered();
+    }
+  };
+
+  void Exchange(const std::string& line, uint64_t seq, bool init_msg) {
     Json msg = Json::parse(line, nullptr, false);
     Json id = msg.is_object() && msg.contains("method") && msg.contains("id") ? msg["id"]
                                                                                : Json();
     std::string method = msg.is_object() ? msg.value("method", std::string()) : std::string();
     bool init = method == "initialize";
+    Turn turn{this, init_msg};
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return write_turn == seq || shutting_down; });
+      if (!init_msg)
+        cv.wait_for(lock, spec.connect_timeout, [&] { return !init_in_flight || shutting_down; });
+    }
     http::request<http::string_body> req{http::verb::post, url.target, 11};
-    Prepare(req, "application/json, text/event-stream");
     req.set(http::field::content_type, "application/json");
     req.keep_alive(true);
     req.body() = line;
@@ -518,6 +557,7 @@ struct HttpUpstream::Impl : std::enable_shared_from_this<HttpUpstream::Impl> {
       beast::error_code ec;
       std::string what;
       std::unique_ptr<Conn> c = Send(req, attempt > 0, &reused, &ec, &what);
+      turn.Wrote();
       if (c == nullptr) {
         if (ec == net::error::operation_aborted && what.rfind("shutting", 0) == 0) return;
         return FailRequest(id, what + spec.url + ": " + ec.message());
@@ -550,6 +590,11 @@ struct HttpUpstream::Impl : std::enable_shared_from_this<HttpUpstream::Impl> {
         had_session = !session_id.empty();
         if (init && status / 100 == 2 && !sid.empty()) session_id = sid;
       }
+      // The protocol version comes in the body; a JSON answer is short, so the later
+      // messages wait for it too (an SSE answer may stream first: they go after the headers).
+      bool json_answer = Lower(std::string(p.get()[http::field::content_type]))
+                             .rfind("application/json", 0) == 0;
+      if (!json_answer) turn.Answered();
       if (status == 404 && had_session && !init) {
         Unregister(c.get());
         FailRequest(id, "the server ended the session (HTTP 404)");
@@ -565,6 +610,7 @@ struct HttpUpstream::Impl : std::enable_shared_from_this<HttpUpstream::Impl> {
         if (!c->stopped_) Release(std::move(c), p);
       }
       if (!reply.empty()) Deliver(reply, init);
+      turn.Answered();
       if (status / 100 != 2) {
         if (!saw_reply)
           FailRequest(id, "HTTP " + std::to_string(status) + " from " + spec.url);
@@ -711,8 +757,20 @@ bool HttpUpstream::Send(std::string_view line) {
       return false;
     ++self->active;
   }
-  std::thread([self, msg = std::string(line)] {
-    self->Exchange(msg);
+  // Only `initialize` holds later messages back (see Impl::init_in_flight).
+  bool init = false;
+  if (line.find("\"initialize\"") != std::string_view::npos) {
+    Json m = Json::parse(line, nullptr, false);
+    init = m.is_object() && m.contains("id") && m.value("method", "") == "initialize";
+  }
+  uint64_t seq;
+  {
+    std::lock_guard<std::mutex> lock(self->mu);
+    seq = self->send_seq++;
+    if (init) self->init_in_flight = true;
+  }
+  std::thread([self, msg = std::string(line), seq, init] {
+    self->Exchange(msg, seq, init);
     std::lock_guard<std::mutex> lock(self->mu);
     --self->active;
     self->cv.notify_all();

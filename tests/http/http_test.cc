@@ -850,3 +850,33 @@ TEST_CASE("HTTP: a GET stream resumed with Last-Event-ID replays what the client
   }
   fs::remove_all(dir);
 }
+
+TEST_CASE("http.resume_buffer_* keys: the docs example parses, bad values are refused") {
+  std::ifstream f(std::string(WRIT_SOURCE_DIR) + "/docs/gateway.md");
+  std::string doc((std::istreambuf_iterator<char>(f)), {});
+  size_t marker = doc.find("<!-- example: http-resume-config");
+  REQUIRE(marker != std::string::npos);
+  size_t start = doc.find("```yaml\n", marker);
+  REQUIRE(start != std::string::npos);
+  start += 8;
+  size_t end = doc.find("```", start);
+  writ::gateway::Config c;
+  std::string errors;
+  REQUIRE_MESSAGE(writ::gateway::ParseConfig("policies: p\nupstreams: []\n" +
+                                                 doc.substr(start, end - start),
+                                             "gateway.md", "", &c, &errors),
+                  errors);
+  CHECK(c.http.resume_buffer_events == 1000);
+  CHECK(c.http.resume_buffer_bytes == 4194304u);
+  writ::gateway::Config d;
+  REQUIRE(writ::gateway::ParseConfig("policies: p\nupstreams: []\n", "g.yaml", "", &d, &errors));
+  CHECK(d.http.resume_buffer_events == 256);  // the documented defaults
+  CHECK(d.http.resume_buffer_bytes == 1048576u);
+  errors.clear();
+  CHECK_FALSE(writ::gateway::ParseConfig(
+      "policies: p\nupstreams: []\nhttp:\n  resume_buffer_events: -1\n  resume_buffer_bytes: 10\n",
+      "g.yaml", "", &d, &errors));
+  CHECK(errors.find("http.resume_buffer_events") != std::string::npos);
+  CHECK(errors.find("http.resume_buffer_bytes") != std::string::npos);
+  CHECK(errors.find("g.yaml:4") != std::string::npos);
+}

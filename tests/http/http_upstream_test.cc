@@ -17,6 +17,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -160,7 +161,7 @@ using tcp = net::ip::tcp;
 // closed a kept-alive connection just as a request arrived).
 class CountingServer {
  public:
-  enum Mode { kKeepAlive, kDropSecond };
+  enum Mode { kKeepAlive, kDropSecond, kSlowInit };  // kSlowInit: initialize answered after 300 ms
   explicit CountingServer(Mode mode)
       : mode_(mode), acceptor_(ioc_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
     port_ = acceptor_.local_endpoint().port();
@@ -181,6 +182,11 @@ class CountingServer {
   std::vector<std::string> log() {
     std::lock_guard<std::mutex> lock(mu_);
     return log_;
+  }
+  // The MCP-Session-Id header of each logged request ("" when absent).
+  std::vector<std::string> sessions() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return sids_;
   }
 
  private:
@@ -208,7 +214,10 @@ class CountingServer {
       {
         std::lock_guard<std::mutex> lock(mu_);
         log_.push_back(method.empty() ? std::string(req.method_string()) : method);
+        sids_.push_back(std::string(req["MCP-Session-Id"]));
       }
+      if (mode_ == kSlowInit && method == "initialize")
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
       if (mode_ == kDropSecond && n == 2) break;
       http::response<http::string_body> res{http::status::ok, 11};
       if (req.method() == http::verb::get) {
@@ -240,7 +249,7 @@ class CountingServer {
   std::mutex mu_;
   std::vector<int> fds_;
   std::vector<std::thread> threads_;
-  std::vector<std::string> log_;
+  std::vector<std::string> log_, sids_;
 };
 
 HttpUpstreamSpec CountedSpec(int port) {
@@ -560,4 +569,31 @@ TEST_CASE("docs/gateway.md: the HTTP upstream example is a valid config") {
   HttpUrl u;
   std::string error;
   CHECK(ParseHttpUrl(spec.url, &u, &error));
+}
+
+TEST_CASE("HttpUpstream: messages sent right after initialize wait for its session id") {
+  CountingServer server(CountingServer::kSlowInit);
+  HttpUpstream up(CountedSpec(server.port()));
+  Sink sink;
+  std::string error;
+  REQUIRE(up.Start(sink.LineFn(), sink.ExitFn(), &error));
+  REQUIRE(up.Send(Rpc(0, "initialize", InitParams()).dump()));
+  // Without waiting for the answer (as a proxy relaying a fast client does):
+  REQUIRE(up.Send(json{{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}}.dump()));
+  REQUIRE(up.Send(Rpc(1, "tools/list").dump()));
+  REQUIRE(up.Send(Rpc(2, "ping").dump()));
+  REQUIRE(sink.Reply(0).is_object());
+  REQUIRE(sink.Reply(1).is_object());
+  REQUIRE(sink.Reply(2).is_object());
+  // (Each went on its own connection while initialize was pending, so the server's threads
+  // may log them in any order; what matters is that each carried the session id.)
+  std::vector<std::string> log = server.log(), sids = server.sessions();
+  REQUIRE(log.size() >= 4);  // and the GET stream, opened after notifications/initialized
+  std::map<std::string, std::string> sid_of;
+  for (size_t i = 0; i < log.size(); ++i) sid_of[log[i]] = sids[i];
+  CHECK(log[0] == "initialize");  // the others waited for its answer
+  CHECK(sid_of["initialize"].empty());
+  CHECK(sid_of["notifications/initialized"] == "counted");
+  CHECK(sid_of["tools/list"] == "counted");
+  CHECK(sid_of["ping"] == "counted");
 }
