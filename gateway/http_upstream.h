@@ -4,8 +4,9 @@
 // exit callback, Send, Shutdown), so the Proxy drives both the same way (Proxy::AddUpstream +
 // OnUpstreamLine / OnUpstreamExit). docs/gateway.md, "Streamable HTTP upstreams".
 //
-// Each message is POSTed with `Accept: application/json, text/event-stream`, the `MCP-Session-Id` the server assigned at initialize and the
-// negotiated `MCP-Protocol-Version`. The answer is a JSON body or an SSE stream (parsed by
+// Each message is POSTed with `Accept: application/json, text/event-stream`, the
+// `MCP-Session-Id` the server assigned at initialize and the negotiated
+// `MCP-Protocol-Version`. The answer is a JSON body or an SSE stream (parsed by
 // gateway/sse.h; every `message` event is one JSON-RPC message); each message goes to
 // on_line as if it were a line from a child. After `notifications/initialized` the GET stream
 // is opened for server-initiated messages (a 405 means the server offers none) and reopened
@@ -30,9 +31,12 @@
 // answer is not bounded here (tool calls may be long; the Proxy bounds fan-outs).
 //
 // Threads: each Send runs its exchange on a thread of its own (bounded by `max_in_flight`
-// exchanges; beyond that Send fails); one more thread holds the GET stream. Writes are
-// serialized (a message is written completely before the next one starts), so the server
-// sees messages in the order they were sent.
+// exchanges; beyond that Send fails); one more thread holds the GET stream. Writes take
+// turns in the order of the Send calls (a message is written completely before the next
+// one starts), and messages sent after `initialize` wait (at most connect_timeout) until its
+// answer has come, since they need the session id it assigns. (On different connections the
+// server may still start reading them in another order; a resend after a broken connection
+// goes out of turn.)
 //
 // Thread safety: Send may be called from any thread; Start, Shutdown from one thread.
 // on_line and on_exit run on exchange threads and must not call Shutdown.
