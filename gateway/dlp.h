@@ -133,6 +133,10 @@ class DlpScanner {
                   const std::vector<std::string>& targets, const DlpReport* report,
                   DlpRedaction* out, std::string* error) const;
 
+  // Whether `target` names a path (args..., result...) rather than a class or `*`/`all`; says
+  // nothing about whether the path is well formed (ValidTarget does).
+  static bool IsPathTarget(std::string_view target);
+
   // Whether `target` is valid for RedactJson (a class of this scanner, `*`/`all`, or a path
   // rooted at args/result). For checking a bundle's redact obligations at load.
   bool ValidTarget(std::string_view target, std::string* error) const;

@@ -87,10 +87,14 @@ constexpr char kRedactedValue[] = "[REDACTED]";
 
 }  // namespace
 
+bool DlpScanner::IsPathTarget(std::string_view target) {
+  return target.find_first_of(".[") != std::string_view::npos || target == "args" ||
+         target == "result";
+}
+
 bool DlpScanner::ValidTarget(std::string_view target, std::string* error) const {
   if (target == "*" || target == "all") return true;
-  if (target.find_first_of(".[") != std::string_view::npos || target == "args" ||
-      target == "result") {
+  if (IsPathTarget(target)) {
     std::string root;
     std::vector<PathStep> steps;
     return ParsePathTarget(target, &root, &steps, error);
@@ -116,7 +120,7 @@ bool DlpScanner::RedactJson(json* doc, std::string_view root,
     if (!ValidTarget(t, error)) return false;
     if (t == "*" || t == "all") {
       all = true;
-    } else if (t.find_first_of(".[") != std::string::npos || t == "args" || t == "result") {
+    } else if (IsPathTarget(t)) {
       std::string r;
       std::vector<PathStep> steps;
       ParsePathTarget(t, &r, &steps, error);
