@@ -141,8 +141,9 @@ std::string MaskedApprovalArgsPreview(const Json& args, const ApprovalPreviewMas
         report = &local;
       }
       // A class target masks only what the scan saw; a truncated scan may have missed some.
-      bool by_class = std::any_of(mask.redact.begin(), mask.redact.end(),
-                                  [](const std::string& t) { return !DlpScanner::IsPathTarget(t); });
+      bool by_class = std::any_of(mask.redact.begin(), mask.redact.end(), [](const std::string& t) {
+        return !DlpScanner::IsPathTarget(t);
+      });
       if (by_class && report->truncated)
         return withhold("the dlp scan of the arguments was truncated (dlp.max_scan_bytes)");
       DlpRedaction redaction;

@@ -63,9 +63,9 @@ std::string ApprovalArgsPreview(const nlohmann::json& args, const std::vector<st
 // Everything that masks a held call's arguments before an approver sees them
 // (MaskedApprovalArgsPreview; docs/approvals.md, "What approvers see").
 struct ApprovalPreviewMask {
-  std::vector<std::string> redact;  // the decision's `redact` targets (classes, `*`, paths)
-  const DlpScanner* dlp = nullptr;  // the gateway's scanner; REQUIRED when `redact` is not empty
-  const DlpReport* report = nullptr;         // a scan of the arguments as given; null: scan here
+  std::vector<std::string> redact;    // the decision's `redact` targets (classes, `*`, paths)
+  const DlpScanner* dlp = nullptr;    // the gateway's scanner; null with `redact`: withheld
+  const DlpReport* report = nullptr;  // a scan of the arguments as given; null: scan here
   const SecretScrubber* scrubber = nullptr;  // upstream secrets (`secrets:`); null: none
   std::vector<std::string> secrets;          // exact strings, as AuditOptions::secrets
 };

@@ -345,7 +345,7 @@ void Proxy::Hold(std::shared_ptr<CallState> s) {
   c.args_preview = MaskedApprovalArgsPreview(s->args, mask, &why);
   if (!why.empty())
     LogWarn("approval preview of decision " + s->decided.id + " withheld: " + why,
-             {{"decision_id", s->decided.id}});
+            {{"decision_id", s->decided.id}});
   int64_t ttl = ob.value("timeout_ms", g->approval_default_ttl_ms);
   if (ttl <= 0) ttl = g->approval_default_ttl_ms;
   std::string error;

@@ -27,7 +27,8 @@ std::unique_ptr<const DlpScanner> Scanner(size_t max_scan_bytes = 4 * 1024 * 102
 }
 
 json Args() {
-  return {{"card", std::string("pay with ") + kCard}, {"api_token", "tok-0123456789"},
+  return {{"card", std::string("pay with ") + kCard},
+          {"api_token", "tok-0123456789"},
           {"note", "keep me"}};
 }
 
@@ -66,8 +67,8 @@ TEST_CASE("approval preview: class and path targets are masked like the forwarde
 TEST_CASE("approval preview: without redact targets only secrets are scrubbed") {
   ApprovalPreviewMask mask;  // no scanner needed
   CHECK(MaskedApprovalArgsPreview(Args(), mask) == ApprovalArgsPreview(Args(), {}));
-  SecretScrubber scrubber(std::vector<std::pair<std::string, std::string>>{
-      {"API_TOKEN", "tok-0123456789"}});
+  SecretScrubber scrubber(
+      std::vector<std::pair<std::string, std::string>>{{"API_TOKEN", "tok-0123456789"}});
   mask.scrubber = &scrubber;
   mask.secrets = {"keep me"};
   std::string p = MaskedApprovalArgsPreview(Args(), mask);
