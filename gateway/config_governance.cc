@@ -26,14 +26,8 @@ void ParseApprovals(const YAML::Node& n, const std::string& base_dir, Checker* c
     return;
   }
   c->Keys(n, "approvals.", {"db", "wait", "default_timeout", "notify"});
-  if (!n["db"]) {
-    c->Error(n, "approvals.db", "missing",
-             "where pending approvals are kept (SQLite), e.g. `db: /var/lib/writ/state.db`");
-  } else if (c->String(n["db"], "approvals.db", &a->db, "a file path") && a->db.empty()) {
-    c->Error(n["db"], "approvals.db", "empty", "a file path, e.g. /var/lib/writ/state.db");
-  } else {
-    a->db = Resolve(base_dir, a->db);
-  }
+  RequiredPath(n, "db", "approvals.db", base_dir, "where pending approvals are kept (SQLite)",
+               "/var/lib/writ/state.db", c, &a->db);
   long long ms = 0;
   if (n["wait"] && LongDuration(n["wait"], c, "approvals.wait", 3600000, &ms)) a->wait_ms = ms;
   if (n["default_timeout"] &&

@@ -146,6 +146,13 @@ bool Duration(const YAML::Node& n, Checker* c, const std::string& key, long long
 bool LongDuration(const YAML::Node& n, Checker* c, const std::string& key, long long max_ms,
                   long long* ms);
 
+// The required file path `n[field]` (`key` is its key path): missing, not a string or empty
+// is an error; the path is resolved against `base_dir`. Help lines: "<purpose>, e.g.
+// `<field>: <example>`" and "a file path, e.g. <example>".
+void RequiredPath(const YAML::Node& n, const std::string& field, const std::string& key,
+                  const std::string& base_dir, const std::string& purpose,
+                  const std::string& example, Checker* c, std::string* out);
+
 // One of `choices`; *index is set to its position.
 bool Choice(const YAML::Node& n, Checker* c, const std::string& key,
             const std::vector<std::string>& choices, size_t* index);

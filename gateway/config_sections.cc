@@ -87,14 +87,8 @@ void ParseAudit(const YAML::Node& n, const std::string& base_dir, Checker* c, Au
           {"path", "key_file", "fsync", "fsync_interval", "record_args", "on_failure",
            "on_corrupt_tail"});
   AuditOptions& o = a->options;
-  if (!n["path"]) {
-    c->Error(n, "audit.path", "missing",
-             "where the audit log is written, e.g. `path: /var/lib/writ/audit.jsonl`");
-  } else if (c->String(n["path"], "audit.path", &o.path, "a file path") && o.path.empty()) {
-    c->Error(n["path"], "audit.path", "empty", "a file path, e.g. /var/lib/writ/audit.jsonl");
-  } else {
-    o.path = Resolve(base_dir, o.path);
-  }
+  RequiredPath(n, "path", "audit.path", base_dir, "where the audit log is written",
+               "/var/lib/writ/audit.jsonl", c, &o.path);
   if (n["key_file"] &&
       c->String(n["key_file"], "audit.key_file", &a->key_file,
                 "a file of at least 16 random bytes: head -c 32 /dev/urandom > audit.key"))
@@ -122,14 +116,8 @@ void ParseRecord(const YAML::Node& n, const std::string& base_dir, Checker* c, R
     return;
   }
   c->Keys(n, "record.", {"path", "messages"});
-  if (!n["path"]) {
-    c->Error(n, "record.path", "missing",
-             "where the trace is written, e.g. `path: traces/session.jsonl`");
-  } else if (c->String(n["path"], "record.path", &r->path, "a file path") && r->path.empty()) {
-    c->Error(n["path"], "record.path", "empty", "a file path, e.g. traces/session.jsonl");
-  } else {
-    r->path = Resolve(base_dir, r->path);
-  }
+  RequiredPath(n, "path", "record.path", base_dir, "where the trace is written",
+               "traces/session.jsonl", c, &r->path);
   size_t i = 0;
   if (n["messages"] && Choice(n["messages"], c, "record.messages", {"false", "true"}, &i))
     r->messages = i == 1;

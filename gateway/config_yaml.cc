@@ -1,5 +1,6 @@
 // config_yaml.cc -- YAML value helpers for the configuration parser (config_internal.h):
-// ToJson, Resolve, Duration, LongDuration, Choice, ParseListen; and DidYouMean (config.h),
+// ToJson, Resolve, Duration, LongDuration, RequiredPath, Choice, ParseListen; and DidYouMean
+// (config.h),
 // used for every unknown key or value. Entry point for users: ParseConfig (config.cc).
 #include <cctype>
 #include <filesystem>
@@ -52,41 +53,12 @@ std::string Resolve(const std::string& base_dir, const std::string& p) {
   return (std::filesystem::path(base_dir) / p).lexically_normal().string();
 }
 
-// A duration: an integer of milliseconds, or a number with `ms` or `s` (e.g. 500ms, 1s).
-bool Duration(const YAML::Node& n, Checker* c, const std::string& key, long long* ms) {
-  const std::string help = "a duration such as 500ms or 1s (a plain integer is milliseconds)";
-  if (!n.IsScalar()) {
-    c->Error(n, key, "expected a duration", help);
-    return false;
-  }
-  std::string s = n.Scalar();
-  long long mult = 1;
-  if (s.size() > 2 && s.compare(s.size() - 2, 2, "ms") == 0) {
-    s.resize(s.size() - 2);
-  } else if (s.size() > 1 && s.back() == 's') {
-    s.pop_back();
-    mult = 1000;
-  }
-  size_t pos = 0;
-  long long v = -1;
-  try {
-    v = std::stoll(s, &pos);
-  } catch (...) {
-    pos = 0;
-  }
-  if (s.empty() || pos != s.size() || v < 1 || v * mult > 3600000) {
-    c->Error(n, key, "`" + n.Scalar() + "` is not a duration from 1ms to 1h", help);
-    return false;
-  }
-  *ms = v * mult;
-  return true;
-}
+namespace {
 
-// A duration with a unit: ms, s, m or h (e.g. 30s, 15m, 24h); a plain integer is ms. Between
-// 1 ms and `max_ms`.
-bool LongDuration(const YAML::Node& n, Checker* c, const std::string& key, long long max_ms,
-                  long long* ms) {
-  const std::string help = "a duration such as 500ms, 30s, 15m or 24h (a plain integer is ms)";
+// Duration and LongDuration: a plain integer is ms; units ms and s, and also m and h when
+// `minutes_hours`; from 1 ms to `max_ms`.
+bool ParseDuration(const YAML::Node& n, Checker* c, const std::string& key, bool minutes_hours,
+                   long long max_ms, const std::string& help, long long* ms) {
   if (!n.IsScalar()) {
     c->Error(n, key, "expected a duration", help);
     return false;
@@ -95,8 +67,9 @@ bool LongDuration(const YAML::Node& n, Checker* c, const std::string& key, long 
   long long mult = 1;
   if (s.size() > 2 && s.compare(s.size() - 2, 2, "ms") == 0) {
     s.resize(s.size() - 2);
-  } else if (!s.empty() && (s.back() == 's' || s.back() == 'm' || s.back() == 'h')) {
-    mult = s.back() == 's' ? 1000 : s.back() == 'm' ? 60000 : 3600000;
+  } else if (char u = s.empty() ? '\0' : s.back();
+             u == 's' || (minutes_hours && (u == 'm' || u == 'h'))) {
+    mult = u == 's' ? 1000 : u == 'm' ? 60000 : 3600000;
     s.pop_back();
   }
   size_t pos = 0;
@@ -115,6 +88,31 @@ bool LongDuration(const YAML::Node& n, Checker* c, const std::string& key, long 
   }
   *ms = v * mult;
   return true;
+}
+
+}  // namespace
+
+bool Duration(const YAML::Node& n, Checker* c, const std::string& key, long long* ms) {
+  return ParseDuration(n, c, key, /*minutes_hours=*/false, 3600000,
+                       "a duration such as 500ms or 1s (a plain integer is milliseconds)", ms);
+}
+
+bool LongDuration(const YAML::Node& n, Checker* c, const std::string& key, long long max_ms,
+                  long long* ms) {
+  return ParseDuration(n, c, key, /*minutes_hours=*/true, max_ms,
+                       "a duration such as 500ms, 30s, 15m or 24h (a plain integer is ms)", ms);
+}
+
+void RequiredPath(const YAML::Node& n, const std::string& field, const std::string& key,
+                  const std::string& base_dir, const std::string& purpose,
+                  const std::string& example, Checker* c, std::string* out) {
+  if (!n[field]) {
+    c->Error(n, key, "missing", purpose + ", e.g. `" + field + ": " + example + "`");
+  } else if (c->String(n[field], key, out, "a file path") && out->empty()) {
+    c->Error(n[field], key, "empty", "a file path, e.g. " + example);
+  } else {
+    *out = Resolve(base_dir, *out);
+  }
 }
 
 // One of `choices`; *index is set to its position.
