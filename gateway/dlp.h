@@ -93,8 +93,8 @@ class DlpScanner {
   static constexpr size_t kMaxFindings = 65536;
 
   // Compiles the detectors. Null with *error (lowercase, naming the detector) if a name is
-  // unknown or a custom pattern is invalid; config validation (config.cc) reports the same
-  // problems earlier with file:line.
+  // unknown or a custom pattern is invalid; config validation (ParseDlp, config_sections.cc)
+  // reports the same problems earlier with file:line.
   static std::unique_ptr<const DlpScanner> Create(const DlpConfig& config, std::string* error);
   ~DlpScanner();
   DlpScanner(const DlpScanner&) = delete;
