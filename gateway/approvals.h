@@ -101,7 +101,7 @@ struct ApprovalContext {
   std::vector<std::string> approvers;  // from the obligation, e.g. ["finance-leads"]
   std::string decision_id;             // the decision that required it
   std::string session;                 // the gateway session (for the audit trail)
-  std::string args_preview;            // ApprovalArgsPreview(...)
+  std::string args_preview;            // MaskedApprovalArgsPreview(...)
 };
 
 struct Approval {
