@@ -361,7 +361,7 @@ void Proxy::Hold(std::shared_ptr<CallState> s) {
   }
   s->approval_id = r->id;
   if (r->created) {
-    if (auto a = gov->approvals->Get(r->id)) gov->NotifyApprovalRequested(*a);
+    if (auto a = gov->approvals->Get(r->id)) gov->ApprovalRequested(*a);
   }
   s->held_since_ms = now;
   s->held_until_ms = now + g->approval_wait_ms;

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <fstream>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include "gateway/approvals.h"
@@ -260,6 +261,19 @@ TEST_CASE("writ serve: the approval preview is masked by the call's redact oblig
   CHECK(event["event"] == "approval.requested");
   CHECK(event["approval"]["args_preview"] == expected);
   CHECK(gw.Stop() == 0);
+
+  // The new approval is in the audit trail too, with the masked preview.
+  bool audited = false;
+  std::istringstream audit_lines(Slurp(dir.path("audit.jsonl")));
+  for (std::string line; std::getline(audit_lines, line);) {
+    json rec = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (rec.is_object() && rec.value("kind", "") == "approval" &&
+        rec.dump().find("approval.requested") != std::string::npos) {
+      audited = true;
+      CHECK(rec.dump().find(id) != std::string::npos);
+    }
+  }
+  CHECK_MESSAGE(audited, Slurp(dir.path("audit.jsonl")));
 
   // Nothing of the masked values anywhere in what was persisted or sent.
   std::string persisted = Slurp(dir.path("state.db")) + Slurp(dir.path("state.db-wal")) +
