@@ -351,6 +351,9 @@ class Bundle {
     std::string_view s;      // kSlotOpString, kSlotContainsString, kSlotLowerOpString: the string
   };
   std::vector<FastAtom> fast_;
+  // Per partition chunk, derived at load: bit k is set when root[k] is a leaf whose outcome
+  // answers no for DAG kind k (the chunk has no statement of that kind), so Evaluate skips it.
+  std::vector<uint8_t> partition_no_;
   std::vector<nlohmann::json> statement_obligations_;  // parsed StatementMeta::obligations
   std::vector<uint8_t> statement_approval_;  // derived at load: carries require_approval
 

@@ -733,8 +733,26 @@ uint32_t WalkDag(const Bundle& b, const PreparedRequest& req, uint32_t ref) {
   return ref & ~kLeafBit;
 }
 
-namespace {
+bool AnyDagSaysYes(const Bundle& b, const PreparedRequest& req, const uint32_t* parts, int count,
+                   DagKind kind) {
+  const uint8_t skip = static_cast<uint8_t>(1u << kind);
+  for (int i = 0; i < count; ++i) {
+    const uint32_t p = parts[i];
+    if (b.partition_no_[p] & skip) continue;
+    uint32_t ref = b.partitions_[p].root[kind];
+    while (!(ref & kLeafBit)) {
+      const Node& n = b.nodes_[ref];
+      ref = n.next[static_cast<int>(RunAtomInline(b, req, n.atom))];
+    }
+    const Outcome& o = b.outcomes_[ref & ~kLeafBit];
+    if ((kind == kForbidDag ? o.forbid : kind == kPermitDag ? o.permit : o.approval) != 0) {
+      return true;
+    }
+  }
+  return false;
+}
 
+namespace {
 
 // Writ syntax, canonical: sets sorted and deduplicated by rendering, record keys sorted.
 std::string WritText(const Bundle& b, const Frame* f, const Value& v) {
