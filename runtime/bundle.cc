@@ -438,6 +438,10 @@ bool Bundle::Verify(std::string* error) {
     }
     const bool slot = c[0].op == Op::kPushSlot;
     if (p.count == 1 && slot) f.shape = kSlotBool;
+    if (p.count == 2 && slot && op == Op::kHas) {
+      f.shape = kSlotHas;
+      f.s = str(c[1].c);
+    }
     if (p.count == 2 && slot && op == Op::kLike) {
       f.shape = kSlotLike;
       f.id = c[1].c;
@@ -472,6 +476,11 @@ bool Bundle::Verify(std::string* error) {
       f.s = str(c[2].c);
     }
     fast_[i] = f;
+  }
+  run_nodes_.resize(nodes_.size());
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    const Node& n = nodes_[i];
+    run_nodes_[i] = RunNode{fast_[n.atom], n.atom, {n.next[0], n.next[1], n.next[2]}};
   }
   return true;
 }
