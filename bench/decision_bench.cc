@@ -136,7 +136,8 @@ void PrintTable(bool scaled) {
     Fixture& f = Get(n, tenants);
     const Latency t = Measure(*f.bundle, f.targeted);
     const Latency u = Measure(*f.bundle, f.uniform);
-    std::printf("%10d %6d %11.1f %10.1f %8.2f | %6.0f %6.0f %6.0f %7zu | %6.0f %6.0f %6.0f %7zu | %11.0f\n",
+    std::printf("%10d %6d %11.1f %10.1f %8.2f | %6.0f %6.0f %6.0f %7zu | %6.0f %6.0f %6.0f %7zu"
+                " | %11.0f\n",
                 n, 24 * tenants, f.compile_ms, f.bytes / 1024.0, f.load_ms, t.p50, t.p99, t.mean,
                 t.not_denied, u.p50, u.p99, u.mean, u.not_denied, t.prep_p50);
   }

@@ -795,7 +795,8 @@ class DagBuilder {
     if (p.count != 3) return t;
     const Insn* c = &t_->insns[p.begin];
     const Op op = c[2].op;
-    if (c[0].op == Op::kPushSlot && c[1].op == Op::kPushString && (op == Op::kEq || op == Op::kNe)) {
+    if (c[0].op == Op::kPushSlot && c[1].op == Op::kPushString &&
+        (op == Op::kEq || op == Op::kNe)) {
       t.key = kSlotString << 32 | c[0].c;
       t.str = c[1].c;
       t.ne = op == Op::kNe;

@@ -759,7 +759,8 @@ bool AnyDagSaysYes(const Bundle& b, const PreparedRequest& req, const uint32_t* 
     while (!(ref & kLeafBit)) {
       const Bundle::RunNode& n = b.run_nodes_[ref];
       const Bundle::FastAtom& f = n.fast;
-      const Tri t = FastApplies(req, f) ? RunFast(b, req, f) : RunGeneral(b, req, b.programs_[n.atom]);
+      const Tri t =
+          FastApplies(req, f) ? RunFast(b, req, f) : RunGeneral(b, req, b.programs_[n.atom]);
       ref = n.next[static_cast<int>(t)];
     }
     const Outcome& o = b.outcomes_[ref & ~kLeafBit];

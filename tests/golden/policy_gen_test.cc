@@ -25,10 +25,12 @@ namespace {
 // grant's role as its first role?
 bool Hits(const nlohmann::json& j, const writ::bench::PolicyGrants::Grant& g) {
   const auto& t = writ::bench::kTools[static_cast<size_t>(g.tool)];
-  const std::string role = "Role::\"" + std::string(writ::bench::kRoles[static_cast<size_t>(g.role)]) + "\"";
+  const std::string_view role_name = writ::bench::kRoles[static_cast<size_t>(g.role)];
+  const std::string role = "Role::\"" + std::string(role_name) + "\"";
   const std::string tool = "Tool::\"" + std::string(t.server) + "__" + std::string(t.name) + "\"";
   const std::string server = "Server::\"" + std::string(t.server) + "\"";
-  const bool tool_ok = g.server ? j["resource"]["parents"][0] == server : j["resource"]["uid"] == tool;
+  const bool tool_ok =
+      g.server ? j["resource"]["parents"][0] == server : j["resource"]["uid"] == tool;
   return tool_ok && j["principal"]["parents"][0] == role;
 }
 
@@ -36,7 +38,8 @@ bool Hits(const nlohmann::json& j, const writ::bench::PolicyGrants::Grant& g) {
 
 TEST_CASE("policy_gen: the targeted request mix calls granted tools with the granted role") {
   writ::bench::PolicyGrants grants;
-  std::string text = writ::bench::GeneratePolicySet(writ::bench::PolicyGenOptions{10, 1, 1}, &grants);
+  std::string text =
+      writ::bench::GeneratePolicySet(writ::bench::PolicyGenOptions{10, 1, 1}, &grants);
   CHECK(text == writ::bench::GeneratePolicySet(10, 1));  // recording grants changes nothing
   REQUIRE(!grants.grants.empty());
   const int kRequests = 400;
