@@ -127,6 +127,8 @@ upstreams:
 audit:
   path: ./audit.jsonl
   fsync: ${opt.fsync}
+limits:
+  max_in_flight: 100000
 `,
   );
   return new Session(opt.writ, ["serve", "--stdio", "--config", join(dir, "gateway.yaml")]);
