@@ -302,4 +302,33 @@ tests:
                             ":25: writes to docs are not listed\n"
                             "  visibility:  docs__search: expected hidden, got visible\n"));
   CHECK(Contains(r.out, "(a call of docs__search without arguments; tools/list decides"));
+  // The failure sample of docs/testing.md is this output.
+  const std::string doc = Slurp(std::string(WRIT_SOURCE_DIR) + "/docs/testing.md");
+  size_t c = doc.find("```text\n  obligations: unexpected");
+  REQUIRE(c != std::string::npos);
+  c += 8;
+  CHECK(Contains(r.out, doc.substr(c, doc.find("```", c) - c)));
+}
+
+TEST_CASE("docs/testing.md: the examples of the newer keys are verbatim from policies/") {
+  const std::string src = WRIT_SOURCE_DIR;
+  const std::string doc = Slurp(src + "/docs/testing.md");
+  const std::string files = Slurp(src + "/policies/contractor-docs-only/contractors.test.yaml") +
+                            Slurp(src + "/policies/financial-destructive-alerts/alerts.test.yaml");
+  int blocks = 0;
+  for (size_t p = 0; (p = doc.find("```yaml\n", p)) != std::string::npos;) {
+    p += 8;
+    const std::string block = doc.substr(p, doc.find("```", p) - p);
+    if (block.rfind("# Tests for examples/quickstart", 0) == 0) continue;  // checked above
+    CAPTURE(block);
+    CHECK(Contains(files, block));
+    ++blocks;
+  }
+  CHECK(blocks == 5);
+  for (const char* key : {"exact_obligations", "absent_obligations", "visibility:", "call: {intent"})
+    CHECK(Contains(doc, key));
+  auto r = RunWrit({"test", "policies/contractor-docs-only", "policies/financial-destructive-alerts"},
+                   src);
+  CHECK(r.code == 0);
+  CHECK(Contains(r.out, "writ test: 24 passed, 0 failed in 2 file(s)"));
 }
