@@ -1,12 +1,13 @@
 // replay.cc -- see replay.h.
 #include "harness/replay.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
-#include <cstring>
 #include <cstdio>
-#include <sys/stat.h>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -390,8 +391,7 @@ bool NeedsExactPath(std::string_view line) {
   for (; i < n; ++i)
     if (p[i] < 0x20) return true;
   for (size_t b = line.find('\\'); b != std::string_view::npos; b = line.find('\\', b + 2)) {
-    if (b + 2 < n && line[b + 1] == 'u' && (line[b + 2] == 'd' || line[b + 2] == 'D'))
-      return true;
+    if (b + 2 < n && line[b + 1] == 'u' && (line[b + 2] == 'd' || line[b + 2] == 'D')) return true;
   }
   return false;
 }
@@ -438,10 +438,10 @@ Fast FastParseLine(std::string_view line, bool padded, ReplayRecord* rec) {
   std::string_view dir(*direction);
   if (dir != "client_to_gateway" && dir != "gateway_to_client") return Fast::kUnsure;
   std::string_view t(*type);
-  if (t == "message") return message.has_value() && message->is_object() ? Fast::kMessage
-                                                                         : Fast::kUnsure;
-  if (t != "decision" || !request.has_value() || !request->is_object() ||
-      !decision.has_value() || !decision->is_object())
+  if (t == "message")
+    return message.has_value() && message->is_object() ? Fast::kMessage : Fast::kUnsure;
+  if (t != "decision" || !request.has_value() || !request->is_object() || !decision.has_value() ||
+      !decision->is_object())
     return Fast::kUnsure;
   std::optional<simdjson::dom::element> effect, determining;
   for (auto field : simdjson::dom::object(*decision)) {
@@ -507,8 +507,7 @@ bool ReadAll(const std::string& path, std::string* bytes, std::string* error) {
   constexpr size_t kBlock = 4 << 20;
   struct stat st {};
   size_t size = 0, capacity = 0;
-  if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode))
-    capacity = static_cast<size_t>(st.st_size);
+  if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode)) capacity = static_cast<size_t>(st.st_size);
   bytes->resize(capacity + kTracePadding);
   for (;;) {
     if (bytes->size() < size + kBlock) bytes->resize(std::max(size + kBlock, 2 * bytes->size()));

@@ -59,8 +59,7 @@ std::vector<size_t> MatchOneToOne(const std::vector<Json>& expected, const Json&
                                   std::vector<size_t>* unpaired_actual) {
   const size_t m = actual.size();
   std::vector<int> owner(m, -1);  // actual index -> expected index
-  std::function<bool(size_t, std::vector<bool>&)> augment = [&](size_t e,
-                                                                std::vector<bool>& seen) {
+  std::function<bool(size_t, std::vector<bool>&)> augment = [&](size_t e, std::vector<bool>& seen) {
     for (size_t a = 0; a < m; ++a) {
       if (seen[a] || !ObligationMatches(expected[e], actual[a])) continue;
       seen[a] = true;

@@ -391,8 +391,7 @@ void ParseVisibility(const YAML::Node& n, Checker* c, const std::string& key, co
       out->push_back(std::move(v));
     }
   }
-  if (seen.empty() && c->count() == before)
-    c->Error(n, key, "no tools listed", kHelp);
+  if (seen.empty() && c->count() == before) c->Error(n, key, "no tools listed", kHelp);
 }
 
 void ParseTest(const YAML::Node& n, Checker* c, const std::string& key, const Fixtures& f,
@@ -423,11 +422,11 @@ void ParseTest(const YAML::Node& n, Checker* c, const std::string& key, const Fi
                std::string(k) == "args"
                    ? "arguments are unknown when tools/list is decided; test calls with "
                      "`expect:` in a separate test"
-                   : std::string(k) == "expect"
-                         ? "a test either checks a call (`expect:`) or what tools/list shows "
-                           "(`visibility:`); split it in two"
-                         : "list the tools under visibility: {visible: [...], hidden: [...], "
-                           "depends_on_args: [...]}");
+               : std::string(k) == "expect"
+                   ? "a test either checks a call (`expect:`) or what tools/list shows "
+                     "(`visibility:`); split it in two"
+                   : "list the tools under visibility: {visible: [...], hidden: [...], "
+                     "depends_on_args: [...]}");
     }
   } else if (n["tool"] && n["resource"]) {
     c->Error(n["resource"], key + ".resource", "`tool` and `resource` are exclusive",

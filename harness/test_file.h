@@ -29,8 +29,8 @@ struct Expectation {
 // "visible" (listed, every call allowed whatever the arguments), "hidden" (not listed) or
 // "depends_on_args" (listed; calls are decided by their arguments).
 struct ToolVisibility {
-  std::string tool;        // SERVER__name
-  int line = 0, col = 0;   // 1-based, where the tool is named
+  std::string tool;       // SERVER__name
+  int line = 0, col = 0;  // 1-based, where the tool is named
   std::string expected;
   nlohmann::json request;  // docs/semantics.md form, without args (unknown at list time)
 };

@@ -375,8 +375,7 @@ TEST_CASE("replay: deciding identical requests once gives the same result as dec
         CHECK(once.before[i] == each.before[i]);
       }
       for (auto f : {writ::harness::ReplayFormat::kText, writ::harness::ReplayFormat::kJson,
-                     writ::harness::ReplayFormat::kMarkdown,
-                     writ::harness::ReplayFormat::kGithub})
+                     writ::harness::ReplayFormat::kMarkdown, writ::harness::ReplayFormat::kGithub})
         CHECK(writ::harness::RenderReplay(once, f, 1000) ==
               writ::harness::RenderReplay(each, f, 1000));
     }
@@ -422,7 +421,7 @@ TEST_CASE("replay: the fast trace parser reads every line as the nlohmann path d
     CHECK(fast[i].recorded == slow[i].recorded);
     CHECK(slow[i].request_json != nullptr);
   }
-  if (writ::harness::HaveFastPath()) {  // the fast path was taken where it can be
+  if (writ::harness::HaveFastPath()) {       // the fast path was taken where it can be
     CHECK(fast[0].request_json != nullptr);  // an integer beyond 64 bits: nlohmann
     CHECK(fast[1].request_json != nullptr);  // a surrogate pair: nlohmann
     CHECK(fast[2].request_json == nullptr);  // spaces
@@ -434,8 +433,9 @@ TEST_CASE("replay: the fast trace parser reads every line as the nlohmann path d
   // Corrupt lines: the same error, naming the same FILE:LINE, either way.
   for (const std::string& bad :
        {decision(R"({"args":{"a":01}})"), decision(R"({"args":{"a":"\ud800"}})"),
-        decision(R"([1])"), rec + R"("request":{},"decision":{"decision":"maybe",)"
-                                  R"("determining":[]}})",
+        decision(R"([1])"),
+        rec + R"("request":{},"decision":{"decision":"maybe",)"
+              R"("determining":[]}})",
         decision(R"({"args":{}})", R"("type":"other",)"), decision("{\"s\":\"a\x01\"}"),
         decision(R"({"a":1})") + "x", decision("{\"s\":\"\xff\"}"),
         std::string(R"({"type":"message","direction":"gateway_to_client","session":"s",)") +
@@ -465,7 +465,8 @@ class LineGen {
 
   std::string Line() {
     std::string req = Request();
-    std::string request_key = Pick({"\"request\"", "\"request\"", "\"request\"", "\"re\\u0071uest\""});
+    std::string request_key =
+        Pick({"\"request\"", "\"request\"", "\"request\"", "\"re\\u0071uest\""});
     std::vector<std::string> members = {
         R"("type":"decision")", R"("direction":"client_to_gateway")", R"("session":"s")",
         request_key + ":" + req,
@@ -492,15 +493,16 @@ class LineGen {
                      "-9223372036854775808", "-9223372036854775809", "18446744073709551615",
                      "18446744073709551616", "123456789012345678901234"});
       case 1:
-        return Pick({"1.0", "-0.0", "0.5", "1e3", "1E-2", "-2.5e+10", "11.0", "1.7976931348623157e308"});
+        return Pick(
+            {"1.0", "-0.0", "0.5", "1e3", "1E-2", "-2.5e+10", "11.0", "1.7976931348623157e308"});
       case 2:
-        return Pick({R"("a")", R"("\u00e9")", "\"\xc3\xa9\"", R"("\ud83d\ude00")",
-                     R"("\u2028x")", R"("\"q\"")", R"("\\")", R"("\/")", R"("t\tb")",
-                     R"("\u0041")", R"("\u0000")", R"("")", R"("Role::\"r\"")"});
+        return Pick({R"("a")", R"("\u00e9")", "\"\xc3\xa9\"", R"("\ud83d\ude00")", R"("\u2028x")",
+                     R"("\"q\"")", R"("\\")", R"("\/")", R"("t\tb")", R"("\u0041")", R"("\u0000")",
+                     R"("")", R"("Role::\"r\"")"});
       default:
         if (Below(30) == 0) return R"("\ud800")";  // a lone surrogate: a corrupt line
-        return Pick({"true", "false", "null", R"({"__entity":"User::\"u\""})",
-                     R"({"__entity":"bad"})"});
+        return Pick(
+            {"true", "false", "null", R"({"__entity":"User::\"u\""})", R"({"__entity":"bad"})"});
     }
   }
 
@@ -517,9 +519,9 @@ class LineGen {
   std::string Object(int depth) {
     std::string s = "{";
     for (size_t i = 0, n = Below(5); i < n; ++i)
-      s += (i ? "," : "") + Pick({"\"a\"", "\"x\"", "\"amount\"", "\"s\"", "\"r\"", "\"a\"",
-                                  "\"\\u0061\""}) +
-           ":" + Value(depth - 1);
+      s += (i ? "," : "") +
+           Pick({"\"a\"", "\"x\"", "\"amount\"", "\"s\"", "\"r\"", "\"a\"", "\"\\u0061\""}) + ":" +
+           Value(depth - 1);
     return s + "}";
   }
 
@@ -528,17 +530,23 @@ class LineGen {
     for (int i = 0; i < levels; ++i) s += Below(2) ? "{\"a\":" : "[";
     std::string out = s + "1";
     for (auto it = s.rbegin(); it != s.rend(); ++it)
-      if (*it == '[') out += "]";
-      else if (*it == '{') out += "}";
+      if (*it == '[')
+        out += "]";
+      else if (*it == '{')
+        out += "}";
     return out;
   }
 
   std::string Entity(const std::string& uid) {
     switch (Below(24)) {
-      case 0: return Scalar();
-      case 1: return R"({"uid":5})";
-      case 2: return R"({"uid":"nope"})";
-      case 3: return R"({"uid":)" + uid + R"(,"attrs":[1]})";
+      case 0:
+        return Scalar();
+      case 1:
+        return R"({"uid":5})";
+      case 2:
+        return R"({"uid":"nope"})";
+      case 3:
+        return R"({"uid":)" + uid + R"(,"attrs":[1]})";
       default:
         return R"({"uid":)" + uid + R"(,"parents":[)" +
                Pick({"", R"("Role::\"r\"")", R"("Role::\"r\"","Role::\"o\"")", "1"}) +
@@ -550,7 +558,8 @@ class LineGen {
     if (Below(30) == 0) return "[" + Scalar() + "]";
     std::vector<std::string> m = {
         R"("principal":)" + Entity(Pick({R"("User::\"u1\"")", R"("User::\"u2\"")"})),
-        R"("action":)" + Pick({R"("tools/call")", R"("tools/call")", R"("tools/list")", R"("")", "5"}),
+        R"("action":)" +
+            Pick({R"("tools/call")", R"("tools/call")", R"("tools/list")", R"("")", "5"}),
         R"("resource":)" + Entity(R"("Tool::\"t\"")"),
         R"("args":)" + (Below(15) == 0 ? Scalar() : Object(4)),
         R"("context":)" + (Below(15) == 0 ? Deep(70) : Object(4)),
@@ -675,10 +684,10 @@ TEST_CASE("replay: fast and exact paths agree on 1,500 generated traces with odd
 TEST_CASE("replay: ConvertRequest reuses its buffer across shapes and stays exact") {
   const std::vector<std::string> texts = {
       R"({"args":{"a":"a long string value that is not short","b":[1,2,3]},"x":1})",
-      R"({"args":{"a":"short","b":[4]},"x":-7})",                       // same keys
-      R"({"args":{"b":[4,{"k":null}],"a":"s","c":1.5},"x":true})",     // a new key
-      R"({"args":{"a":"s","a":"dup"},"x":[]})",                        // a duplicate key
-      R"({"args":{"a":"\u00e9\ud83d\ude00"},"x":{"y":-0}})",           // -0: nlohmann
+      R"({"args":{"a":"short","b":[4]},"x":-7})",                   // same keys
+      R"({"args":{"b":[4,{"k":null}],"a":"s","c":1.5},"x":true})",  // a new key
+      R"({"args":{"a":"s","a":"dup"},"x":[]})",                     // a duplicate key
+      R"({"args":{"a":"\u00e9\ud83d\ude00"},"x":{"y":-0}})",        // -0: nlohmann
       R"({"args":{"a":18446744073709551615,"b":-9223372036854775808}})",
       R"({"args":{"a":"a long string value that is not short","b":[1,2,3]},"x":1})"};
   json scratch = json::object();

@@ -281,23 +281,25 @@ tests:
 
   // Each can fail, with a diff.
   std::string bad = tests;
-  bad.replace(bad.find("{kind: reason}]"), 15, "]");                     // one too few
-  bad.replace(bad.find("[{kind: tag}]"), 13, "[{kind: reason}]");          // present
+  bad.replace(bad.find("{kind: reason}]"), 15, "]");               // one too few
+  bad.replace(bad.find("[{kind: tag}]"), 13, "[{kind: reason}]");  // present
   bad.replace(bad.find("[{kind: tag, value: pci}]"), 25, "[{kind: tag}, {kind: tag}]");
-  bad.replace(bad.find("hidden: [github"), 6, "visible");                  // wrong class
+  bad.replace(bad.find("hidden: [github"), 6, "visible");  // wrong class
   bad.replace(bad.find("visible: [docs__search]"), 23, "hidden: [docs__search]");
   bad.replace(bad.find("call: {intent: write}"), 21, "call: {intent: read}");
   Write(d / "p/refunds.test.yaml", bad);
   r = RunWrit({"test", (d / "p").string()});
   CHECK(r.code == 1);
   CHECK(Contains(r.out, "writ test: 0 passed, 4 failed in 1 file(s)"));
-  CHECK(Contains(r.out, "  obligations: unexpected {\"kind\":\"reason\",\"message\":\"too big\"}\n"));
-  CHECK(Contains(r.out, "  obligations: present, expected absent: {\"kind\":\"reason\","
-                        "\"message\":\"too big\"} (matches {\"kind\":\"reason\"})\n"));
+  CHECK(
+      Contains(r.out, "  obligations: unexpected {\"kind\":\"reason\",\"message\":\"too big\"}\n"));
+  CHECK(Contains(r.out,
+                 "  obligations: present, expected absent: {\"kind\":\"reason\","
+                 "\"message\":\"too big\"} (matches {\"kind\":\"reason\"})\n"));
   CHECK(Contains(r.out, "  obligations: missing {\"kind\":\"tag\"}\n"));
   CHECK(Contains(r.out, "  visibility:  docs__search: expected hidden, got visible\n"));
-  CHECK(Contains(r.out,
-                 "  visibility:  github__delete_repository: expected visible, got hidden\n"));
+  CHECK(
+      Contains(r.out, "  visibility:  github__delete_repository: expected visible, got hidden\n"));
   CHECK(Contains(r.out, "FAIL " + (d / "p/refunds.test.yaml").string() +
                             ":25: writes to docs are not listed\n"
                             "  visibility:  docs__search: expected hidden, got visible\n"));
@@ -325,10 +327,11 @@ TEST_CASE("docs/testing.md: the examples of the newer keys are verbatim from pol
     ++blocks;
   }
   CHECK(blocks == 5);
-  for (const char* key : {"exact_obligations", "absent_obligations", "visibility:", "call: {intent"})
+  for (const char* key :
+       {"exact_obligations", "absent_obligations", "visibility:", "call: {intent"})
     CHECK(Contains(doc, key));
-  auto r = RunWrit({"test", "policies/contractor-docs-only", "policies/financial-destructive-alerts"},
-                   src);
+  auto r = RunWrit(
+      {"test", "policies/contractor-docs-only", "policies/financial-destructive-alerts"}, src);
   CHECK(r.code == 0);
   CHECK(Contains(r.out, "writ test: 24 passed, 0 failed in 2 file(s)"));
 }

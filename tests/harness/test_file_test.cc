@@ -194,8 +194,9 @@ tests:
   CHECK(f.tests[0].request["call"] == json{{"intent", "read"}, {"source", "agent"}});
   CHECK(f.tests[1].request["call"] == json{{"intent", "write"}, {"source", "agent"}});
   CHECK(f.tests[2].request["call"] == json{{"intent", "read"}});
-  e = Errors("fixtures: {call: [read]}\ntests: [{name: a, principal: {uid: User::\"a\"}, "
-             "tool: s__t, expect: {decision: deny}}]\n");
+  e = Errors(
+      "fixtures: {call: [read]}\ntests: [{name: a, principal: {uid: User::\"a\"}, "
+      "tool: s__t, expect: {decision: deny}}]\n");
   CHECK(Contains(e, "dir/x.test.yaml:1:18: fixtures.call: expected a mapping"));
   CHECK(Contains(e, "help: the default call facts, a mapping, e.g. {intent: read}"));
   CHECK(Contains(Errors("fixtures: {cal: {}}\ntests: [{name: a}]\n"), "did you mean `call`?"));
@@ -239,8 +240,9 @@ tests:
     tool: s__t
     expect: {decision: deny, absent_obligations: [{level: info}], exact_obligation: []}
 )");
-  CHECK(Contains(e, ":16:77: tests[0].expect.exact_obligations: `obligations` and "
-                    "`exact_obligations` are exclusive"));
+  CHECK(Contains(e,
+                 ":16:77: tests[0].expect.exact_obligations: `obligations` and "
+                 "`exact_obligations` are exclusive"));
   CHECK(Contains(e, ":20:50: tests[1].expect.absent_obligations: empty list"));
   CHECK(Contains(e, "help: list the obligations that must not be there"));
   CHECK(Contains(e, "tests[2].expect.absent_obligations[0].kind: missing"));
