@@ -10,6 +10,8 @@
 //   - throughput: SESSIONS sessions (one child process each), WINDOW calls in flight per
 //     session, TCOUNT calls in all; calls/s.
 // and prints a markdown table with the added p50/p99 (gateway minus direct).
+// The gateway's limits.max_in_flight is raised so that a stall of the (shared) machine queues
+// calls instead of failing the run with -32005.
 //
 // Flags: --writ PATH (build/cli/writ) --count N (5000) --rate R (1000) --sessions S (2)
 //        --window W (32) --tcount N (20000) --fsync always|interval|never (interval)
@@ -127,6 +129,8 @@ upstreams:
 audit:
   path: ./audit.jsonl
   fsync: ${opt.fsync}
+limits:
+  max_in_flight: 100000
 `,
   );
   return new Session(opt.writ, ["serve", "--stdio", "--config", join(dir, "gateway.yaml")]);

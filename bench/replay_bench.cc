@@ -141,7 +141,7 @@ void BM_ReplayDecide(benchmark::State& state) {
   Fixture& f = Get(static_cast<int>(state.range(0)));
   size_t i = 0;
   for (auto _ : state) {
-    auto v = writ::harness::Decide(*f.bundle, f.records[i].request);
+    auto v = writ::harness::Decide(*f.bundle, f.records[i]);
     benchmark::DoNotOptimize(v);
     if (++i == f.records.size()) i = 0;
   }

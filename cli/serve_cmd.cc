@@ -394,11 +394,19 @@ int RunServeStdio(const ServeOptions& o) {
   std::shared_ptr<gateway::TraceWriter>& trace = svc.trace;
 
   std::mutex out_mu;
-  auto write_client = [&out_mu](const std::string& line) {
+  // Replies produced while a reader thread handles one read's worth of lines are flushed
+  // together when it is done (gateway::FlushBatch): one write(2) for the batch.
+  std::function<void()> flush_client = [&out_mu] {
     std::lock_guard<std::mutex> lock(out_mu);
-    std::fwrite(line.data(), 1, line.size(), stdout);
-    std::fputc('\n', stdout);
     std::fflush(stdout);
+  };
+  auto write_client = [&out_mu, &flush_client](const std::string& line) {
+    {
+      std::lock_guard<std::mutex> lock(out_mu);
+      std::fwrite(line.data(), 1, line.size(), stdout);
+      std::fputc('\n', stdout);
+    }
+    if (!gateway::DeferFlush(&out_mu, flush_client)) flush_client();
   };
   auto holder = std::make_shared<gateway::BundleHolder>(bundle);
   gateway::ProxyOptions popts;

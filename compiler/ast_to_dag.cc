@@ -2,8 +2,11 @@
 #include "compiler/ast_to_dag.h"
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <unordered_map>
 
@@ -117,6 +120,42 @@ class Formulas {
   }
 
   // f with atom `rank` replaced by v.
+  // f with atom `rank` replaced by v and every other atom for which implied(atom rank)
+  // returns a value replaced by that value. Unlike Substitute it cannot skip formulas by rank
+  // (implied atoms may rank anywhere above `rank`).
+  template <typename Implied>
+  uint32_t SubstituteImplied(uint32_t f, uint32_t rank, Tri v, const Implied& implied,
+                             std::unordered_map<uint32_t, uint32_t>* memo) {
+    const Formula x = pool_[f];
+    if (x.kind == Formula::kConst) return f;
+    auto it = memo->find(f);
+    if (it != memo->end()) return it->second;
+    uint32_t out = f;
+    switch (x.kind) {
+      case Formula::kConst: break;
+      case Formula::kAtom:
+        if (x.min_atom == rank) {
+          out = Const(v);
+        } else if (std::optional<Tri> w = implied(x.min_atom)) {
+          out = Const(*w);
+        }
+        break;
+      case Formula::kNot: out = Not(SubstituteImplied(x.kids[0], rank, v, implied, memo)); break;
+      case Formula::kAnd:
+      case Formula::kOr: {
+        std::vector<uint32_t> kids;
+        Formula::Kind kind = x.kind;
+        for (uint32_t k : std::vector<uint32_t>(pool_[f].kids)) {
+          kids.push_back(SubstituteImplied(k, rank, v, implied, memo));
+        }
+        out = Junction(kind, std::move(kids));
+        break;
+      }
+    }
+    (*memo)[f] = out;
+    return out;
+  }
+
   uint32_t Substitute(uint32_t f, uint32_t rank, Tri v, std::unordered_map<uint32_t, uint32_t>* memo) {
     const Formula x = pool_[f];
     if (x.min_atom > rank) return f;  // does not mention it (ranks below are already gone)
@@ -719,8 +758,89 @@ class DagBuilder {
     std::vector<uint32_t> rank_of(order.size());
     for (uint32_t r = 0; r < order.size(); ++r) rank_of[order[r]] = r;
     program_of_rank_ = order;
+    test_of_rank_.assign(order.size(), ValueTest{});
+    for (uint32_t r = 0; r < order.size(); ++r) test_of_rank_[r] = ValueTestOf(order[r]);
     std::unordered_map<uint32_t, uint32_t> memo;
     for (uint32_t& f : *formulas) f = formulas_.Remap(f, rank_of, &memo);
+  }
+
+  // ---- implications between atoms that test the same value ----
+  //
+  // Shannon expansion treats atoms as independent, but atoms that compare one value with
+  // different constants are not: once `call.intent == "read"` is true, `call.intent ==
+  // "write"` is false; once `context.time.hour < 7` is true, `context.time.hour > 19` is
+  // false. Substituting those implied answers when an atom is tested removes impossible
+  // paths, so a DAG tests each such value about once. The shapes (the same ones the runtime
+  // runs without the stack machine, Bundle::FastAtom):
+  //   slot ==/!= "string"   error exactly when the slot's value is an error (whatever the
+  //                         string); true exactly when the value is that string
+  //   var == Entity         never an error; true exactly when the uid is that entity
+  //   slot < <= > >= long   error exactly when the value is not a Long; else an interval test
+  // An implication is used only between atoms of the same shape on the same value (`key`), and
+  // only when the first atom's answer decides the second's for every value consistent with it,
+  // so the DAG's answer is the same as without it for every request (the differential test
+  // checks this against the reference evaluator).
+  static constexpr uint64_t kNoTestKey = UINT64_MAX;
+  struct ValueTest {
+    uint64_t key = kNoTestKey;  // shape << 32 | slot or var index
+    uint32_t str = 0;           // string shapes: string id of the constant
+    bool ne = false;            // string shapes: != instead of ==
+    int64_t lo = 0, hi = 0;     // long shape: true exactly when lo <= value <= hi
+  };
+  enum TestShape : uint64_t { kSlotString = 1, kVarEntity = 2, kSlotLong = 3 };
+
+  ValueTest ValueTestOf(uint32_t program) const {
+    ValueTest t;
+    const runtime::Program& p = t_->programs[program];
+    if (p.count != 3) return t;
+    const Insn* c = &t_->insns[p.begin];
+    const Op op = c[2].op;
+    if (c[0].op == Op::kPushSlot && c[1].op == Op::kPushString &&
+        (op == Op::kEq || op == Op::kNe)) {
+      t.key = kSlotString << 32 | c[0].c;
+      t.str = c[1].c;
+      t.ne = op == Op::kNe;
+    } else if (c[0].op == Op::kPushVar && c[1].op == Op::kPushEntity && op == Op::kEq) {
+      t.key = kVarEntity << 32 | c[0].a;
+      t.str = c[1].c;
+    } else if (c[0].op == Op::kPushSlot && c[1].op == Op::kPushLong &&
+               (op == Op::kLt || op == Op::kLe || op == Op::kGt || op == Op::kGe)) {
+      const int64_t k = t_->longs[c[1].c];
+      constexpr int64_t kMin = INT64_MIN, kMax = INT64_MAX;
+      t.key = kSlotLong << 32 | c[0].c;
+      switch (op) {
+        case Op::kLt: if (k == kMin) return ValueTest{}; t.lo = kMin; t.hi = k - 1; break;
+        case Op::kLe: if (k == kMax) return ValueTest{}; t.lo = kMin; t.hi = k; break;
+        case Op::kGt: if (k == kMax) return ValueTest{}; t.lo = k + 1; t.hi = kMax; break;
+        default: if (k == kMin) return ValueTest{}; t.lo = k; t.hi = kMax; break;
+      }
+    }
+    return t;
+  }
+
+  // The answer of atom `b` implied by atom `a` answering `v`, if `a`'s answer decides it.
+  static std::optional<Tri> ImpliedBy(const ValueTest& a, Tri v, const ValueTest& b) {
+    if (b.key != a.key || a.key == kNoTestKey) return std::nullopt;
+    if (v == Tri::kError) return Tri::kError;  // the value itself is an error (or not a Long)
+    auto tri = [](bool x) { return x ? Tri::kTrue : Tri::kFalse; };
+    if ((a.key >> 32) == kSlotLong) {
+      // The value lies in [lo, hi] (a true) or outside it (a false): one or two intervals.
+      auto decide = [&](int64_t lo, int64_t hi) -> std::optional<Tri> {  // value in [lo, hi]
+        if (lo > hi) return std::nullopt;
+        if (b.lo <= lo && hi <= b.hi) return Tri::kTrue;
+        if (hi < b.lo || lo > b.hi) return Tri::kFalse;
+        return std::nullopt;
+      };
+      if (v == Tri::kTrue) return decide(a.lo, a.hi);
+      // a false: value < a.lo or value > a.hi (one side is empty for these one-sided tests).
+      if (a.lo == INT64_MIN) return decide(a.hi + 1, INT64_MAX);
+      return decide(INT64_MIN, a.lo - 1);
+    }
+    // String / entity equality: a's answer says the value is its constant, or is not.
+    const bool is_a = (v == Tri::kTrue) != a.ne;
+    if (is_a) return tri((b.str == a.str) != b.ne);
+    if (b.str == a.str) return tri(b.ne);  // the value is not a's constant (and no error)
+    return std::nullopt;
   }
 
   // Builds the chunks of one DAG kind for one switch entry; returns their roots.
@@ -777,8 +897,18 @@ class DagBuilder {
       std::unordered_map<uint32_t, uint32_t> memo;
       std::vector<Item> sub;
       sub.reserve(live.size());
+      const Tri tv = static_cast<Tri>(v);
+      const ValueTest& test = test_of_rank_[rank];
       for (const Item& it : live) {
-        sub.push_back(Item{it.error_matches, formulas_.Substitute(it.formula, rank, static_cast<Tri>(v), &memo)});
+        uint32_t f;
+        if (test.key == kNoTestKey) {
+          f = formulas_.Substitute(it.formula, rank, tv, &memo);
+        } else {
+          // Atoms on the same value as this one are decided by its answer too (ImpliedBy).
+          auto implied = [&](uint32_t other) { return ImpliedBy(test, tv, test_of_rank_[other]); };
+          f = formulas_.SubstituteImplied(it.formula, rank, tv, implied, &memo);
+        }
+        sub.push_back(Item{it.error_matches, f});
       }
       next[v] = Build(sub);
     }
@@ -897,6 +1027,7 @@ class DagBuilder {
   Formulas formulas_;
   std::unordered_map<std::string, uint32_t> strings_, programs_, slots_, node_memo_, node_intern_;
   std::vector<uint32_t> program_of_rank_;
+  std::vector<ValueTest> test_of_rank_;  // per atom rank (ValueTestOf its program)
   runtime::DagKind kind_ = runtime::kForbidDag;
   std::unordered_map<int64_t, uint32_t> longs_;
   std::unordered_map<uint32_t, uint32_t> likes_, regexes_, constants_;

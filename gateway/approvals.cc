@@ -3,10 +3,13 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "gateway/audit.h"
 #include "gateway/audit_format.h"
+#include "gateway/dlp.h"
+#include "gateway/secrets.h"
 
 namespace writ::gateway {
 namespace {
@@ -119,6 +122,42 @@ std::string ApprovalArgsPreview(const Json& args, const std::vector<std::string>
   // Do not split a UTF-8 sequence.
   while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
   return s.substr(0, cut) + "...";
+}
+
+std::string MaskedApprovalArgsPreview(const Json& args, const ApprovalPreviewMask& mask,
+                                      std::string* why, size_t max_bytes) {
+  auto withhold = [&](const std::string& reason) {
+    if (why != nullptr) *why = reason;
+    return std::string(kApprovalPreviewWithheld);
+  };
+  try {
+    Json copy = args;
+    if (!mask.redact.empty()) {
+      if (mask.dlp == nullptr) return withhold("the policy asks to redact, but no dlp scanner");
+      DlpReport local;
+      const DlpReport* report = mask.report;
+      if (report == nullptr) {
+        local = mask.dlp->ScanJson(copy);
+        report = &local;
+      }
+      // A class target masks only what the scan saw; a truncated scan may have missed some.
+      bool by_class = std::any_of(mask.redact.begin(), mask.redact.end(), [](const std::string& t) {
+        return !DlpScanner::IsPathTarget(t);
+      });
+      if (by_class && report->truncated)
+        return withhold("the dlp scan of the arguments was truncated (dlp.max_scan_bytes)");
+      DlpRedaction redaction;
+      std::string error;
+      if (!mask.dlp->RedactJson(&copy, "args", mask.redact, report, &redaction, &error))
+        return withhold(error);
+    }
+    if (mask.scrubber != nullptr) mask.scrubber->ScrubJson(&copy);
+    return ApprovalArgsPreview(copy, mask.secrets, max_bytes);
+  } catch (const std::exception& e) {
+    // Not expected (RedactJson catches, serialization replaces invalid UTF-8), but nothing
+    // escapes the request path, and an unmasked preview is never the fallback.
+    return withhold(std::string("masking failed: ") + e.what());
+  }
 }
 
 int64_t NowMs() {

@@ -40,6 +40,10 @@
 
 namespace writ::gateway {
 
+class DlpScanner;
+struct DlpReport;
+class SecretScrubber;
+
 enum class ApprovalState { kPending, kApproved, kDenied, kExpired, kConsumed };
 
 // "pending", "approved", "denied", "expired", "consumed".
@@ -50,11 +54,35 @@ std::optional<ApprovalState> ParseApprovalState(std::string_view s);
 // same bytes and digest as the audit trail's `args_digest`, docs/audit.md).
 std::string ApprovalArgsDigest(const nlohmann::json& args);
 
-// A preview of `args` for the approver: compact JSON with every configured secret replaced
-// by [REDACTED], cut to at most `max_bytes` (then ending in "..."). The caller passes
-// arguments already masked by the policy's `redact` obligation where there is one.
+// A preview of `args` for the approver: compact JSON with every string of `secrets` replaced
+// by [REDACTED], cut to at most `max_bytes` (then ending in "..."). Applies no `redact`
+// obligation: for a held call use MaskedApprovalArgsPreview.
 std::string ApprovalArgsPreview(const nlohmann::json& args, const std::vector<std::string>& secrets,
                                 size_t max_bytes = 2048);
+
+// Everything that masks a held call's arguments before an approver sees them
+// (MaskedApprovalArgsPreview; docs/approvals.md, "What approvers see").
+struct ApprovalPreviewMask {
+  std::vector<std::string> redact;    // the decision's `redact` targets (classes, `*`, paths)
+  const DlpScanner* dlp = nullptr;    // the gateway's scanner; null with `redact`: withheld
+  const DlpReport* report = nullptr;  // a scan of the arguments as given; null: scan here
+  const SecretScrubber* scrubber = nullptr;  // upstream secrets (`secrets:`); null: none
+  std::vector<std::string> secrets;          // exact strings, as AuditOptions::secrets
+};
+
+// What an approver sees instead of arguments that could not be masked (fail closed).
+inline constexpr char kApprovalPreviewWithheld[] =
+    "[withheld: the arguments could not be masked as the policy requires]";
+
+// The preview stored with an approval (and so shown by `writ approvals`, the admin API and
+// the approval.requested webhook): `args` with the decision's `redact` targets applied exactly
+// as for the arguments forwarded upstream (DlpScanner::RedactJson, root "args"), then the
+// upstream secrets scrubbed, then ApprovalArgsPreview. Fail closed: returns
+// kApprovalPreviewWithheld (and sets *why when non-null) when there are redact targets but no
+// scanner, a target cannot be applied, or the scan behind a class target did not cover all
+// of `args` (DlpReport::truncated). Never throws.
+std::string MaskedApprovalArgsPreview(const nlohmann::json& args, const ApprovalPreviewMask& mask,
+                                      std::string* why = nullptr, size_t max_bytes = 2048);
 
 // Milliseconds since the Unix epoch, system clock.
 int64_t NowMs();
@@ -73,7 +101,7 @@ struct ApprovalContext {
   std::vector<std::string> approvers;  // from the obligation, e.g. ["finance-leads"]
   std::string decision_id;             // the decision that required it
   std::string session;                 // the gateway session (for the audit trail)
-  std::string args_preview;            // ApprovalArgsPreview(...)
+  std::string args_preview;            // MaskedApprovalArgsPreview(...)
 };
 
 struct Approval {

@@ -6,10 +6,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
+
 #include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <random>
 
 #include "gateway/audit_format.h"
 #include "gateway/metrics.h"
@@ -255,7 +258,18 @@ void ScrubSecrets(json* root, const std::vector<std::string>& secrets_in) {
 AuditLog::AuditLog(AuditOptions options)
     : options_(std::move(options)),
       hash_(kAuditGenesisHash),
-      last_sync_(std::chrono::steady_clock::now()) {}
+      last_sync_(std::chrono::steady_clock::now()) {
+  unsigned char b[32];
+  if (RAND_bytes(b, sizeof b) != 1) {
+    std::random_device rd;
+    for (auto& x : b) x = static_cast<unsigned char>(rd());
+  }
+  static const char* kHex = "0123456789abcdef";
+  for (unsigned char x : b) {
+    placeholder_.push_back(kHex[x >> 4]);
+    placeholder_.push_back(kHex[x & 15]);
+  }
+}
 
 AuditLog::~AuditLog() {
   std::lock_guard<std::mutex> lock(mu_);
@@ -324,6 +338,7 @@ AuditStatus AuditLog::Open(const AuditOptions& options, std::unique_ptr<AuditLog
   start["previous_segment"] = std::move(prev);
   std::lock_guard<std::mutex> lock(log->mu_);
   AuditStatus s = log->AppendJsonLocked(std::move(start));
+  if (s.ok() && options.fsync == AuditFsync::kAlways) s = log->SyncLocked();
   if (!s.ok()) return s;
   *out = std::move(log);
   return AuditStatus::Ok();
@@ -334,10 +349,18 @@ AuditStatus AuditLog::Append(const AuditRecord& record) {
     json body = AuditRecordToJson(record, options_.record_args && !record.redact_args);
     ScrubSecrets(&body, options_.secrets);
     if (auto extra = extra_secrets_.load()) ScrubSecrets(&body, *extra);
-    std::lock_guard<std::mutex> lock(mu_);
-    AuditStatus st = AppendJsonLocked(std::move(body));
-    if (!st.ok()) Metrics::Global().audit_failures().Inc();
-    return st;
+    uint64_t seq;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      AuditStatus st = AppendJsonLocked(std::move(body));
+      if (!st.ok()) {
+        Metrics::Global().audit_failures().Inc();
+        return st;
+      }
+      seq = seq_;
+    }
+    if (options_.fsync == AuditFsync::kAlways) return WaitDurable(seq);
+    return AuditStatus::Ok();
   } catch (const std::exception& e) {
     Metrics::Global().audit_failures().Inc();
     return AuditStatus::Error(Code::kInvalid,
@@ -359,15 +382,55 @@ AuditStatus AuditLog::AppendReload(const AuditReload& reload) {
     json body = AuditReloadToJson(reload);
     ScrubSecrets(&body, options_.secrets);
     if (auto extra = extra_secrets_.load()) ScrubSecrets(&body, *extra);
-    std::lock_guard<std::mutex> lock(mu_);
-    AuditStatus st = AppendJsonLocked(std::move(body));
-    if (!st.ok()) Metrics::Global().audit_failures().Inc();
-    return st;
+    uint64_t seq;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      AuditStatus st = AppendJsonLocked(std::move(body));
+      if (!st.ok()) {
+        Metrics::Global().audit_failures().Inc();
+        return st;
+      }
+      seq = seq_;
+    }
+    if (options_.fsync == AuditFsync::kAlways) return WaitDurable(seq);
+    return AuditStatus::Ok();
   } catch (const std::exception& e) {
     Metrics::Global().audit_failures().Inc();
     return AuditStatus::Error(Code::kInvalid,
                               std::string("cannot build audit record: ") + e.what());
   }
+}
+
+// The fast path of AppendJsonLocked: one serialization instead of three plus a parse. The
+// record is dumped once with `hash` set to placeholder_ (64 random hex digits fixed at Open, so
+// no string in a record can imitate it); the bytes that get hashed are that line without the
+// `"hash":"..."` member, which is exactly the canonical form of the record without `hash`
+// (members are sorted and comma-separated), and the placeholder is then overwritten in place.
+// This equals the general path because dump(parse(dump(x))) == dump(x) for nlohmann::json
+// (shortest round-trip doubles, NaN/Inf as null) except where invalid UTF-8 was replaced by
+// U+FFFD: two keys may then collide after parsing, so any line with U+FFFD bytes, an oversized
+// record (args to truncate) or an unexpected layout goes the general path (returns false).
+bool AuditLog::FastLine(json* body, std::string* line, std::string* hash) {
+  (*body)["hash"] = placeholder_;
+  *line = AuditCanonicalBytes(*body);
+  if (line->find("\xEF\xBF\xBD") != std::string::npos) return false;
+  const std::string member = "\"hash\":\"" + placeholder_ + "\"";
+  size_t at = line->find(member);
+  if (at == std::string::npos || line->find(member, at + 1) != std::string::npos) return false;
+  // The member and the comma that joins it to its neighbour.
+  size_t from = at, len = member.size();
+  if (at + len < line->size() && (*line)[at + len] == ',') {
+    len += 1;
+  } else if (at > 0 && (*line)[at - 1] == ',') {
+    from -= 1;
+    len += 1;
+  }
+  std::string canonical = line->substr(0, from) + line->substr(from + len);
+  if (canonical.size() > kAuditMaxRecordBytes - 100) return false;  // args may be truncated
+  *hash = options_.key.empty() ? Sha256Hex(canonical) : HmacSha256Hex(options_.key, canonical);
+  if (hash->size() != placeholder_.size()) return false;
+  line->replace(at + member.size() - 1 - placeholder_.size(), placeholder_.size(), *hash);
+  return true;
 }
 
 AuditStatus AuditLog::AppendJsonLocked(json body) {
@@ -379,22 +442,27 @@ AuditStatus AuditLog::AppendJsonLocked(json body) {
   body["alg"] = std::string(Alg(options_.key));
   body["seq"] = seq_ + 1;
   body["prev"] = hash_;
-  std::string canonical = AuditCanonicalBytes(body);
-  if (canonical.size() > kAuditMaxRecordBytes - 100 && body.contains("args")) {
-    body.erase("args");
-    body["args_truncated"] = true;
-    canonical = AuditCanonicalBytes(body);
+  std::string line, hash;
+  if (!FastLine(&body, &line, &hash)) {
+    // The general path: hash the record as the verifier will see it after parsing the line.
+    body.erase("hash");
+    std::string canonical = AuditCanonicalBytes(body);
+    if (canonical.size() > kAuditMaxRecordBytes - 100 && body.contains("args")) {
+      body.erase("args");
+      body["args_truncated"] = true;
+      canonical = AuditCanonicalBytes(body);
+    }
+    // Normalize by one round trip so the verifier, which hashes the parsed line, sees exactly
+    // what was hashed here (see audit_format.h).
+    json normalized = json::parse(canonical, nullptr, /*allow_exceptions=*/false);
+    if (normalized.is_discarded()) {
+      return AuditStatus::Error(Code::kInvalid, "audit record does not round-trip as JSON");
+    }
+    hash = AuditRecordHash(normalized, &options_.key);
+    if (hash.empty()) return AuditStatus::Error(Code::kInvalid, "hashing the audit record failed");
+    normalized["hash"] = hash;
+    line = AuditCanonicalBytes(normalized);
   }
-  // Normalize by one round trip so the verifier, which hashes the parsed line, sees exactly
-  // what was hashed here (see audit_format.h).
-  json normalized = json::parse(canonical, nullptr, /*allow_exceptions=*/false);
-  if (normalized.is_discarded()) {
-    return AuditStatus::Error(Code::kInvalid, "audit record does not round-trip as JSON");
-  }
-  std::string hash = AuditRecordHash(normalized, &options_.key);
-  if (hash.empty()) return AuditStatus::Error(Code::kInvalid, "hashing the audit record failed");
-  normalized["hash"] = hash;
-  std::string line = AuditCanonicalBytes(normalized);
   if (line.size() > kAuditMaxRecordBytes) {
     return AuditStatus::Error(Code::kInvalid, "audit record is longer than the format allows");
   }
@@ -415,12 +483,58 @@ AuditStatus AuditLog::AppendJsonLocked(json body) {
   seq_ += 1;
   hash_ = std::move(hash);
   dirty_ = true;
-  if (options_.fsync == AuditFsync::kAlways ||
-      (options_.fsync == AuditFsync::kInterval &&
-       std::chrono::steady_clock::now() - last_sync_ >= options_.fsync_interval)) {
+  // kAlways: the caller waits in WaitDurable, after releasing mu_ (group commit).
+  if (options_.fsync == AuditFsync::kInterval &&
+      std::chrono::steady_clock::now() - last_sync_ >= options_.fsync_interval) {
     return SyncLocked();
   }
   return AuditStatus::Ok();
+}
+
+// Group commit (audit.fsync: always). Whoever finds no fdatasync running becomes the leader: it
+// notes how many records are written, syncs without holding any lock (writers keep appending
+// meanwhile), publishes that count as durable and wakes the others. A waiter whose record is
+// not covered yet leads the next round, which then covers every record written during the
+// previous one: N concurrent calls share about two fsyncs instead of N in a row.
+AuditStatus AuditLog::WaitDurable(uint64_t seq) {
+  std::unique_lock<std::mutex> lk(sync_mu_);
+  for (;;) {
+    if (sync_failed_)
+      return AuditStatus::Error(Code::kIoError, "cannot fsync " + options_.path + ": " +
+                                                    sync_error_);
+    if (durable_seq_ >= seq) return AuditStatus::Ok();
+    if (syncing_) {
+      sync_cv_.wait(lk);
+      continue;
+    }
+    syncing_ = true;
+    lk.unlock();
+    uint64_t target;
+    int fd;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      target = seq_;
+      fd = fd_;
+      dirty_ = false;  // what is written now is covered by this sync
+    }
+    int rc = fd >= 0 ? ::fdatasync(fd) : -1;
+    std::string error = rc != 0 ? std::strerror(errno) : "";
+    if (rc != 0) {
+      // As in SyncLocked: durability of what was written is unknown; stop.
+      std::lock_guard<std::mutex> lock(mu_);
+      failed_ = true;
+    }
+    lk.lock();
+    syncing_ = false;
+    if (rc != 0) {
+      sync_failed_ = true;
+      sync_error_ = error;
+      Metrics::Global().audit_failures().Inc();
+    } else {
+      durable_seq_ = std::max(durable_seq_, target);
+    }
+    sync_cv_.notify_all();
+  }
 }
 
 AuditStatus AuditLog::Sync() {

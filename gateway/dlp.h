@@ -93,8 +93,8 @@ class DlpScanner {
   static constexpr size_t kMaxFindings = 65536;
 
   // Compiles the detectors. Null with *error (lowercase, naming the detector) if a name is
-  // unknown or a custom pattern is invalid; config validation (config.cc) reports the same
-  // problems earlier with file:line.
+  // unknown or a custom pattern is invalid; config validation (ParseDlp, config_sections.cc)
+  // reports the same problems earlier with file:line.
   static std::unique_ptr<const DlpScanner> Create(const DlpConfig& config, std::string* error);
   ~DlpScanner();
   DlpScanner(const DlpScanner&) = delete;
@@ -132,6 +132,10 @@ class DlpScanner {
   bool RedactJson(nlohmann::json* doc, std::string_view root,
                   const std::vector<std::string>& targets, const DlpReport* report,
                   DlpRedaction* out, std::string* error) const;
+
+  // Whether `target` names a path (args..., result...) rather than a class or `*`/`all`; says
+  // nothing about whether the path is well formed (ValidTarget does).
+  static bool IsPathTarget(std::string_view target);
 
   // Whether `target` is valid for RedactJson (a class of this scanner, `*`/`all`, or a path
   // rooted at args/result). For checking a bundle's redact obligations at load.

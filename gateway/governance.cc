@@ -21,7 +21,9 @@ std::string DescribeApproval(const std::string& event, const Approval& a) {
 
 Governance::~Governance() { Stop(); }
 
-void Governance::NotifyApprovalRequested(const Approval& a) {
+void Governance::ApprovalRequested(const Approval& a) {
+  std::cerr << DescribeApproval("requested", a) + "\n";
+  Audit("approval", AdminEvent{"approval.requested", "", a.ToJson()});
   if (notifier == nullptr || approvals_config.notify_channel.empty()) return;
   notifier->Send(approvals_config.notify_channel, approvals_config.notify_target,
                  "approval.requested", DescribeApproval("requested", a),
@@ -49,11 +51,7 @@ ApprovalVerdict Governance::Hold(const HeldCall& call, const std::function<void(
     }
     v.approval_id = r->id;
     if (r->created) {
-      if (std::optional<Approval> a = approvals->Get(r->id)) {
-        std::cerr << DescribeApproval("requested", *a) + "\n";
-        Audit("approval", AdminEvent{"approval.requested", "", a->ToJson()});
-        NotifyApprovalRequested(*a);
-      }
+      if (std::optional<Approval> a = approvals->Get(r->id)) ApprovalRequested(*a);
     }
     if (r->state != ApprovalState::kApproved) break;
     if (approvals->Consume(r->id, NowMs()) == ApprovalError::kNone) {

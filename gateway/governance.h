@@ -7,7 +7,7 @@
 //   - writes every approval decision, expiry and kill-switch change to the audit trail
 //     (kind "approval" / "killswitch"), when `audit:` is configured;
 //   - expires due approvals once a second (a background thread);
-//   - tells approvals.notify's channel about each new approval (NotifyApprovalRequested).
+//   - tells approvals.notify's channel about each new approval (ApprovalRequested).
 //
 // Thread safety: after StartGovernance returns, the members may be used from any thread
 // (each is thread-safe); Stop is idempotent and must not race with StartGovernance.
@@ -72,9 +72,10 @@ class Governance {
   ApprovalVerdict Hold(const HeldCall& call, const std::function<void(int64_t)>& progress,
                        const std::function<bool()>& cancelled);
 
-  // Sends "approval.requested" for `a` to approvals.notify's channel, if configured. Call it
-  // when ApprovalStore::Request returned created == true.
-  void NotifyApprovalRequested(const Approval& a);
+  // Records a new approval `a`: one log line, an "approval.requested" audit record (kind
+  // "approval") and the "approval.requested" event to approvals.notify's channel, if
+  // configured. Call it when ApprovalStore::Request returned created == true.
+  void ApprovalRequested(const Approval& a);
 
   // Sends a "policy.notify" event for a `notify(channel, target)` obligation; `decision` is
   // what the receiver gets under "decision" (e.g. decision id, effect, principal, tool,

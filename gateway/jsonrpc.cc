@@ -1,9 +1,47 @@
 // jsonrpc.cc -- see jsonrpc.h.
 #include "gateway/jsonrpc.h"
 
+#include <utility>
+#include <vector>
+
 namespace writ::gateway {
 
+namespace {
+
+struct Batch {
+  int depth = 0;
+  std::vector<std::pair<const void*, std::function<void()>>> flushes;
+};
+thread_local Batch t_batch;
+
+}  // namespace
+
+bool DeferFlush(const void* key, const std::function<void()>& flush) {
+  if (t_batch.depth == 0) return false;
+  for (const auto& f : t_batch.flushes)
+    if (f.first == key) return true;
+  t_batch.flushes.emplace_back(key, flush);
+  return true;
+}
+
+FlushBatch::FlushBatch() { ++t_batch.depth; }
+
+FlushBatch::~FlushBatch() {
+  if (--t_batch.depth > 0) return;
+  // A flush may write (and so defer) again only outside the batch: depth is 0 here.
+  std::vector<std::pair<const void*, std::function<void()>>> flushes;
+  flushes.swap(t_batch.flushes);
+  for (auto& f : flushes) {
+    try {
+      f.second();
+    } catch (...) {
+      // A flush never takes the reader down.
+    }
+  }
+}
+
 void LineSplitter::Feed(std::string_view bytes) {
+  FlushBatch batch;
   while (!bytes.empty()) {
     size_t nl = bytes.find('\n');
     std::string_view part = bytes.substr(0, nl);

@@ -28,6 +28,24 @@ inline constexpr int kUpstreamTimeout = -32004;      // the upstream did not ans
 inline constexpr int kTooManyInFlight = -32005;      // limits.max_in_flight reached
 inline constexpr int kShuttingDown = -32006;         // draining: no new requests accepted
 
+// Output coalescing. Each LineSplitter::Feed (one read(2) worth of bytes) is a batch for the
+// calling thread: a writer that supports it (the stdio downstream's stdout, cli/serve_cmd.cc)
+// writes into its buffer and calls DeferFlush instead of flushing; the flushes run once when
+// the batch ends. N replies produced from one read then cost one write(2), not N; a batch of
+// one line (the paced, low-rate case) flushes exactly as before.
+// DeferFlush: inside a batch on this thread, remembers `flush` (once per `key`) and returns
+// true; otherwise returns false and the caller flushes now.
+bool DeferFlush(const void* key, const std::function<void()>& flush);
+// RAII: the calling thread is in a batch until the outermost FlushBatch is destroyed, which
+// runs the deferred flushes.
+class FlushBatch {
+ public:
+  FlushBatch();
+  ~FlushBatch();
+  FlushBatch(const FlushBatch&) = delete;
+  FlushBatch& operator=(const FlushBatch&) = delete;
+};
+
 // Splits a byte stream into lines ('\n', a trailing '\r' dropped). A line longer than
 // `max_line` bytes is not buffered: its bytes are discarded up to the next newline and
 // `on_line` is called once with `oversized = true` and an empty line.

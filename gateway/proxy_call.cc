@@ -336,7 +336,16 @@ void Proxy::Hold(std::shared_ptr<CallState> s) {
     if (a.is_string()) c.approvers.push_back(a);
   c.decision_id = s->decided.id;
   c.session = opts_.session;
-  c.args_preview = ApprovalArgsPreview(s->args, {});
+  // The approver sees the arguments masked as the upstream would get them (fail closed).
+  ApprovalPreviewMask mask{s->redact, g->dlp.get(), &s->args_report};
+  std::shared_ptr<const SecretScrubber> scrubber = g->scrub ? g->scrub->Get() : nullptr;
+  mask.scrubber = scrubber.get();
+  if (opts_.audit != nullptr) mask.secrets = opts_.audit->options().secrets;
+  std::string why;
+  c.args_preview = MaskedApprovalArgsPreview(s->args, mask, &why);
+  if (!why.empty())
+    LogWarn("approval preview of decision " + s->decided.id + " withheld: " + why,
+            {{"decision_id", s->decided.id}});
   int64_t ttl = ob.value("timeout_ms", g->approval_default_ttl_ms);
   if (ttl <= 0) ttl = g->approval_default_ttl_ms;
   std::string error;
@@ -352,7 +361,7 @@ void Proxy::Hold(std::shared_ptr<CallState> s) {
   }
   s->approval_id = r->id;
   if (r->created) {
-    if (auto a = gov->approvals->Get(r->id)) gov->NotifyApprovalRequested(*a);
+    if (auto a = gov->approvals->Get(r->id)) gov->ApprovalRequested(*a);
   }
   s->held_since_ms = now;
   s->held_until_ms = now + g->approval_wait_ms;

@@ -1,11 +1,13 @@
 // replay.cc -- see replay.h.
 #include "harness/replay.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -84,8 +86,9 @@ Groups Group(const ReplayResult& r) {
     for (const auto& id : b.determining)
       if (!std::binary_search(a.determining.begin(), a.determining.end(), id))
         ++g.statements[id].second;
-    ++g.tools[Uid(r.records[i].request, "resource")];
-    ++g.principals[Uid(r.records[i].request, "principal")];
+    const Json q = r.records[i].Request();
+    ++g.tools[Uid(q, "resource")];
+    ++g.principals[Uid(q, "principal")];
   }
   return g;
 }
@@ -140,11 +143,12 @@ std::string RenderJson(const ReplayResult& r, const Groups& g) {
   };
   for (size_t i : r.changed) {
     const ReplayRecord& rec = r.records[i];
-    changes.push_back({{"trace", rec.file},
+    const Json q = rec.Request();
+    changes.push_back({{"trace", rec.file()},
                        {"line", rec.line},
-                       {"principal", Uid(rec.request, "principal")},
-                       {"action", rec.request.value("action", Json("?"))},
-                       {"resource", Uid(rec.request, "resource")},
+                       {"principal", Uid(q, "principal")},
+                       {"action", q.value("action", Json("?"))},
+                       {"resource", Uid(q, "resource")},
                        {"before", vj(r.before[i])},
                        {"after", vj(r.after[i])}});
   }
@@ -178,8 +182,9 @@ std::string RenderMarkdown(const ReplayResult& r, const Groups& g, size_t show) 
   for (size_t k = 0; k < r.changed.size() && k < show; ++k) {
     size_t i = r.changed[k];
     const ReplayRecord& rec = r.records[i];
-    o << "| " << Cell(rec.file + ":" + std::to_string(rec.line)) << " | "
-      << Cell(Uid(rec.request, "principal")) << " | " << Cell(Uid(rec.request, "resource")) << " | "
+    const Json q = rec.Request();
+    o << "| " << Cell(rec.file() + ":" + std::to_string(rec.line)) << " | "
+      << Cell(Uid(q, "principal")) << " | " << Cell(Uid(q, "resource")) << " | "
       << Cell(VerdictText(r.before[i])) << " | " << Cell(VerdictText(r.after[i])) << " |\n";
   }
   o << "\n</details>\n";
@@ -206,13 +211,13 @@ std::string RenderText(const ReplayResult& r, const Groups& g, size_t show, bool
   for (size_t k = 0; k < r.changed.size() && k < show; ++k) {
     size_t i = r.changed[k];
     const ReplayRecord& rec = r.records[i];
-    std::string what = Uid(rec.request, "principal") + " " +
-                       rec.request.value("action", std::string("?")) + " " +
-                       Uid(rec.request, "resource") + ": " + VerdictText(r.before[i]) + " -> " +
+    const Json q = rec.Request();
+    std::string what = Uid(q, "principal") + " " + q.value("action", std::string("?")) + " " +
+                       Uid(q, "resource") + ": " + VerdictText(r.before[i]) + " -> " +
                        VerdictText(r.after[i]);
-    o << "  " << rec.file << ":" << rec.line << ": " << what << "\n";
+    o << "  " << rec.file() << ":" << rec.line << ": " << what << "\n";
     if (github)
-      o << "::warning file=" << rec.file << ",line=" << rec.line
+      o << "::warning file=" << rec.file() << ",line=" << rec.line
         << ",title=writ replay::" << GithubEscape("decision changes: " + what) << "\n";
   }
   return o.str();
@@ -244,75 +249,169 @@ bool SameJson(const Json& a, const Json& b) {
 }
 
 #ifdef WRIT_HAVE_SIMDJSON
-// The fast path for trace lines: simdjson's DOM parser (full validation) and then only the
-// request object converted to nlohmann's json. It accepts only lines it can decide exactly
-// as gateway::ParseTraceLine(lean) does, and returns false ("not sure") for everything else
-// -- headers, errors, unknown types, duplicate keys replay reads, raw control bytes, \u
-// escapes of surrogates, -0, integers beyond 64 bits, deep nesting -- which then take the
-// nlohmann path (the same result, and the same error message naming FILE:LINE).
-// Thread safety: one parser per thread (thread_local).
-bool ToJson(simdjson::dom::element e, Json* out) {
+// The in-place conversion of ConvertRequest: *out takes the value of `e`, keeping out's nodes
+// and string capacity where the shapes agree. False ("not sure") for a double negative zero
+// (left to nlohmann; "-0" is excluded by the caller); *out is then unspecified.
+bool Assign(simdjson::dom::element e, Json* out) {
   switch (e.type()) {
     case simdjson::dom::element_type::OBJECT: {
-      *out = Json::object();
-      for (auto field : simdjson::dom::object(e)) {
-        Json v;
-        if (!ToJson(field.value, &v)) return false;
-        (*out)[std::string(field.key)] = std::move(v);  // duplicate keys: last wins, as nlohmann
+      simdjson::dom::object obj(e);
+      // In place when out holds exactly the same, distinct keys (small objects: the common
+      // case of consecutive requests of one shape); else rebuilt.
+      bool in_place = out->is_object() && out->size() == obj.size() && obj.size() <= 32;
+      if (in_place) {
+        std::string_view keys[32];
+        size_t n = 0;
+        for (auto field : obj) {
+          for (size_t k = 0; k < n && in_place; ++k) in_place = keys[k] != field.key;
+          keys[n++] = field.key;
+          if (!in_place || out->find(field.key) == out->end()) {
+            in_place = false;
+            break;
+          }
+        }
+      }
+      if (!in_place) *out = Json::object();
+      auto& map = out->get_ref<Json::object_t&>();
+      for (auto field : obj) {
+        auto it = map.find(field.key);
+        if (it == map.end()) it = map.emplace(std::string(field.key), Json()).first;
+        if (!Assign(field.value, &it->second)) return false;  // duplicate keys: last wins
       }
       return true;
     }
     case simdjson::dom::element_type::ARRAY: {
-      *out = Json::array();
-      for (auto v : simdjson::dom::array(e)) {
-        Json j;
-        if (!ToJson(v, &j)) return false;
-        out->push_back(std::move(j));
-      }
+      simdjson::dom::array arr(e);
+      if (!out->is_array()) *out = Json::array();
+      auto& vec = out->get_ref<Json::array_t&>();
+      vec.resize(arr.size());
+      size_t i = 0;
+      for (auto v : arr)
+        if (!Assign(v, &vec[i++])) return false;
       return true;
     }
     case simdjson::dom::element_type::INT64: {
       int64_t v = int64_t(e);
       // nlohmann: a non-negative integer is number_unsigned, a negative one number_integer.
-      *out = v >= 0 ? Json(static_cast<uint64_t>(v)) : Json(v);
+      if (v >= 0)
+        *out = static_cast<uint64_t>(v);
+      else
+        *out = v;
       return true;
     }
     case simdjson::dom::element_type::UINT64:
-      *out = Json(uint64_t(e));
+      *out = uint64_t(e);
       return true;
     case simdjson::dom::element_type::DOUBLE: {
       double v = double(e);
-      if (v == 0 && std::signbit(v)) return false;  // "-0" is an integer to nlohmann
-      *out = Json(v);
+      if (v == 0 && std::signbit(v)) return false;
+      *out = v;
       return true;
     }
     case simdjson::dom::element_type::STRING:
-      *out = Json(std::string(std::string_view(e)));
+      if (out->is_string())
+        out->get_ref<std::string&>().assign(std::string_view(e));  // reuses the capacity
+      else
+        *out = std::string(std::string_view(e));
       return true;
     case simdjson::dom::element_type::BOOL:
-      *out = Json(bool(e));
+      *out = bool(e);
       return true;
     case simdjson::dom::element_type::NULL_VALUE:
-      *out = Json(nullptr);
+      *out = nullptr;
       return true;
   }
   return false;
 }
 
+// The end of the string whose opening quote is at `open`: the index of its closing quote,
+// found with memchr (string bytes are most of a trace line), or npos.
+size_t StringEnd(std::string_view line, size_t open) {
+  size_t q = open;
+  for (;;) {
+    const void* hit = std::memchr(line.data() + q + 1, '"', line.size() - q - 1);
+    if (hit == nullptr) return std::string_view::npos;
+    q = static_cast<size_t>(static_cast<const char*>(hit) - line.data());
+    size_t backslashes = 0;
+    while (q - backslashes > open + 1 && line[q - backslashes - 1] == '\\') ++backslashes;
+    if (backslashes % 2 == 0) return q;  // not escaped
+  }
+}
+
+// The text of the member `"request"` of a line simdjson validated as an object, found by
+// scanning the raw bytes: empty unless that raw key appears exactly once at the top level
+// (a key written with escapes is left to the nlohmann path).
+std::string_view RawRequest(std::string_view line) {
+  constexpr std::string_view kKey = "\"request\"";
+  int depth = 0, found = 0;
+  size_t value_begin = std::string_view::npos, value_end = 0;
+  bool capturing = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char ch = line[i];
+    if (ch == '"') {
+      const size_t j = StringEnd(line, i);
+      if (j == std::string_view::npos) return {};
+      if (depth == 1 && j + 1 - i == kKey.size() && line.substr(i, kKey.size()) == kKey) {
+        size_t k = j + 1;
+        while (k < line.size() && line[k] == ' ') ++k;
+        if (k < line.size() && line[k] == ':') {  // a key, not a value
+          ++found;
+          ++k;
+          while (k < line.size() && line[k] == ' ') ++k;
+          value_begin = k;
+          capturing = true;
+        }
+      }
+      i = j;
+    } else if (ch == '{' || ch == '[') {
+      ++depth;
+    } else if (ch == '}' || ch == ']') {
+      --depth;
+      if (capturing && depth == 1) {
+        value_end = i + 1;
+        capturing = false;
+      }
+    }
+  }
+  if (found != 1 || value_begin == std::string_view::npos || value_end <= value_begin) return {};
+  return line.substr(value_begin, value_end - value_begin);
+}
+
+// True if `line` holds a byte below 0x20 (whitespace, or a raw control byte in a string) or
+// a \u escape of a surrogate (its validation is left to nlohmann). Branch-free over blocks.
+bool NeedsExactPath(std::string_view line) {
+  const auto* p = reinterpret_cast<const unsigned char*>(line.data());
+  const size_t n = line.size();
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    unsigned control = 0;
+    for (size_t k = 0; k < 32; ++k) control |= p[i + k] < 0x20;
+    if (control) return true;
+  }
+  for (; i < n; ++i)
+    if (p[i] < 0x20) return true;
+  for (size_t b = line.find('\\'); b != std::string_view::npos; b = line.find('\\', b + 2)) {
+    if (b + 2 < n && line[b + 1] == 'u' && (line[b + 2] == 'd' || line[b + 2] == 'D')) return true;
+  }
+  return false;
+}
+
+// The fast path for trace lines: simdjson's DOM parser (full validation), the recorded
+// decision read directly and the request kept as its text (ConvertRequest at decision time).
+// It accepts only lines it can decide exactly as gateway::ParseTraceLine(lean) does, and
+// returns kUnsure for everything else -- headers, errors, unknown types, duplicate keys
+// replay reads, raw control bytes, \u escapes of surrogates, integers beyond 64 bits, deep
+// nesting, a `request` key written with escapes -- which then take the nlohmann path (the
+// same result, and the same error message naming FILE:LINE). `padded`: the line is followed
+// by at least simdjson::SIMDJSON_PADDING readable bytes.
+// Thread safety: one parser per thread (thread_local).
 enum class Fast { kUnsure, kMessage, kDecision };
 
-Fast FastParseLine(const std::string& line, ReplayRecord* rec) {
-  if (line.size() > gateway::kMaxTraceLine) return Fast::kUnsure;
-  for (size_t i = 0; i < line.size(); ++i) {
-    unsigned char ch = static_cast<unsigned char>(line[i]);
-    if (ch < 0x20) return Fast::kUnsure;  // whitespace or a raw control byte in a string
-    if (ch == '\\' && i + 2 < line.size() && line[i + 1] == 'u' &&
-        (line[i + 2] == 'd' || line[i + 2] == 'D'))
-      return Fast::kUnsure;  // a surrogate escape: leave its validation to nlohmann
-  }
+Fast FastParseLine(std::string_view line, bool padded, ReplayRecord* rec) {
+  if (line.size() > gateway::kMaxTraceLine || NeedsExactPath(line)) return Fast::kUnsure;
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element root;
-  if (parser.parse(line.data(), line.size(), /*realloc_if_needed=*/true).get(root) !=
+  if (parser.parse(line.data(), line.size(), /*realloc_if_needed=*/!padded).get(root) !=
       simdjson::SUCCESS)
     return Fast::kUnsure;
   simdjson::dom::object top;
@@ -339,10 +438,10 @@ Fast FastParseLine(const std::string& line, ReplayRecord* rec) {
   std::string_view dir(*direction);
   if (dir != "client_to_gateway" && dir != "gateway_to_client") return Fast::kUnsure;
   std::string_view t(*type);
-  if (t == "message") return message.has_value() && message->is_object() ? Fast::kMessage
-                                                                         : Fast::kUnsure;
-  if (t != "decision" || !request.has_value() || !request->is_object() ||
-      !decision.has_value() || !decision->is_object())
+  if (t == "message")
+    return message.has_value() && message->is_object() ? Fast::kMessage : Fast::kUnsure;
+  if (t != "decision" || !request.has_value() || !request->is_object() || !decision.has_value() ||
+      !decision->is_object())
     return Fast::kUnsure;
   std::optional<simdjson::dom::element> effect, determining;
   for (auto field : simdjson::dom::object(*decision)) {
@@ -357,37 +456,76 @@ Fast FastParseLine(const std::string& line, ReplayRecord* rec) {
     return Fast::kUnsure;
   std::string_view eff(*effect);
   if (eff != "allow" && eff != "deny" && eff != "require_approval") return Fast::kUnsure;
+  for (auto id : simdjson::dom::array(*determining))
+    if (!id.is_string()) return Fast::kUnsure;
+  rec->request_text = RawRequest(line);
+  if (rec->request_text.empty()) return Fast::kUnsure;
   rec->recorded.decision = std::string(eff);
   rec->recorded.determining.clear();
-  for (auto id : simdjson::dom::array(*determining)) {
-    if (!id.is_string()) return Fast::kUnsure;
+  for (auto id : simdjson::dom::array(*determining))
     rec->recorded.determining.emplace_back(std::string_view(id));
-  }
   std::sort(rec->recorded.determining.begin(), rec->recorded.determining.end());
-  if (!ToJson(*request, &rec->request)) return Fast::kUnsure;
   return Fast::kDecision;
 }
 #endif  // WRIT_HAVE_SIMDJSON
 
-// rep[i] = the lowest index whose request is identical to record i's (i itself when first).
-std::vector<size_t> Representatives(const std::vector<ReplayRecord>& records, int jobs) {
-  std::vector<size_t> hashes(records.size()), rep(records.size());
-  ParallelFor(records.size(), jobs,
-              [&](size_t i) { hashes[i] = std::hash<Json>{}(records[i].request); });
-  std::unordered_multimap<size_t, size_t> first;  // hash -> representative index
-  first.reserve(records.size());
+// rep[i] = the lowest index whose request is identical to record i's (i itself when first):
+// the same text for fast-path records, the same JSON (SameJson) for the others.
+std::vector<size_t> Representatives(const std::vector<ReplayRecord>& records) {
+  std::vector<size_t> rep(records.size());
+  std::unordered_map<std::string_view, size_t> by_text;
+  std::unordered_multimap<size_t, size_t> by_json;  // hash -> representative index
+  by_text.reserve(records.size());
   for (size_t i = 0; i < records.size(); ++i) {
     rep[i] = i;
-    auto [b, e] = first.equal_range(hashes[i]);
+    const ReplayRecord& rec = records[i];
+    if (rec.request_json == nullptr) {
+      rep[i] = by_text.emplace(rec.request_text, i).first->second;
+      continue;
+    }
+    const size_t h = std::hash<Json>{}(*rec.request_json);
+    auto [b, e] = by_json.equal_range(h);
     for (auto it = b; it != e; ++it) {
-      if (SameJson(records[it->second].request, records[i].request)) {
+      if (SameJson(*records[it->second].request_json, *rec.request_json)) {
         rep[i] = it->second;
         break;
       }
     }
-    if (rep[i] == i) first.emplace(hashes[i], i);
+    if (rep[i] == i) by_json.emplace(h, i);
   }
   return rep;
+}
+
+// Reads a whole file in large blocks, followed by kTracePadding zero bytes.
+bool ReadAll(const std::string& path, std::string* bytes, std::string* error) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    *error = "cannot read " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  // One allocation of the file's size (when it can be known), filled in 4 MiB blocks.
+  constexpr size_t kBlock = 4 << 20;
+  struct stat st {};
+  size_t size = 0, capacity = 0;
+  if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode)) capacity = static_cast<size_t>(st.st_size);
+  bytes->resize(capacity + kTracePadding);
+  for (;;) {
+    if (bytes->size() < size + kBlock) bytes->resize(std::max(size + kBlock, 2 * bytes->size()));
+    const size_t want = std::min(kBlock, bytes->size() - size);
+    const size_t got = std::fread(bytes->data() + size, 1, want, f);
+    size += got;
+    if (got < want) break;
+  }
+  const bool failed = std::ferror(f) != 0;
+  const int err = errno;
+  std::fclose(f);
+  if (failed) {
+    *error = "cannot read " + path + ": " + std::strerror(err);
+    return false;
+  }
+  bytes->resize(size);
+  bytes->resize(size + kTracePadding, '\0');
+  return true;
 }
 
 }  // namespace
@@ -411,15 +549,50 @@ void ParallelFor(size_t n, int jobs, const std::function<void(size_t)>& fn) {
   for (auto& th : pool) th.join();
 }
 
+Json ReplayRecord::Request() const {
+  if (request_json != nullptr) return *request_json;
+  Json j = Json::parse(request_text, nullptr, /*allow_exceptions=*/false);
+  return j.is_discarded() ? Json::object() : j;  // the text was validated when read
+}
+
+bool HaveFastPath() {
+#ifdef WRIT_HAVE_SIMDJSON
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool ConvertRequest(std::string_view text, Json* out) {
+#ifdef WRIT_HAVE_SIMDJSON
+  // simdjson reads "-0" as the integer 0, nlohmann as a signed integer (and 0 as unsigned):
+  // a text that may hold a negative zero takes the nlohmann path.
+  bool negative_zero = false;
+  for (size_t m = text.find('-'); m != std::string_view::npos && !negative_zero;
+       m = text.find('-', m + 1))
+    negative_zero = m + 1 < text.size() && text[m + 1] == '0';
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (!negative_zero &&
+      parser.parse(text.data(), text.size(), /*realloc_if_needed=*/true).get(root) ==
+          simdjson::SUCCESS &&
+      Assign(root, out))
+    return true;
+#endif
+  *out = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return !out->is_discarded();
+}
+
 bool ReadTrace(const std::string& path, std::vector<ReplayRecord>* out, std::string* error,
                int jobs, bool use_fast) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    *error = "cannot read " + path + ": " + std::strerror(errno);
-    return false;
-  }
-  // Lines are read in batches and parsed in parallel; the checks that depend on order (the
-  // header first) and the first error (lowest line) are then taken in file order.
+  auto trace = std::make_shared<TraceText>();
+  trace->path = path;
+  if (!ReadAll(path, &trace->bytes, error)) return false;
+  const std::string_view all =
+      std::string_view(trace->bytes).substr(0, trace->bytes.size() - kTracePadding);
+  // Lines (split at '\n' as std::getline does) are parsed in parallel batches; the checks
+  // that depend on order (the header first) and the first error (lowest line) are then taken
+  // in file order.
   constexpr size_t kBatch = 8192;
   struct Parsed {
     gateway::TraceLineKind kind = gateway::TraceLineKind::kMessage;
@@ -429,27 +602,33 @@ bool ReadTrace(const std::string& path, std::vector<ReplayRecord>* out, std::str
     bool fast = false;  // decided by FastParseLine: `record` holds the decision
     ReplayRecord record;
   };
-  std::vector<std::string> lines;
+  std::vector<std::string_view> lines;
   std::vector<Parsed> parsed;
-  size_t n = 0;
+  size_t n = 0, pos = 0;
   bool header = false;
-  for (;;) {
+  while (pos < all.size()) {
     lines.clear();
-    std::string line;
-    while (lines.size() < kBatch && std::getline(in, line)) lines.push_back(std::move(line));
-    if (lines.empty()) break;
-    parsed.assign(lines.size(), Parsed{});
+    while (lines.size() < kBatch && pos < all.size()) {
+      size_t nl = all.find('\n', pos);
+      if (nl == std::string_view::npos) nl = all.size();
+      lines.push_back(all.substr(pos, nl - pos));
+      pos = nl + 1;
+    }
+    parsed.clear();
+    parsed.resize(lines.size());
     ParallelFor(lines.size(), jobs, [&](size_t i) {
       Parsed& p = parsed[i];
 #ifdef WRIT_HAVE_SIMDJSON
       if (use_fast) {
-        Fast f = FastParseLine(lines[i], &p.record);
+        // Every line is followed by the rest of the buffer and its padding.
+        Fast f = FastParseLine(lines[i], /*padded=*/true, &p.record);
         if (f != Fast::kUnsure) {
           p.ok = p.fast = true;
           p.kind = f == Fast::kMessage ? gateway::TraceLineKind::kMessage
                                        : gateway::TraceLineKind::kDecision;
           return;
         }
+        p.record = ReplayRecord{};
       }
 #endif
       p.ok = gateway::ParseTraceLine(lines[i], &p.kind, &p.json, &p.why, /*lean=*/true);
@@ -472,22 +651,15 @@ bool ReadTrace(const std::string& path, std::vector<ReplayRecord>* out, std::str
       ReplayRecord r;
       if (p.fast) {
         r = std::move(p.record);
-        r.file = path;
-        r.line = n;
-        out->push_back(std::move(r));
-        continue;
+      } else {
+        r.recorded.decision = p.json["decision"]["decision"].get<std::string>();
+        r.recorded.determining = SortedStrings(p.json["decision"]["determining"]);
+        r.request_json = std::make_shared<const Json>(std::move(p.json["request"]));
       }
-      r.file = path;
+      r.trace = trace;
       r.line = n;
-      r.recorded.decision = p.json["decision"]["decision"].get<std::string>();
-      r.recorded.determining = SortedStrings(p.json["decision"]["determining"]);
-      r.request = std::move(p.json["request"]);
       out->push_back(std::move(r));
     }
-  }
-  if (in.bad()) {
-    *error = "cannot read " + path + ": " + std::strerror(errno);
-    return false;
   }
   if (n == 0) {
     *error = path + ": empty file, not a trace (the first line is a header, docs/replay.md)";
@@ -509,6 +681,24 @@ Verdict Decide(const runtime::Bundle& bundle, const Json& request) {
   return v;
 }
 
+namespace {
+
+// The request of a record as JSON: its own parsed copy, or its text converted into a
+// per-thread buffer that the next call reuses (valid until then).
+const Json& RequestOf(const ReplayRecord& rec) {
+  if (rec.request_json != nullptr) return *rec.request_json;
+  thread_local Json scratch;
+  if (!ConvertRequest(rec.request_text, &scratch))
+    scratch = Json();  // cannot happen (validated when read); PrepareRequest rejects null
+  return scratch;
+}
+
+}  // namespace
+
+Verdict Decide(const runtime::Bundle& bundle, const ReplayRecord& record) {
+  return Decide(bundle, RequestOf(record));
+}
+
 ReplayResult Replay(std::vector<ReplayRecord> records, const runtime::Bundle& bundle,
                     const runtime::Bundle* baseline, std::string baseline_label, int jobs,
                     bool decide_once) {
@@ -520,15 +710,16 @@ ReplayResult Replay(std::vector<ReplayRecord> records, const runtime::Bundle& bu
   // Decide() is a pure function of (bundle, request): identical requests are decided once
   // (the lowest index), then their verdicts copied.
   std::vector<size_t> rep;
-  if (decide_once) rep = Representatives(r.records, jobs);
+  if (decide_once) rep = Representatives(r.records);
   std::vector<size_t> unique;
   for (size_t i = 0; i < r.records.size(); ++i)
     if (!decide_once || rep[i] == i) unique.push_back(i);
   r.distinct_requests = unique.size();
   ParallelFor(unique.size(), jobs, [&](size_t k) {
     const size_t i = unique[k];
-    r.after[i] = Decide(bundle, r.records[i].request);
-    if (baseline != nullptr) r.before[i] = Decide(*baseline, r.records[i].request);
+    const Json& request = RequestOf(r.records[i]);  // converted once for both bundles
+    r.after[i] = Decide(bundle, request);
+    if (baseline != nullptr) r.before[i] = Decide(*baseline, request);
   });
   for (size_t i = 0; i < r.records.size(); ++i) {
     if (decide_once && rep[i] != i) {

@@ -11,8 +11,10 @@
 
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runtime/evaluator.h"
@@ -29,12 +31,27 @@ struct Verdict {
   }
 };
 
-// One decided request of a trace.
+// The bytes of one trace file, read whole (in large blocks) and kept while its records are
+// replayed: a record refers to its request's text instead of holding a parsed copy.
+struct TraceText {
+  std::string path;
+  std::string bytes;  // the file, then zero bytes of padding (kTracePadding) for simdjson
+};
+inline constexpr size_t kTracePadding = 64;
+
+// One decided request of a trace. The request is either `request_text` (the exact JSON text
+// of the recorded `request` object, inside trace->bytes: lines the fast parser read) or
+// `request_json` (parsed by the nlohmann path). Copying a record is cheap (shared pointers).
 struct ReplayRecord {
-  std::string file;
-  size_t line = 0;         // 1-based
-  nlohmann::json request;  // the exact policy request (docs/semantics.md)
+  std::shared_ptr<const TraceText> trace;
+  size_t line = 0;                // 1-based
+  std::string_view request_text;  // empty when request_json is set
+  std::shared_ptr<const nlohmann::json> request_json;
   Verdict recorded;
+
+  const std::string& file() const { return trace->path; }
+  // The request as JSON (docs/semantics.md), parsed for reports; not on the replay path.
+  nlohmann::json Request() const;
 };
 
 // Appends the `decision` records of one trace file. False with *error: `FILE:LINE: message`
@@ -42,12 +59,26 @@ struct ReplayRecord {
 // `jobs` threads parse lines (0: one per core, at most 16). `use_fast`: well-formed lines are
 // parsed with simdjson when writ is built with it (WRIT_HAVE_SIMDJSON); any line it is not
 // sure of, and every corrupt line, takes the nlohmann path (gateway::ParseTraceLine). The
-// result does not depend on it (false is kept for tests and benchmarks).
+// result does not depend on it (false is kept for tests and benchmarks). The file is held in
+// memory (its size, in one buffer) for as long as records refer to it.
 bool ReadTrace(const std::string& path, std::vector<ReplayRecord>* out, std::string* error,
                int jobs = 0, bool use_fast = true);
 
+// The fast conversion of a request's JSON text into nlohmann-json, as `writ replay` decides
+// with it: simdjson parses `text` and *out is updated in place, reusing its nodes and string
+// buffers where the shapes agree (no heap allocation when consecutive requests have the same
+// keys and fitting strings). Anything it is not sure of (a negative zero, or no simdjson at
+// build time) is parsed by nlohmann instead. False if `text` is not valid JSON. The result
+// equals nlohmann::json::parse(text), number types included (tests/harness compare them).
+bool ConvertRequest(std::string_view text, nlohmann::json* out);
+
+// True if writ was built with simdjson (the fast paths above exist).
+bool HaveFastPath();
+
 // Decides one request. A request the bundle rejects is a deny with Verdict::error set.
 Verdict Decide(const runtime::Bundle& bundle, const nlohmann::json& request);
+// The same for a record (its text is converted with ConvertRequest into a per-thread buffer).
+Verdict Decide(const runtime::Bundle& bundle, const ReplayRecord& record);
 
 struct ReplayResult {
   std::vector<ReplayRecord> records;
@@ -63,9 +94,10 @@ struct ReplayResult {
 // Re-decides `records` with `bundle`; `baseline` (may be null) gives `before`, else the
 // recorded verdicts do.
 // `jobs` threads decide (0: one per core, at most 16); the result does not depend on it.
-// `decide_once`: requests that are identical JSON (same structure, keys, values and number
-// types) are decided once and the verdict reused; the result does not depend on it either
-// (decide_once=false is kept for tests and benchmarks). Costs one hash per record.
+// `decide_once`: requests with identical text (fast-path records), or identical JSON (same
+// structure, keys, values and number types; nlohmann-path records), are decided once and the
+// verdict reused; the result does not depend on it either (decide_once=false is kept for
+// tests and benchmarks). Costs one hash of the request text per record.
 ReplayResult Replay(std::vector<ReplayRecord> records, const runtime::Bundle& bundle,
                     const runtime::Bundle* baseline, std::string baseline_label, int jobs = 0,
                     bool decide_once = true);

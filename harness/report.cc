@@ -119,8 +119,16 @@ std::string RenderTestRun(const TestRun& run, const ReportOptions& opts) {
       const Expectation& x = r.test->expect;
       Json expected = {{"decision", x.decision}};
       if (x.determining) expected["determining"] = *x.determining;
-      if (!x.obligations.empty()) expected["obligations"] = x.obligations;
+      if (x.obligations_exact)
+        expected["exact_obligations"] = x.obligations;
+      else if (!x.obligations.empty())
+        expected["obligations"] = x.obligations;
+      if (!x.absent_obligations.empty()) expected["absent_obligations"] = x.absent_obligations;
       if (x.errors) expected["errors"] = *x.errors;
+      if (r.test->is_visibility()) {
+        expected = {{"visibility", Json::object()}};
+        for (const auto& v : r.test->visibility) expected["visibility"][v.tool] = v.expected;
+      }
       Json j = {{"file", r.file->path}, {"line", r.test->line}, {"name", r.test->name},
                 {"ok", r.ok},           {"expected", expected}, {"actual", r.actual},
                 {"diff", r.diff}};

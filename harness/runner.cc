@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -50,6 +51,85 @@ void CompareIds(const char* label, const std::vector<std::string>& expected,
 }
 
 const char* EffectWord(uint8_t e) { return e == 0 ? "permit" : e == 1 ? "forbid" : "rule"; }
+
+// Pairs expected obligation patterns with distinct actual obligations (augmenting paths;
+// the lists are short). Returns the patterns left unpaired and, in *unpaired_actual, the
+// actual obligations no pattern took.
+std::vector<size_t> MatchOneToOne(const std::vector<Json>& expected, const Json& actual,
+                                  std::vector<size_t>* unpaired_actual) {
+  const size_t m = actual.size();
+  std::vector<int> owner(m, -1);  // actual index -> expected index
+  std::function<bool(size_t, std::vector<bool>&)> augment = [&](size_t e, std::vector<bool>& seen) {
+    for (size_t a = 0; a < m; ++a) {
+      if (seen[a] || !ObligationMatches(expected[e], actual[a])) continue;
+      seen[a] = true;
+      if (owner[a] < 0 || augment(static_cast<size_t>(owner[a]), seen)) {
+        owner[a] = static_cast<int>(e);
+        return true;
+      }
+    }
+    return false;
+  };
+  std::vector<size_t> missing;
+  for (size_t e = 0; e < expected.size(); ++e) {
+    std::vector<bool> seen(m, false);
+    if (!augment(e, seen)) missing.push_back(e);
+  }
+  for (size_t a = 0; a < m; ++a)
+    if (owner[a] < 0) unpaired_actual->push_back(a);
+  return missing;
+}
+
+// `obligations:` (each pattern matches some obligation), `exact_obligations:` (one to one,
+// nothing else) and `absent_obligations:` (no obligation matches).
+void CompareObligations(const Expectation& x, const Json& actual, std::vector<std::string>* diff) {
+  const Json list = actual.is_array() ? actual : Json::array();
+  const size_t before = diff->size();
+  if (x.obligations_exact) {
+    std::vector<size_t> extra;
+    for (size_t e : MatchOneToOne(x.obligations, list, &extra))
+      diff->push_back("obligations: missing " + x.obligations[e].dump());
+    for (size_t a : extra) diff->push_back("obligations: unexpected " + list[a].dump());
+  } else {
+    for (const auto& ob : x.obligations) {
+      bool found = false;
+      for (const auto& a : list) found |= ObligationMatches(ob, a);
+      if (!found) diff->push_back("obligations: missing " + ob.dump());
+    }
+  }
+  for (const auto& ob : x.absent_obligations)
+    for (const auto& a : list)
+      if (ObligationMatches(ob, a))
+        diff->push_back("obligations: present, expected absent: " + a.dump() + " (matches " +
+                        ob.dump() + ")");
+  if (diff->size() != before) diff->push_back("             actual: " + list.dump());
+}
+
+// A `visibility:` test: each tool's list-time visibility (args unknown) against its class.
+void RunVisibility(const runtime::Bundle& b, const TestCase& t, TestResult* r) {
+  r->actual = {{"visibility", Json::object()}};
+  for (const ToolVisibility& v : t.visibility) {
+    runtime::PreparedRequest req;
+    std::string error;
+    if (!runtime::PrepareRequest(b, v.request, &req, &error)) {
+      r->diff.push_back("visibility:  " + v.tool + ": rejected before any decision: " + error);
+      continue;
+    }
+    const runtime::Visibility got = runtime::ListVisibility(b, req);
+    const std::string cls = got == runtime::Visibility::kAllow  ? "visible"
+                            : got == runtime::Visibility::kDeny ? "hidden"
+                                                                : "depends_on_args";
+    r->actual["visibility"][v.tool] = cls;
+    if (cls != v.expected) {
+      r->diff.push_back("visibility:  " + v.tool + ": expected " + v.expected + ", got " + cls);
+      if (r->explanation.empty())
+        r->explanation = "(a call of " + v.tool +
+                         " without arguments; tools/list decides with them unknown)\n" +
+                         runtime::Explain(b, req);
+    }
+  }
+  r->ok = r->diff.empty();
+}
 
 }  // namespace
 
@@ -162,6 +242,11 @@ bool RunTests(const std::vector<std::string>& test_files, DiagnosticFormat forma
       TestResult r;
       r.file = &f;
       r.test = &t;
+      if (t.is_visibility()) {
+        RunVisibility(b, t, &r);
+        run->results.push_back(std::move(r));
+        continue;
+      }
       runtime::PreparedRequest req;
       std::string error;
       if (!runtime::PrepareRequest(b, t.request, &req, &error)) {
@@ -185,15 +270,7 @@ bool RunTests(const std::vector<std::string>& test_files, DiagnosticFormat forma
         r.diff.push_back("decision:    expected " + x.decision + ", got " + got);
       if (x.determining)
         CompareIds("determining", *x.determining, Strings(r.actual["determining"]), &r.diff);
-      for (const auto& ob : x.obligations) {
-        bool found = false;
-        for (const auto& a : r.actual["obligations"]) found |= ObligationMatches(ob, a);
-        if (!found) r.diff.push_back("obligations: missing " + ob.dump());
-      }
-      if (!x.obligations.empty() &&
-          std::any_of(r.diff.begin(), r.diff.end(),
-                      [](const std::string& l) { return l.rfind("obligations:", 0) == 0; }))
-        r.diff.push_back("             actual: " + r.actual["obligations"].dump());
+      CompareObligations(x, r.actual["obligations"], &r.diff);
       if (x.errors) CompareIds("errors", *x.errors, Strings(r.actual["errors"]), &r.diff);
       r.ok = r.diff.empty();
       if (!r.ok) r.explanation = runtime::Explain(b, req);

@@ -212,12 +212,13 @@ std::string Uid(std::string_view type, const std::string& id) {
 struct Fixtures {
   std::map<std::string, Json> principals, resources;
   Json context = Json::object();
+  Json call = Json::object();
 };
 
 void ParseFixtures(const YAML::Node& n, Checker* c, Fixtures* f) {
   if (!c->Map(n, "fixtures", "fixtures: {principals: {...}, resources: {...}, context: {...}}"))
     return;
-  c->Keys(n, "fixtures.", {"principals", "resources", "context"});
+  c->Keys(n, "fixtures.", {"principals", "resources", "context", "call"});
   for (const char* kind : {"principals", "resources"}) {
     const YAML::Node m = n[kind];
     if (!m) continue;
@@ -233,6 +234,9 @@ void ParseFixtures(const YAML::Node& n, Checker* c, Fixtures* f) {
   }
   if (n["context"] && c->Map(n["context"], "fixtures.context", "a mapping, e.g. {ip: 10.0.0.1}"))
     f->context = ToJson(n["context"], c, "fixtures.context", 1);
+  if (n["call"] &&
+      c->Map(n["call"], "fixtures.call", "the default call facts, a mapping, e.g. {intent: read}"))
+    f->call = ToJson(n["call"], c, "fixtures.call", 1);
 }
 
 // A principal or resource: a fixture name or an inline entity.
@@ -285,9 +289,33 @@ Json ToolEntity(const YAML::Node& n, Checker* c, const std::string& key, const F
   return e;
 }
 
+// A list of obligation patterns (`writ eval` form; the keys given are compared).
+void Obligations(const YAML::Node& obs, Checker* c, const std::string& key,
+                 std::vector<Json>* out) {
+  if (!obs.IsSequence()) {
+    c->Error(obs, key, "expected a list", "e.g. [{kind: log, level: critical}]");
+    return;
+  }
+  for (size_t i = 0; i < obs.size(); ++i) {
+    std::string k = key + "[" + std::to_string(i) + "]";
+    if (!c->Map(obs[i], k, "an obligation as `writ eval` prints it, e.g. {kind: tag, value: pci}"))
+      continue;
+    Json o = ToJson(obs[i], c, k, 1);
+    if (!o.contains("kind") || !o["kind"].is_string()) {
+      c->Error(obs[i], k + ".kind", "missing",
+               "every obligation names its kind: require_approval, rate_limit, redact, "
+               "notify, log, tag or reason");
+      continue;
+    }
+    out->push_back(std::move(o));
+  }
+}
+
 void ParseExpect(const YAML::Node& n, Checker* c, const std::string& key, Expectation* x) {
   if (!c->Map(n, key, "expect: {decision: allow}")) return;
-  c->Keys(n, key + ".", {"decision", "determining", "obligations", "errors"});
+  c->Keys(n, key + ".",
+          {"decision", "determining", "obligations", "exact_obligations", "absent_obligations",
+           "errors"});
   const std::vector<std::string> kEffects = {"allow", "deny", "require_approval"};
   if (!n["decision"]) {
     c->Error(n, key + ".decision", "missing", "one of allow, deny, require_approval");
@@ -303,38 +331,80 @@ void ParseExpect(const YAML::Node& n, Checker* c, const std::string& key, Expect
   if (n["determining"] && SortedIds(n["determining"], c, key + ".determining", &ids))
     x->determining = ids;
   if (n["errors"] && SortedIds(n["errors"], c, key + ".errors", &ids)) x->errors = ids;
-  if (n["obligations"]) {
-    const YAML::Node obs = n["obligations"];
-    if (!obs.IsSequence()) {
-      c->Error(obs, key + ".obligations", "expected a list", "e.g. [{kind: log, level: critical}]");
-      return;
+  if (n["obligations"] && n["exact_obligations"]) {
+    c->Error(n["exact_obligations"], key + ".exact_obligations",
+             "`obligations` and `exact_obligations` are exclusive",
+             "`obligations:` lists some of the decision's obligations, `exact_obligations:` "
+             "all of them; keep one");
+    return;
+  }
+  if (n["exact_obligations"]) {
+    x->obligations_exact = true;
+    Obligations(n["exact_obligations"], c, key + ".exact_obligations", &x->obligations);
+  } else if (n["obligations"]) {
+    Obligations(n["obligations"], c, key + ".obligations", &x->obligations);
+  }
+  if (n["absent_obligations"]) {
+    Obligations(n["absent_obligations"], c, key + ".absent_obligations", &x->absent_obligations);
+    if (n["absent_obligations"].IsSequence() && n["absent_obligations"].size() == 0)
+      c->Error(n["absent_obligations"], key + ".absent_obligations", "empty list",
+               "list the obligations that must not be there, e.g. [{kind: notify}]; for "
+               "\"no obligations at all\" write `exact_obligations: []`");
+  }
+}
+
+// `visibility: {visible: [...], hidden: [...], depends_on_args: [...]}`: the list-time
+// request of each tool named.
+void ParseVisibility(const YAML::Node& n, Checker* c, const std::string& key, const Json& base,
+                     const Fixtures& f, std::vector<ToolVisibility>* out) {
+  const char kHelp[] =
+      "visibility: {visible: [SERVER__name, ...], hidden: [...], depends_on_args: [...]}";
+  if (!c->Map(n, key, kHelp)) return;
+  const int before = c->count();
+  c->Keys(n, key + ".", {"visible", "hidden", "depends_on_args"});
+  std::map<std::string, std::string> seen;  // tool -> its class
+  for (const char* cls : {"visible", "hidden", "depends_on_args"}) {
+    const YAML::Node list = n[cls];
+    if (!list) continue;
+    const std::string k = key + "." + cls;
+    if (!list.IsSequence()) {
+      c->Error(list, k, "expected a list of tools", "e.g. [docs__search, docs__read]");
+      continue;
     }
-    for (size_t i = 0; i < obs.size(); ++i) {
-      std::string k = key + ".obligations[" + std::to_string(i) + "]";
-      if (!c->Map(obs[i], k,
-                  "an obligation as `writ eval` prints it, e.g. {kind: tag, value: pci}"))
-        continue;
-      Json o = ToJson(obs[i], c, k, 1);
-      if (!o.contains("kind") || !o["kind"].is_string()) {
-        c->Error(obs[i], k + ".kind", "missing",
-                 "every obligation names its kind: require_approval, rate_limit, redact, "
-                 "notify, log, tag or reason");
+    for (size_t i = 0; i < list.size(); ++i) {
+      const std::string ki = k + "[" + std::to_string(i) + "]";
+      ToolVisibility v;
+      v.expected = cls;
+      v.line = list[i].Mark().line + 1;
+      v.col = list[i].Mark().column + 1;
+      Json resource = ToolEntity(list[i], c, ki, f);
+      if (resource.is_null()) continue;
+      v.tool = list[i].Scalar();
+      auto [it, inserted] = seen.emplace(v.tool, cls);
+      if (!inserted) {
+        c->Error(list[i], ki, "`" + v.tool + "` is already listed under " + it->second,
+                 "a tool has one visibility; list it once");
         continue;
       }
-      x->obligations.push_back(std::move(o));
+      v.request = base;
+      v.request["resource"] = resource;
+      out->push_back(std::move(v));
     }
   }
+  if (seen.empty() && c->count() == before) c->Error(n, key, "no tools listed", kHelp);
 }
 
 void ParseTest(const YAML::Node& n, Checker* c, const std::string& key, const Fixtures& f,
                TestCase* t) {
   t->line = n.Mark().line + 1;
   c->Keys(n, key + ".",
-          {"name", "principal", "action", "tool", "resource", "args", "context", "call", "expect"});
+          {"name", "principal", "action", "tool", "resource", "args", "context", "call", "expect",
+           "visibility"});
   if (!n["name"])
     c->Error(n, key + ".name", "missing", "every test has a name, unique in its file");
   else
     c->String(n["name"], key + ".name", &t->name, "a short sentence saying what is tested");
+  const bool visibility = static_cast<bool>(n["visibility"]);
   Json& r = t->request;
   r = Json::object();
   if (!n["principal"])
@@ -345,7 +415,20 @@ void ParseTest(const YAML::Node& n, Checker* c, const std::string& key, const Fi
   if (n["action"])
     c->String(n["action"], key + ".action", &action, "an MCP method, e.g. tools/call");
   r["action"] = action;
-  if (n["tool"] && n["resource"]) {
+  if (visibility) {
+    for (const char* k : {"tool", "resource", "args", "expect"}) {
+      if (!n[k]) continue;
+      c->Error(n[k], key + "." + k, "not allowed in a `visibility` test",
+               std::string(k) == "args"
+                   ? "arguments are unknown when tools/list is decided; test calls with "
+                     "`expect:` in a separate test"
+               : std::string(k) == "expect"
+                   ? "a test either checks a call (`expect:`) or what tools/list shows "
+                     "(`visibility:`); split it in two"
+                   : "list the tools under visibility: {visible: [...], hidden: [...], "
+                     "depends_on_args: [...]}");
+    }
+  } else if (n["tool"] && n["resource"]) {
     c->Error(n["resource"], key + ".resource", "`tool` and `resource` are exclusive",
              "`tool: SERVER__name` builds the resource; give one of them");
   } else if (n["tool"]) {
@@ -356,20 +439,30 @@ void ParseTest(const YAML::Node& n, Checker* c, const std::string& key, const Fi
     c->Error(n, key + ".tool", "missing",
              "give `tool: SERVER__name` or `resource:` (a fixture name or an inline entity)");
   }
-  r["args"] = Json::object();
-  r["call"] = Json::object();
-  for (const char* k : {"args", "call"}) {
-    if (n[k] && c->Map(n[k], key + "." + k, "a mapping, e.g. {amount: 100}"))
-      r[k] = ToJson(n[k], c, key + "." + k, 1);
+  if (!visibility) {
+    r["args"] = Json::object();
+    if (n["args"] && c->Map(n["args"], key + ".args", "a mapping, e.g. {amount: 100}"))
+      r["args"] = ToJson(n["args"], c, key + ".args", 1);
   }
+  // `call` and `context` start from their fixtures and are merged over them.
+  r["call"] = f.call;
+  if (n["call"] &&
+      c->Map(n["call"], key + ".call", "a mapping, merged over fixtures.call, e.g. {intent: read}"))
+    r["call"].merge_patch(ToJson(n["call"], c, key + ".call", 1));
   r["context"] = f.context;
   if (n["context"] &&
       c->Map(n["context"], key + ".context", "a mapping, merged over fixtures.context"))
     r["context"].merge_patch(ToJson(n["context"], c, key + ".context", 1));
-  if (!n["expect"])
-    c->Error(n, key + ".expect", "missing", "what the test expects, e.g. expect: {decision: deny}");
-  else
+  if (visibility) {
+    ParseVisibility(n["visibility"], c, key + ".visibility", r, f, &t->visibility);
+    r = Json::object();  // the requests are per tool
+  } else if (!n["expect"]) {
+    c->Error(n, key + ".expect", "missing",
+             "what the test expects, e.g. expect: {decision: deny}; or `visibility:` to test "
+             "what tools/list shows");
+  } else {
     ParseExpect(n["expect"], c, key + ".expect", &t->expect);
+  }
 }
 
 }  // namespace

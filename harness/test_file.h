@@ -13,19 +13,35 @@
 
 namespace writ::harness {
 
-// What a test expects (`expect:`).
+// What a call test expects (`expect:`).
 struct Expectation {
   std::string decision;                                 // allow | deny | require_approval
   std::optional<std::vector<std::string>> determining;  // exact (sorted) when given
-  std::vector<nlohmann::json> obligations;              // each must match one (keys given)
-  std::optional<std::vector<std::string>> errors;       // exact (sorted) when given
+  // `obligations:` (each must match one obligation, keys given) or `exact_obligations:` (the
+  // same, one to one, and no other obligation); obligations_exact tells which was written.
+  std::vector<nlohmann::json> obligations;
+  bool obligations_exact = false;
+  std::vector<nlohmann::json> absent_obligations;  // none may match any obligation
+  std::optional<std::vector<std::string>> errors;  // exact (sorted) when given
+};
+
+// One tool of a `visibility:` test: its list-time request and the class it must get:
+// "visible" (listed, every call allowed whatever the arguments), "hidden" (not listed) or
+// "depends_on_args" (listed; calls are decided by their arguments).
+struct ToolVisibility {
+  std::string tool;       // SERVER__name
+  int line = 0, col = 0;  // 1-based, where the tool is named
+  std::string expected;
+  nlohmann::json request;  // docs/semantics.md form, without args (unknown at list time)
 };
 
 struct TestCase {
   std::string name;
   int line = 0;            // 1-based line of the test's `- name:` entry
-  nlohmann::json request;  // the request, in the form of docs/semantics.md
+  nlohmann::json request;  // a call test's request, in the form of docs/semantics.md
   Expectation expect;
+  std::vector<ToolVisibility> visibility;  // non-empty: a tools/list visibility test
+  bool is_visibility() const { return !visibility.empty(); }
 };
 
 struct TestFile {

@@ -406,6 +406,16 @@ bool Bundle::Verify(std::string* error) {
     return fail("switch entries list more partitions than the pool holds");
   }
   BuildSwitchIndex(/*fold=*/true);
+  partition_no_.assign(partitions_.size(), 0);
+  for (size_t i = 0; i < partitions_.size(); ++i) {
+    for (uint32_t k = 0; k < 3; ++k) {
+      const uint32_t r = partitions_[i].root[k];
+      if (!(r & kLeafBit)) continue;
+      const Outcome& o = outcomes_[r & ~kLeafBit];  // verified above
+      const uint8_t yes = k == kForbidDag ? o.forbid : k == kPermitDag ? o.permit : o.approval;
+      if (yes == 0) partition_no_[i] |= static_cast<uint8_t>(1u << k);
+    }
+  }
   // Fast atoms. Operand indices were verified above.
   fast_.assign(programs_.size(), FastAtom{});
   auto all_strings = [&](uint32_t constant) {
@@ -428,6 +438,10 @@ bool Bundle::Verify(std::string* error) {
     }
     const bool slot = c[0].op == Op::kPushSlot;
     if (p.count == 1 && slot) f.shape = kSlotBool;
+    if (p.count == 2 && slot && op == Op::kHas) {
+      f.shape = kSlotHas;
+      f.s = str(c[1].c);
+    }
     if (p.count == 2 && slot && op == Op::kLike) {
       f.shape = kSlotLike;
       f.id = c[1].c;
@@ -462,6 +476,11 @@ bool Bundle::Verify(std::string* error) {
       f.s = str(c[2].c);
     }
     fast_[i] = f;
+  }
+  run_nodes_.resize(nodes_.size());
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    const Node& n = nodes_[i];
+    run_nodes_[i] = RunNode{fast_[n.atom], n.atom, {n.next[0], n.next[1], n.next[2]}};
   }
   return true;
 }

@@ -326,7 +326,8 @@ class Bundle {
   // of through the stack machine (see vm.cc RunFast), with its operands decoded. All but
   // kVarOpEntity start with kPushSlot: slot == / != string, slot < <= > >= long, var == / in
   // entity, the slot alone (a Bool attribute), slot.contains(string), slot.containsAny /
-  // containsAll of a constant set of strings, slot like pattern, slot.lower() == / != string.
+  // containsAll of a constant set of strings, slot like pattern, slot.lower() == / != string,
+  // slot has name.
   enum FastShape : uint8_t {
     kGeneral = 0,
     kSlotOpString,
@@ -337,6 +338,7 @@ class Bundle {
     kSlotContainsStrings,
     kSlotLike,
     kSlotLowerOpString,
+    kSlotHas,  // `slot has name` (args has amount); a record slot is its common case
   };
   struct FastAtom {
     FastShape shape = kGeneral;
@@ -348,9 +350,21 @@ class Bundle {
                              // kSlotLike: like index;
                              // kSlotContainsStrings: constant index
     int64_t k = 0;           // kSlotOpLong: the constant
-    std::string_view s;      // kSlotOpString, kSlotContainsString, kSlotLowerOpString: the string
+    std::string_view s;      // kSlotOpString, kSlotContainsString, kSlotLowerOpString: the string;
+                             // kSlotHas: the attribute name
   };
   std::vector<FastAtom> fast_;
+  // Per DAG node, derived at load: its atom's FastAtom next to its edges, so a walk reads one
+  // record per node instead of a node, then its atom (vm.cc AnyDagSaysYes).
+  struct RunNode {
+    FastAtom fast;
+    uint32_t atom = 0;
+    uint32_t next[3] = {0, 0, 0};
+  };
+  std::vector<RunNode> run_nodes_;
+  // Per partition chunk, derived at load: bit k is set when root[k] is a leaf whose outcome
+  // answers no for DAG kind k (the chunk has no statement of that kind), so Evaluate skips it.
+  std::vector<uint8_t> partition_no_;
   std::vector<nlohmann::json> statement_obligations_;  // parsed StatementMeta::obligations
   std::vector<uint8_t> statement_approval_;  // derived at load: carries require_approval
 

@@ -129,17 +129,11 @@ Decision Evaluate(const Bundle& b, const PreparedRequest& req) {
   }
   // Forbids first: any match decides. Then permits; then approval. Each DAG answers one
   // question, so a walk stops at the first chunk that says yes.
-  bool forbid = false, permit = false, approval = false;
-  for (int i = 0; i < d.part_count && !forbid; ++i) {
-    forbid = b.outcomes_[WalkDag(b, req, b.partitions_[d.parts[i]].root[kForbidDag])].forbid != 0;
-  }
-  for (int i = 0; i < d.part_count && !forbid && !permit; ++i) {
-    permit = b.outcomes_[WalkDag(b, req, b.partitions_[d.parts[i]].root[kPermitDag])].permit != 0;
-  }
-  for (int i = 0; i < d.part_count && !forbid && permit && !approval; ++i) {
-    const uint32_t root = b.partitions_[d.parts[i]].root[kApprovalDag];
-    approval = b.outcomes_[WalkDag(b, req, root)].approval != 0;
-  }
+  const uint32_t* parts = d.parts.data();
+  const bool forbid = AnyDagSaysYes(b, req, parts, d.part_count, kForbidDag);
+  const bool permit = !forbid && AnyDagSaysYes(b, req, parts, d.part_count, kPermitDag);
+  const bool approval =
+      !forbid && permit && AnyDagSaysYes(b, req, parts, d.part_count, kApprovalDag);
   d.effect = Combine(forbid, permit, approval);
   return d;
 }

@@ -632,9 +632,10 @@ bool JsonSetHasString(const nlohmann::json& set, std::string_view s) {
 }
 
 // Short shapes (Bundle::FastAtom) run directly; each case computes exactly what Run() would
-// (the differential test holds both to the reference evaluator). REQUIRES: f.shape is not
-// kGeneral, and a slot shape's slot does not hold a record (a record may hold an error, so it
-// goes the general way).
+// (the differential test holds both to the reference evaluator). REQUIRES: FastApplies(req, f):
+// f.shape is not kGeneral, and a slot shape's slot does not hold a record (a record may hold an
+// error, so it goes the general way) -- except kSlotHas, which needs a JSON object or a type
+// Has rejects.
 inline Tri RunFast(const Bundle& b, const PreparedRequest& req, const Bundle::FastAtom& f) {
   if (f.shape == Bundle::kVarOpEntity) {
     // Ids, not text: f.id is Bundle::Find of the target, and requests carry Find of their uids.
@@ -677,6 +678,11 @@ inline Tri RunFast(const Bundle& b, const PreparedRequest& req, const Bundle::Fa
       }
       return (eq == (f.op == Op::kEq)) ? Tri::kTrue : Tri::kFalse;
     }
+    case Bundle::kSlotHas:
+      // FastApplies let through a JSON object or a value that is neither a record, an entity
+      // nor unknown (Has on those is an error, as in Run()).
+      if (v.type != VType::kRecord) return Tri::kError;
+      return v.j->find(f.s) != v.j->end() ? Tri::kTrue : Tri::kFalse;
     case Bundle::kSlotLike:
       if (v.type != VType::kString) return Tri::kError;
       return Like(v.s, b.like_chunks_[f.id]) ? Tri::kTrue : Tri::kFalse;
@@ -710,12 +716,22 @@ __attribute__((noinline)) Tri RunGeneral(const Bundle& b, const PreparedRequest&
   return Tri::kError;
 }
 
+// Whether RunFast computes atom `f` for this request (else the stack machine does).
+inline bool FastApplies(const PreparedRequest& req, const Bundle::FastAtom& f) {
+  if (f.shape == Bundle::kGeneral) return false;
+  if (f.shape == Bundle::kVarOpEntity) return true;
+  const Value& v = req.slots[f.slot];
+  if (f.shape == Bundle::kSlotHas) {
+    // A JSON object (request values always are), or a type for which Has is an error.
+    return v.type == VType::kRecord ? v.j != nullptr
+                                    : v.type != VType::kEntity && v.type != VType::kUnknown;
+  }
+  return v.type != VType::kRecord;
+}
+
 inline Tri RunAtomInline(const Bundle& b, const PreparedRequest& req, uint32_t program) {
   const Bundle::FastAtom& f = b.fast_[program];
-  if (f.shape != Bundle::kGeneral &&
-      (f.shape == Bundle::kVarOpEntity || req.slots[f.slot].type != VType::kRecord)) {
-    return RunFast(b, req, f);
-  }
+  if (FastApplies(req, f)) return RunFast(b, req, f);
   return RunGeneral(b, req, b.programs_[program]);
 }
 
@@ -733,8 +749,29 @@ uint32_t WalkDag(const Bundle& b, const PreparedRequest& req, uint32_t ref) {
   return ref & ~kLeafBit;
 }
 
-namespace {
+bool AnyDagSaysYes(const Bundle& b, const PreparedRequest& req, const uint32_t* parts, int count,
+                   DagKind kind) {
+  const uint8_t skip = static_cast<uint8_t>(1u << kind);
+  for (int i = 0; i < count; ++i) {
+    const uint32_t p = parts[i];
+    if (b.partition_no_[p] & skip) continue;
+    uint32_t ref = b.partitions_[p].root[kind];
+    while (!(ref & kLeafBit)) {
+      const Bundle::RunNode& n = b.run_nodes_[ref];
+      const Bundle::FastAtom& f = n.fast;
+      const Tri t =
+          FastApplies(req, f) ? RunFast(b, req, f) : RunGeneral(b, req, b.programs_[n.atom]);
+      ref = n.next[static_cast<int>(t)];
+    }
+    const Outcome& o = b.outcomes_[ref & ~kLeafBit];
+    if ((kind == kForbidDag ? o.forbid : kind == kPermitDag ? o.permit : o.approval) != 0) {
+      return true;
+    }
+  }
+  return false;
+}
 
+namespace {
 
 // Writ syntax, canonical: sets sorted and deduplicated by rendering, record keys sorted.
 std::string WritText(const Bundle& b, const Frame* f, const Value& v) {

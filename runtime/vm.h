@@ -23,6 +23,12 @@ Tri RunAtom(const Bundle& b, const PreparedRequest& req, uint32_t program);
 // index. Evaluates atoms as RunAtom does.
 uint32_t WalkDag(const Bundle& b, const PreparedRequest& req, uint32_t ref);
 
+// Does the DAG of `kind` say yes in any of the partition chunks parts[0..count)? Walks them in
+// order and stops at the first yes; skips chunks whose DAG of that kind is a "no" leaf
+// (Bundle::partition_no_). The evaluator's inner loop: one call per DAG kind.
+bool AnyDagSaysYes(const Bundle& b, const PreparedRequest& req, const uint32_t* parts, int count,
+                   DagKind kind);
+
 // Runs a rate-limit key program and renders its value: a String as itself, anything else in
 // canonical Writ syntax; "<error>" if the value holds an error anywhere.
 std::string KeyText(const Bundle& b, const PreparedRequest& req, const Program& p);

@@ -1,6 +1,7 @@
 // `writ serve --stdio` with approvals:, admin: and audit: configured: the admin API comes up
 // on the printed port, decisions and kill-switch changes reach the audit trail, the kill
-// switch survives a restart of the process, and a bad state file stops the start (exit 2).
+// switch survives a restart of the process, a bad state file stops the start (exit 2), and
+// a held call's arguments preview is masked by its redact obligation everywhere it is shown.
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <fstream>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include "gateway/approvals.h"
@@ -86,6 +88,11 @@ class Gateway {
   }
   int port() const { return port_; }
   std::string log() const { return Slurp(log_); }
+  // One JSON-RPC message to the gateway's stdin (its answers go to /dev/null).
+  void Send(const json& m) {
+    std::string line = m.dump() + "\n";
+    REQUIRE(write(stdin_, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
+  }
 
  private:
   std::string log_;
@@ -187,4 +194,90 @@ TEST_CASE("writ serve refuses a foreign state file (exit 2)") {
   CHECK(err.find("error: approvals.db: " + dir.path("state.db") + ": not a writ state database") !=
         std::string::npos);
   CHECK(err.find("help: ") != std::string::npos);
+}
+
+TEST_CASE("writ serve: the approval preview is masked by the call's redact obligation") {
+  // The policy holds demo__wipe for approval AND redacts a card number and a path; an
+  // upstream env value is a configured secret. The approver must see none of them: not in the
+  // state file, the admin API, `writ approvals show`, or the webhook.
+  TempDir dir("serve_preview");
+  WebhookServer hook({200});
+  std::string src = WRIT_SOURCE_DIR;
+  std::ofstream(dir.path("admin.token")) << kToken << "\n";
+  std::ofstream(dir.path("p.writ"))
+      << "@id(\"all\") permit (principal, action, resource);\n"
+      << "@id(\"wipe\") rule if resource == Tool::\"demo__wipe\"\n"
+      << "then require_approval(approvers: \"ops\"), redact(\"credit_card\", \"args.api_token\");\n";
+  std::ofstream(dir.path("gw.yaml"))
+      << "policies: p.writ\n"
+      << "upstreams:\n  - name: demo\n    command: python3\n    args: [" << src
+      << "/tests/gateway/fake_upstream.py]\n"
+      << "    env: { FAKE_KEY: env-secret-value-42 }\n"
+      << "audit: { path: audit.jsonl, fsync: never }\n"
+      << "approvals: { db: state.db, wait: 1s, notify: { channel: hook } }\n"
+      << "notify: { channels: { hook: { url: 'http://127.0.0.1:" << hook.port() << "/h' } } }\n"
+      << "admin: { listen: 127.0.0.1:0, token_file: admin.token }\n";
+  const std::string card = "4111 1111 1111 1111", token = "tok-very-secret-123";
+  const std::string expected =
+      R"({"api_token":"[REDACTED]","card":"[REDACTED:credit_card]","note":"key [REDACTED]"})";
+
+  Gateway gw(dir.path("gw.yaml"), dir.path("serve.log"));
+  REQUIRE_MESSAGE(gw.port() != 0, gw.log());
+  gw.Send({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "initialize"},
+           {"params", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()},
+                       {"clientInfo", {{"name", "t"}, {"version", "1"}}}}}});
+  gw.Send({{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}});
+  gw.Send({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "tools/call"},
+           {"params", {{"name", "demo__wipe"},
+                       {"arguments", {{"card", card}, {"api_token", token},
+                                      {"note", "key env-secret-value-42"}}}}}});
+  std::string err;
+  auto store = ApprovalStore::Open(dir.path("state.db"), &err);
+  REQUIRE_MESSAGE(store, err);
+  std::vector<Approval> pending;
+  for (int i = 0; i < 200 && pending.empty(); ++i) {
+    pending = store->List(ApprovalState::kPending);
+    if (pending.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE_MESSAGE(pending.size() == 1, gw.log());
+  const std::string id = pending[0].id;
+  CHECK(pending[0].context.args_preview == expected);
+  // The binding still covers the real arguments (the audit's args_digest).
+  CHECK(pending[0].binding.args_digest ==
+        ApprovalArgsDigest({{"card", card}, {"api_token", token},
+                            {"note", "key env-secret-value-42"}}));
+
+  std::string auth = std::string("Bearer ") + kToken;
+  HttpReply r = Http(gw.port(), "GET", "/v1/approvals/" + id, "", auth);
+  REQUIRE(r.status == 200);
+  CHECK(r.json()["args_preview"] == expected);
+  std::string out;
+  CHECK(RunWrit("approvals show " + id + " --config " + dir.path("gw.yaml") +
+                    " --admin 127.0.0.1:" + std::to_string(gw.port()),
+                &out, &err) == 0);
+  CHECK(out.find("arguments   " + expected) != std::string::npos);
+  REQUIRE(hook.WaitFor(1, 10000));
+  json event = json::parse(hook.received()[0].body);
+  CHECK(event["event"] == "approval.requested");
+  CHECK(event["approval"]["args_preview"] == expected);
+  CHECK(gw.Stop() == 0);
+
+  // The new approval is in the audit trail too, with the masked preview.
+  bool audited = false;
+  std::istringstream audit_lines(Slurp(dir.path("audit.jsonl")));
+  for (std::string line; std::getline(audit_lines, line);) {
+    json rec = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (rec.is_object() && rec.value("kind", "") == "approval" &&
+        rec.dump().find("approval.requested") != std::string::npos) {
+      audited = true;
+      CHECK(rec.dump().find(id) != std::string::npos);
+    }
+  }
+  CHECK_MESSAGE(audited, Slurp(dir.path("audit.jsonl")));
+
+  // Nothing of the masked values anywhere in what was persisted or sent.
+  std::string persisted = Slurp(dir.path("state.db")) + Slurp(dir.path("state.db-wal")) +
+                          Slurp(dir.path("audit.jsonl")) + hook.received()[0].body + r.body + out;
+  for (const std::string& secret : {card, token, std::string("env-secret-value-42")})
+    CHECK_MESSAGE(persisted.find(secret) == std::string::npos, secret);
 }

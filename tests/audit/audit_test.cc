@@ -415,6 +415,67 @@ TEST_CASE("awkward values round-trip through the canonical form") {
   CHECK(v.kind == Kind::kOk);
 }
 
+TEST_CASE("each line is the canonical form of itself, hash member included") {
+  // AuditLog serializes a record once, with a placeholder for its hash (audit.cc, FastLine):
+  // the line must still be exactly what parse-and-dump gives, and verify, whatever the args
+  // hold -- including a member named "hash" with a hash-like value, and keys that sort around
+  // the top-level "hash".
+  fs::path p = TestDir("canonical") / "audit.jsonl";
+  AuditOptions o = Options(p, kKey);
+  o.record_args = true;
+  std::unique_ptr<AuditLog> log;
+  REQUIRE(AuditLog::Open(o, &log).ok());
+  AuditRecord r = Sample(1);
+  r.args = json{{"hash", std::string(64, 'a')},
+                {"nested", {{"hash", "x"}, {"kind", "y"}, {"list", {1, 2.5, -0.0, "z"}}}},
+                {"f", 1e-7},
+                {"s", "quote \" backslash \\ tab \t"}};
+  r.detail = {{"hash", "in detail"}, {"zz", nullptr}};
+  REQUIRE(log->Append(r).ok());
+  REQUIRE(log->Append(Sample(2)).ok());
+  AuditRecord big = Sample(3);  // args over the size limit: truncated, still canonical
+  big.args = json{{"blob", std::string(kAuditMaxRecordBytes, 'b')}};
+  REQUIRE(log->Append(big).ok());
+  log.reset();
+  std::vector<std::string> lines = Lines(p);
+  REQUIRE(lines.size() == 3);
+  for (const auto& line : lines) {
+    json j = json::parse(line);
+    CHECK(AuditCanonicalBytes(j) == line);
+    std::string hash = j["hash"];
+    const std::string key = kKey;
+    CHECK(AuditRecordHash(j, &key) == hash);
+  }
+  CHECK(json::parse(lines[0])["args"]["hash"] == std::string(64, 'a'));
+  CHECK(json::parse(lines[2]).value("args_truncated", false));
+  AuditVerifyResult v = Verify(p, kKey);
+  INFO(v.Format(p.string()));
+  CHECK(v.kind == Kind::kOk);
+}
+
+TEST_CASE("fsync always: concurrent appends share fsyncs and every record is durable") {
+  fs::path p = TestDir("group") / "audit.jsonl";
+  AuditOptions o = Options(p);
+  o.fsync = AuditFsync::kAlways;
+  std::unique_ptr<AuditLog> log;
+  REQUIRE(AuditLog::Open(o, &log).ok());
+  constexpr int kThreads = 4, kEach = 50;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i)
+        if (!log->Append(Sample(t * kEach + i)).ok()) failures++;
+    });
+  for (auto& th : threads) th.join();
+  CHECK(failures == 0);
+  CHECK(log->last_seq() == kThreads * kEach);
+  log.reset();
+  AuditVerifyResult v = Verify(p);
+  CHECK(v.kind == Kind::kOk);
+  CHECK(v.records == kThreads * kEach);
+}
+
 TEST_CASE("concurrent appends produce one valid chain") {
   fs::path p = TestDir("threads") / "audit.jsonl";
   std::unique_ptr<AuditLog> log;

@@ -132,6 +132,57 @@ TEST_CASE("list-time visibility: allow, deny, depends-on-args") {
   CHECK(runtime::ListVisibility(*b2, req) == runtime::Visibility::kAllow);
 }
 
+TEST_CASE("atoms on one value imply each other: every value, missing and wrong-typed") {
+  // The DAG builder substitutes what one test of call.intent or context.hour implies about the
+  // others (ast_to_dag.cc ImpliedBy). Decisions must be exactly LANGUAGE.md §4 for values on
+  // both sides of every constant, a missing value (an error) and a wrong type.
+  auto b = Build(R"(
+    @id("p-read") permit (principal, action, resource) when { call.intent == "read" && context.hour >= 7 };
+    @id("p-write") permit (principal, action, resource) when { call.intent == "write" && context.hour < 19 };
+    @id("p-other") permit (principal, action, resource)
+      when { call.intent != "read" && call.intent != "write" && context.hour > 12 };
+    @id("f-night") forbid (principal, action, resource) when { context.hour < 7 || context.hour > 22 };
+    @id("f-del") forbid (principal, action, resource) when { call.intent == "delete" && context.hour <= 12 };
+  )");
+  enum T { kT, kF, kE };
+  auto and_ = [](T x, T y) { return x == kF || y == kF ? kF : x == kE || y == kE ? kE : kT; };
+  auto or_ = [](T x, T y) { return x == kT || y == kT ? kT : x == kE || y == kE ? kE : kF; };
+  auto not_ = [](T x) { return x == kE ? kE : x == kT ? kF : kT; };
+  const std::vector<json> intents = {"read", "write", "delete", "other", nullptr, 5};
+  const std::vector<json> hours = {3, 6, 7, 12, 13, 18, 19, 22, 23, nullptr, "x"};
+  int allowed = 0;
+  for (const json& intent : intents) {
+    for (const json& hour : hours) {
+      json r = Req(json::object());
+      if (intent.is_null()) {
+        r["call"].erase("intent");
+      } else {
+        r["call"]["intent"] = intent;
+      }
+      if (hour.is_null()) {
+        r["context"].erase("hour");
+      } else {
+        r["context"]["hour"] = hour;
+      }
+      auto is = [&](const char* c) {
+        return intent.is_null() ? kE : (intent.is_string() && intent == c) ? kT : kF;
+      };
+      auto cmp = [&](auto pred) { return hour.is_number() ? (pred(hour.get<int>()) ? kT : kF) : kE; };
+      T p_read = and_(is("read"), cmp([](int h) { return h >= 7; }));
+      T p_write = and_(is("write"), cmp([](int h) { return h < 19; }));
+      T p_other = and_(and_(not_(is("read")), not_(is("write"))), cmp([](int h) { return h > 12; }));
+      T f_night = or_(cmp([](int h) { return h < 7; }), cmp([](int h) { return h > 22; }));
+      T f_del = and_(is("delete"), cmp([](int h) { return h <= 12; }));
+      const bool forbid = f_night != kF || f_del != kF;  // an error counts as a match
+      const bool permit = p_read == kT || p_write == kT || p_other == kT;
+      const std::string want = !forbid && permit ? "allow" : "deny";
+      allowed += want == "allow";
+      CHECK_MESSAGE(Decide(*b, r)["decision"] == want, "intent " << intent << " hour " << hour);
+    }
+  }
+  CHECK(allowed > 5);  // the table covers both outcomes
+}
+
 TEST_CASE("values: sets, records, like, matches, lower, ip, if, overflow") {
   auto b = Build(R"(
     @id("set") permit (principal, action, resource) when { args.tags.contains("x") && args.tags.containsAll(["x"]) && [args.a, 2].contains(2) };

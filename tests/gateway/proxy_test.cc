@@ -83,6 +83,31 @@ TEST_CASE("framing: parse errors, depth, size, lines") {
   CHECK(lines[3].first == "xy");
 }
 
+TEST_CASE("FlushBatch: flushes deferred inside one Feed run once, at its end") {
+  int flushes = 0;
+  std::vector<int> flushes_seen_by_line;  // how many flushes had run when each line arrived
+  const int key = 0;
+  std::function<void()> flush = [&] { ++flushes; };
+  // Outside a batch nothing is deferred: the caller flushes itself.
+  CHECK_FALSE(DeferFlush(&key, flush));
+  LineSplitter sp(100, [&](std::string_view, bool) {
+    flushes_seen_by_line.push_back(flushes);
+    CHECK(DeferFlush(&key, flush));  // a writer inside the batch defers
+  });
+  sp.Feed("a\nb\nc\n");  // one read with three lines: one flush after all three
+  CHECK(flushes == 1);
+  CHECK(flushes_seen_by_line == std::vector<int>{0, 0, 0});
+  sp.Feed("d\n");  // the next read: its own flush
+  CHECK(flushes == 2);
+  CHECK_FALSE(DeferFlush(&key, flush));
+  {
+    FlushBatch outer;
+    sp.Feed("e\n");  // nested in an outer batch: flushed when the outer one ends
+    CHECK(flushes == 2);
+  }
+  CHECK(flushes == 3);
+}
+
 namespace {
 
 constexpr char kTestPolicy[] = R"(

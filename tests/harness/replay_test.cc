@@ -6,7 +6,10 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 
 #include "compiler/compile.h"
@@ -372,8 +375,7 @@ TEST_CASE("replay: deciding identical requests once gives the same result as dec
         CHECK(once.before[i] == each.before[i]);
       }
       for (auto f : {writ::harness::ReplayFormat::kText, writ::harness::ReplayFormat::kJson,
-                     writ::harness::ReplayFormat::kMarkdown,
-                     writ::harness::ReplayFormat::kGithub})
+                     writ::harness::ReplayFormat::kMarkdown, writ::harness::ReplayFormat::kGithub})
         CHECK(writ::harness::RenderReplay(once, f, 1000) ==
               writ::harness::RenderReplay(each, f, 1000));
     }
@@ -415,16 +417,25 @@ TEST_CASE("replay: the fast trace parser reads every line as the nlohmann path d
   for (size_t i = 0; i < fast.size(); ++i) {
     CAPTURE(i);
     CHECK(fast[i].line == slow[i].line);
-    CHECK(fast[i].request.dump() == slow[i].request.dump());  // "1" vs "1.0": types too
+    CHECK(fast[i].Request().dump() == slow[i].Request().dump());  // "1" vs "1.0": types too
     CHECK(fast[i].recorded == slow[i].recorded);
+    CHECK(slow[i].request_json != nullptr);
+  }
+  if (writ::harness::HaveFastPath()) {       // the fast path was taken where it can be
+    CHECK(fast[0].request_json != nullptr);  // an integer beyond 64 bits: nlohmann
+    CHECK(fast[1].request_json != nullptr);  // a surrogate pair: nlohmann
+    CHECK(fast[2].request_json == nullptr);  // spaces
+    CHECK(fast[3].request_json != nullptr);  // a duplicate `type`: nlohmann
+    CHECK(fast[4].request_json == nullptr);  // \u escapes of control characters
   }
   CHECK(fast[0].recorded.determining == std::vector<std::string>{"a", "b"});
 
   // Corrupt lines: the same error, naming the same FILE:LINE, either way.
   for (const std::string& bad :
        {decision(R"({"args":{"a":01}})"), decision(R"({"args":{"a":"\ud800"}})"),
-        decision(R"([1])"), rec + R"("request":{},"decision":{"decision":"maybe",)"
-                                  R"("determining":[]}})",
+        decision(R"([1])"),
+        rec + R"("request":{},"decision":{"decision":"maybe",)"
+              R"("determining":[]}})",
         decision(R"({"args":{}})", R"("type":"other",)"), decision("{\"s\":\"a\x01\"}"),
         decision(R"({"a":1})") + "x", decision("{\"s\":\"\xff\"}"),
         std::string(R"({"type":"message","direction":"gateway_to_client","session":"s",)") +
@@ -440,4 +451,252 @@ TEST_CASE("replay: the fast trace parser reads every line as the nlohmann path d
     CHECK(e1 == e2);
     CHECK(Contains(e1, "bad.jsonl:3: "));
   }
+}
+
+namespace {
+
+// Random trace lines for the differential below: well-formed requests with odd values --
+// \u escapes (surrogate pairs, lone surrogates, controls), integers at and beyond the 64-bit
+// limits, -0 and -0.0, exponents, duplicate keys, keys written with escapes, nesting beyond
+// the request depth limit, wrong types at every level -- and some broken lines.
+class LineGen {
+ public:
+  explicit LineGen(uint64_t seed) : rng_(seed) {}
+
+  std::string Line() {
+    std::string req = Request();
+    std::string request_key =
+        Pick({"\"request\"", "\"request\"", "\"request\"", "\"re\\u0071uest\""});
+    std::vector<std::string> members = {
+        R"("type":"decision")", R"("direction":"client_to_gateway")", R"("session":"s")",
+        request_key + ":" + req,
+        R"("decision":{"decision":")" + Pick({"allow", "deny", "require_approval"}) +
+            R"(","determining":[)" + Pick({"", "\"p-amount\"", "\"f-x\",\"p-amount\""}) + "]}"};
+    if (Below(10) == 0) members.push_back(R"("ts":{"request":{"x":[1,{"request":2}]}})");
+    if (Below(20) == 0) members.push_back(R"("request":{})");  // a duplicate request
+    std::shuffle(members.begin(), members.end(), rng_);
+    std::string line = "{";
+    for (size_t i = 0; i < members.size(); ++i) line += (i ? Pick({",", ", "}) : "") + members[i];
+    line += "}";
+    if (Below(40) == 0) line.insert(Below(line.size()), Pick({"x", "\"", "}", "\x01", " "}));
+    return line;
+  }
+
+ private:
+  size_t Below(size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng_); }
+  std::string Pick(std::initializer_list<std::string> v) { return *(v.begin() + Below(v.size())); }
+
+  std::string Scalar() {
+    switch (Below(4)) {
+      case 0:
+        return Pick({"0", "-0", "1", "-1", "11", "9223372036854775807", "9223372036854775808",
+                     "-9223372036854775808", "-9223372036854775809", "18446744073709551615",
+                     "18446744073709551616", "123456789012345678901234"});
+      case 1:
+        return Pick(
+            {"1.0", "-0.0", "0.5", "1e3", "1E-2", "-2.5e+10", "11.0", "1.7976931348623157e308"});
+      case 2:
+        return Pick({R"("a")", R"("\u00e9")", "\"\xc3\xa9\"", R"("\ud83d\ude00")", R"("\u2028x")",
+                     R"("\"q\"")", R"("\\")", R"("\/")", R"("t\tb")", R"("\u0041")", R"("\u0000")",
+                     R"("")", R"("Role::\"r\"")"});
+      default:
+        if (Below(30) == 0) return R"("\ud800")";  // a lone surrogate: a corrupt line
+        return Pick(
+            {"true", "false", "null", R"({"__entity":"User::\"u\""})", R"({"__entity":"bad"})"});
+    }
+  }
+
+  std::string Value(int depth) {
+    if (depth <= 0 || Below(3) == 0) return Scalar();
+    if (Below(2) == 0) {
+      std::string s = "[";
+      for (size_t i = 0, n = Below(4); i < n; ++i) s += (i ? "," : "") + Value(depth - 1);
+      return s + "]";
+    }
+    return Object(depth);
+  }
+
+  std::string Object(int depth) {
+    std::string s = "{";
+    for (size_t i = 0, n = Below(5); i < n; ++i)
+      s += (i ? "," : "") +
+           Pick({"\"a\"", "\"x\"", "\"amount\"", "\"s\"", "\"r\"", "\"a\"", "\"\\u0061\""}) + ":" +
+           Value(depth - 1);
+    return s + "}";
+  }
+
+  std::string Deep(int levels) {
+    std::string s;
+    for (int i = 0; i < levels; ++i) s += Below(2) ? "{\"a\":" : "[";
+    std::string out = s + "1";
+    for (auto it = s.rbegin(); it != s.rend(); ++it)
+      if (*it == '[')
+        out += "]";
+      else if (*it == '{')
+        out += "}";
+    return out;
+  }
+
+  std::string Entity(const std::string& uid) {
+    switch (Below(24)) {
+      case 0:
+        return Scalar();
+      case 1:
+        return R"({"uid":5})";
+      case 2:
+        return R"({"uid":"nope"})";
+      case 3:
+        return R"({"uid":)" + uid + R"(,"attrs":[1]})";
+      default:
+        return R"({"uid":)" + uid + R"(,"parents":[)" +
+               Pick({"", R"("Role::\"r\"")", R"("Role::\"r\"","Role::\"o\"")", "1"}) +
+               R"(],"attrs":)" + Object(3) + "}";
+    }
+  }
+
+  std::string Request() {
+    if (Below(30) == 0) return "[" + Scalar() + "]";
+    std::vector<std::string> m = {
+        R"("principal":)" + Entity(Pick({R"("User::\"u1\"")", R"("User::\"u2\"")"})),
+        R"("action":)" +
+            Pick({R"("tools/call")", R"("tools/call")", R"("tools/list")", R"("")", "5"}),
+        R"("resource":)" + Entity(R"("Tool::\"t\"")"),
+        R"("args":)" + (Below(15) == 0 ? Scalar() : Object(4)),
+        R"("context":)" + (Below(15) == 0 ? Deep(70) : Object(4)),
+        R"("call":{"intent":)" + Scalar() + "}"};
+    if (Below(8) == 0) m.push_back(R"("args":)" + Object(3));  // a duplicate key
+    std::shuffle(m.begin(), m.end(), rng_);
+    std::string s = "{";
+    for (size_t i = 0; i < m.size(); ++i) s += (i ? "," : "") + m[i];
+    return s + "}";
+  }
+
+  std::mt19937_64 rng_;
+};
+
+const char kOddPolicies[] = R"(
+@id("p-amount")
+permit (principal, action, resource) when { args.amount > 10 };
+
+@id("f-x")
+forbid (principal, action, resource) when { args.x == "é" || args.x == 1 };
+
+@id("p-record")
+permit (principal, action == Action::"tools/call", resource) when { context.r == {"a": 1} };
+
+@id("f-set")
+forbid (principal in Role::"r", action, resource) when { context.s.contains(1) };
+
+@id("p-attr")
+permit (principal, action, resource) when { principal.a == "a" || call.intent == "a" };
+)";
+
+// Strict equality: number types and -0.0 vs 0.0 differ.
+bool Same(const json& a, const json& b) {
+  if (a.type() != b.type()) return false;
+  if (a.is_object()) {
+    if (a.size() != b.size()) return false;
+    for (auto ia = a.begin(), ib = b.begin(); ia != a.end(); ++ia, ++ib)
+      if (ia.key() != ib.key() || !Same(*ia, *ib)) return false;
+    return true;
+  }
+  if (a.is_array()) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+      if (!Same(a[i], b[i])) return false;
+    return true;
+  }
+  if (a.is_number_float())
+    return a.get<double>() == b.get<double>() &&
+           std::signbit(a.get<double>()) == std::signbit(b.get<double>());
+  return a == b;
+}
+
+}  // namespace
+
+TEST_CASE("replay: fast and exact paths agree on 1,500 generated traces with odd values") {
+  std::string bytes, error;
+  REQUIRE_MESSAGE(writ::CompileText("odd.writ", kOddPolicies, &bytes, &error), error);
+  auto bundle = writ::runtime::Bundle::Load(bytes, &error);
+  REQUIRE_MESSAGE(bundle != nullptr, error);
+  TempDir d("replay-odd");
+  const std::string header = Lines(WriteTrace(d / "w.jsonl"))[0];
+  LineGen gen(20261121);
+  size_t fast_records = 0, exact_records = 0, failed_traces = 0, decided = 0;
+  json scratch;  // reused across every request: ConvertRequest updates it in place
+  for (int t = 0; t < 1500; ++t) {
+    CAPTURE(t);
+    std::string text = header + "\n";
+    std::vector<std::string> lines;
+    for (int i = 0; i < 4; ++i) lines.push_back(gen.Line());
+    for (const auto& l : lines) text += l + "\n";
+    const std::string path = (d / "t.jsonl").string();
+    Write(path, text);
+    std::vector<writ::harness::ReplayRecord> fast, slow;
+    std::string e1, e2;
+    const bool ok1 = writ::harness::ReadTrace(path, &fast, &e1, 1, true);
+    const bool ok2 = writ::harness::ReadTrace(path, &slow, &e2, 1, false);
+    REQUIRE(ok1 == ok2);
+    CHECK(e1 == e2);
+    if (!ok1) {
+      ++failed_traces;
+      continue;
+    }
+    REQUIRE(fast.size() == slow.size());
+    for (size_t i = 0; i < fast.size(); ++i) {
+      CAPTURE(lines[fast[i].line - 2]);
+      CHECK(fast[i].line == slow[i].line);
+      CHECK(fast[i].recorded == slow[i].recorded);
+      CHECK(Same(fast[i].Request(), slow[i].Request()));
+      if (fast[i].request_json == nullptr) {
+        ++fast_records;
+        // The in-place conversion, into a buffer that held a different request before.
+        CHECK(writ::harness::ConvertRequest(fast[i].request_text, &scratch));
+        CHECK(Same(scratch, slow[i].Request()));
+      } else {
+        ++exact_records;
+      }
+      writ::harness::Verdict a = writ::harness::Decide(*bundle, fast[i]);
+      writ::harness::Verdict b = writ::harness::Decide(*bundle, *slow[i].request_json);
+      CHECK(a == b);
+      CHECK(a.error == b.error);
+      decided += a.error.empty();
+    }
+    for (bool once : {true, false}) {
+      auto rf = writ::harness::Replay(fast, *bundle, bundle.get(), "b", 1, once);
+      auto rs = writ::harness::Replay(slow, *bundle, nullptr, "b", 1, once);
+      CHECK(rf.after == rs.after);
+      CHECK(writ::harness::RenderReplay(rf, writ::harness::ReplayFormat::kJson, 10) ==
+            writ::harness::RenderReplay(
+                writ::harness::Replay(slow, *bundle, bundle.get(), "b", 1, once),
+                writ::harness::ReplayFormat::kJson, 10));
+    }
+  }
+  // The generator reaches every branch: corrupt traces, both paths, decided requests.
+  CHECK(failed_traces > 100);
+  CHECK(exact_records > 500);
+  CHECK(decided > 500);
+  if (writ::harness::HaveFastPath()) CHECK(fast_records > 500);
+  MESSAGE("fast ", fast_records, " exact ", exact_records, " corrupt traces ", failed_traces,
+          " decided ", decided);
+}
+
+TEST_CASE("replay: ConvertRequest reuses its buffer across shapes and stays exact") {
+  const std::vector<std::string> texts = {
+      R"({"args":{"a":"a long string value that is not short","b":[1,2,3]},"x":1})",
+      R"({"args":{"a":"short","b":[4]},"x":-7})",                   // same keys
+      R"({"args":{"b":[4,{"k":null}],"a":"s","c":1.5},"x":true})",  // a new key
+      R"({"args":{"a":"s","a":"dup"},"x":[]})",                     // a duplicate key
+      R"({"args":{"a":"\u00e9\ud83d\ude00"},"x":{"y":-0}})",        // -0: nlohmann
+      R"({"args":{"a":18446744073709551615,"b":-9223372036854775808}})",
+      R"({"args":{"a":"a long string value that is not short","b":[1,2,3]},"x":1})"};
+  json scratch = json::object();
+  for (const auto& t : texts) {
+    CAPTURE(t);
+    REQUIRE(writ::harness::ConvertRequest(t, &scratch));
+    CHECK(Same(scratch, json::parse(t)));
+  }
+  CHECK_FALSE(writ::harness::ConvertRequest(R"({"a":)", &scratch));
+  CHECK(writ::harness::ConvertRequest(R"({"a":1})", &scratch));
+  CHECK(Same(scratch, json::parse(R"({"a":1})")));
 }

@@ -230,3 +230,108 @@ TEST_CASE("scripts/policy-ci.sh: passes on a tested scenario, fails on a failing
   Write(d / "p/refunds.test.yaml", failing);
   CHECK(std::system(cmd.c_str()) != 0);
 }
+
+TEST_CASE("writ test: exact and absent obligations, visibility tests, fixtures.call") {
+  TempDir d("x");
+  const std::string policies = std::string(kPolicies) + R"(
+@id("docs-read")
+permit (principal, action == Action::"tools/call", resource in Server::"docs")
+when { call.intent == "read" };
+)";
+  const std::string tests = R"(fixtures:
+  principals:
+    sam: {uid: User::"sam", parents: [Role::"support"]}
+  call: {intent: read}
+tests:
+  - name: big refund obligations
+    principal: sam
+    tool: stripe__refund_create
+    args: {amount: 60000}
+    expect:
+      decision: deny
+      exact_obligations: [{kind: log, level: critical}, {kind: reason}]
+      absent_obligations: [{kind: tag}]
+  - name: small refund
+    principal: sam
+    tool: stripe__refund_create
+    args: {amount: 10}
+    expect: {decision: allow, exact_obligations: [{kind: tag, value: pci}]}
+  - name: what sam sees
+    principal: sam
+    visibility:
+      visible: [docs__search]
+      hidden: [github__delete_repository]
+      depends_on_args: [stripe__refund_create]
+  - name: writes to docs are not listed
+    principal: sam
+    call: {intent: write}
+    visibility: {hidden: [docs__search]}
+)";
+  Write(d / "p/refunds.writ", policies);
+  Write(d / "p/refunds.test.yaml", tests);
+  auto r = RunWrit({"test", "--format", "json", (d / "p").string()});
+  CHECK(r.code == 0);
+  json j = json::parse(r.out);
+  CHECK(j["passed"] == 4);
+  CHECK(j["results"][2]["actual"]["visibility"] ==
+        json{{"docs__search", "visible"},
+             {"github__delete_repository", "hidden"},
+             {"stripe__refund_create", "depends_on_args"}});
+  CHECK(j["results"][2]["expected"] == j["results"][2]["actual"]);
+
+  // Each can fail, with a diff.
+  std::string bad = tests;
+  bad.replace(bad.find("{kind: reason}]"), 15, "]");               // one too few
+  bad.replace(bad.find("[{kind: tag}]"), 13, "[{kind: reason}]");  // present
+  bad.replace(bad.find("[{kind: tag, value: pci}]"), 25, "[{kind: tag}, {kind: tag}]");
+  bad.replace(bad.find("hidden: [github"), 6, "visible");  // wrong class
+  bad.replace(bad.find("visible: [docs__search]"), 23, "hidden: [docs__search]");
+  bad.replace(bad.find("call: {intent: write}"), 21, "call: {intent: read}");
+  Write(d / "p/refunds.test.yaml", bad);
+  r = RunWrit({"test", (d / "p").string()});
+  CHECK(r.code == 1);
+  CHECK(Contains(r.out, "writ test: 0 passed, 4 failed in 1 file(s)"));
+  CHECK(
+      Contains(r.out, "  obligations: unexpected {\"kind\":\"reason\",\"message\":\"too big\"}\n"));
+  CHECK(Contains(r.out,
+                 "  obligations: present, expected absent: {\"kind\":\"reason\","
+                 "\"message\":\"too big\"} (matches {\"kind\":\"reason\"})\n"));
+  CHECK(Contains(r.out, "  obligations: missing {\"kind\":\"tag\"}\n"));
+  CHECK(Contains(r.out, "  visibility:  docs__search: expected hidden, got visible\n"));
+  CHECK(
+      Contains(r.out, "  visibility:  github__delete_repository: expected visible, got hidden\n"));
+  CHECK(Contains(r.out, "FAIL " + (d / "p/refunds.test.yaml").string() +
+                            ":25: writes to docs are not listed\n"
+                            "  visibility:  docs__search: expected hidden, got visible\n"));
+  CHECK(Contains(r.out, "(a call of docs__search without arguments; tools/list decides"));
+  // The failure sample of docs/testing.md is this output.
+  const std::string doc = Slurp(std::string(WRIT_SOURCE_DIR) + "/docs/testing.md");
+  size_t c = doc.find("```text\n  obligations: unexpected");
+  REQUIRE(c != std::string::npos);
+  c += 8;
+  CHECK(Contains(r.out, doc.substr(c, doc.find("```", c) - c)));
+}
+
+TEST_CASE("docs/testing.md: the examples of the newer keys are verbatim from policies/") {
+  const std::string src = WRIT_SOURCE_DIR;
+  const std::string doc = Slurp(src + "/docs/testing.md");
+  const std::string files = Slurp(src + "/policies/contractor-docs-only/contractors.test.yaml") +
+                            Slurp(src + "/policies/financial-destructive-alerts/alerts.test.yaml");
+  int blocks = 0;
+  for (size_t p = 0; (p = doc.find("```yaml\n", p)) != std::string::npos;) {
+    p += 8;
+    const std::string block = doc.substr(p, doc.find("```", p) - p);
+    if (block.rfind("# Tests for examples/quickstart", 0) == 0) continue;  // checked above
+    CAPTURE(block);
+    CHECK(Contains(files, block));
+    ++blocks;
+  }
+  CHECK(blocks == 5);
+  for (const char* key :
+       {"exact_obligations", "absent_obligations", "visibility:", "call: {intent"})
+    CHECK(Contains(doc, key));
+  auto r = RunWrit(
+      {"test", "policies/contractor-docs-only", "policies/financial-destructive-alerts"}, src);
+  CHECK(r.code == 0);
+  CHECK(Contains(r.out, "writ test: 24 passed, 0 failed in 2 file(s)"));
+}

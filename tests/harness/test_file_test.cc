@@ -176,3 +176,141 @@ TEST_CASE("test file: FindTestFiles finds *.test.yaml recursively, sorted") {
   CHECK_FALSE(writ::harness::FindTestFiles({(d / "missing").string()}, &files, &error));
   CHECK(Contains(error, "no such file or directory"));
 }
+
+TEST_CASE("test file: fixtures.call is every test's default call, merged like context") {
+  TestFile f;
+  std::string e = Errors(R"(
+fixtures:
+  principals: {sam: {uid: User::"sam"}}
+  call: {intent: read, source: agent}
+tests:
+  - {name: a, principal: sam, tool: s__t, expect: {decision: deny}}
+  - {name: b, principal: sam, tool: s__t, call: {intent: write}, expect: {decision: deny}}
+  - {name: c, principal: sam, tool: s__t, call: {source: null}, expect: {decision: deny}}
+)",
+                         &f);
+  REQUIRE(e.empty());
+  REQUIRE(f.tests.size() == 3);
+  CHECK(f.tests[0].request["call"] == json{{"intent", "read"}, {"source", "agent"}});
+  CHECK(f.tests[1].request["call"] == json{{"intent", "write"}, {"source", "agent"}});
+  CHECK(f.tests[2].request["call"] == json{{"intent", "read"}});
+  e = Errors(
+      "fixtures: {call: [read]}\ntests: [{name: a, principal: {uid: User::\"a\"}, "
+      "tool: s__t, expect: {decision: deny}}]\n");
+  CHECK(Contains(e, "dir/x.test.yaml:1:18: fixtures.call: expected a mapping"));
+  CHECK(Contains(e, "help: the default call facts, a mapping, e.g. {intent: read}"));
+  CHECK(Contains(Errors("fixtures: {cal: {}}\ntests: [{name: a}]\n"), "did you mean `call`?"));
+}
+
+TEST_CASE("test file: exact_obligations, absent_obligations") {
+  TestFile f;
+  std::string e = Errors(std::string(kFixtures) + R"(
+tests:
+  - name: a
+    principal: sam
+    tool: s__t
+    expect:
+      decision: deny
+      exact_obligations: [{kind: reason}, {kind: log, level: critical}]
+      absent_obligations: [{kind: notify}]
+  - name: b
+    principal: sam
+    tool: s__t
+    expect: {decision: allow, exact_obligations: []}
+)",
+                         &f);
+  REQUIRE(e.empty());
+  CHECK(f.tests[0].expect.obligations_exact);
+  CHECK(f.tests[0].expect.obligations.size() == 2);
+  CHECK(f.tests[0].expect.absent_obligations == std::vector<json>{{{"kind", "notify"}}});
+  CHECK(f.tests[1].expect.obligations_exact);
+  CHECK(f.tests[1].expect.obligations.empty());
+  e = Errors(std::string(kFixtures) + R"(
+tests:
+  - name: a
+    principal: sam
+    tool: s__t
+    expect: {decision: deny, obligations: [{kind: tag}], exact_obligations: [{kind: tag}]}
+  - name: b
+    principal: sam
+    tool: s__t
+    expect: {decision: deny, absent_obligations: []}
+  - name: c
+    principal: sam
+    tool: s__t
+    expect: {decision: deny, absent_obligations: [{level: info}], exact_obligation: []}
+)");
+  CHECK(Contains(e,
+                 ":16:77: tests[0].expect.exact_obligations: `obligations` and "
+                 "`exact_obligations` are exclusive"));
+  CHECK(Contains(e, ":20:50: tests[1].expect.absent_obligations: empty list"));
+  CHECK(Contains(e, "help: list the obligations that must not be there"));
+  CHECK(Contains(e, "tests[2].expect.absent_obligations[0].kind: missing"));
+  CHECK(Contains(e, "tests[2].expect.exact_obligation: unknown key"));
+  CHECK(Contains(e, "did you mean `exact_obligations`?"));
+}
+
+TEST_CASE("test file: visibility tests list tools per class") {
+  TestFile f;
+  std::string e = Errors(std::string(kFixtures) + R"(
+  call: {intent: read}
+tests:
+  - name: what sam sees
+    principal: sam
+    context: {ip: 10.0.0.2}
+    visibility:
+      visible: [docs__search]
+      hidden: [stripe__refund_create, crm__get_account]
+      depends_on_args: [github__get_file]
+)",
+                         &f);
+  REQUIRE(e.empty());
+  const auto& t = f.tests[0];
+  REQUIRE(t.is_visibility());
+  REQUIRE(t.visibility.size() == 4);
+  CHECK(t.visibility[0].tool == "docs__search");
+  CHECK(t.visibility[0].expected == "visible");
+  CHECK(t.visibility[0].line == 18);
+  CHECK(t.visibility[1].expected == "hidden");
+  CHECK(t.visibility[3].expected == "depends_on_args");
+  const json& r = t.visibility[1].request;
+  CHECK(r["resource"]["uid"] == "Tool::\"stripe__refund_create\"");
+  CHECK(r["resource"]["attrs"]["category"] == "financial");  // the resource fixture merged
+  CHECK(r["principal"]["uid"] == "User::\"sam\"");
+  CHECK(r["call"] == json{{"intent", "read"}});
+  CHECK(r["context"]["ip"] == "10.0.0.2");
+  CHECK_FALSE(r.contains("args"));
+
+  e = Errors(std::string(kFixtures) + R"(
+tests:
+  - name: a
+    principal: sam
+    tool: s__t
+    args: {x: 1}
+    visibility: {visible: [s__t]}
+  - name: b
+    principal: sam
+    visibility: {visible: [s__t], hidden: [s__t, nounderscore], shown: [x__y]}
+    expect: {decision: allow}
+  - name: c
+    principal: sam
+    visibility: {}
+  - name: d
+    principal: sam
+    visibility: {hidden: docs__search}
+)");
+  CHECK(Contains(e, ":15:11: tests[0].tool: not allowed in a `visibility` test"));
+  CHECK(Contains(e, ":16:11: tests[0].args: not allowed in a `visibility` test"));
+  CHECK(Contains(e, "help: arguments are unknown when tools/list is decided"));
+  CHECK(Contains(e, "tests[1].visibility.hidden[0]: `s__t` is already listed under visible"));
+  CHECK(Contains(e, "tests[1].visibility.hidden[1]: `nounderscore` is not SERVER__name"));
+  CHECK(Contains(e, "tests[1].visibility.shown: unknown key"));
+  CHECK(Contains(e, "tests[1].expect: not allowed in a `visibility` test"));
+  CHECK(Contains(e, "tests[2].visibility: no tools listed"));
+  CHECK(Contains(e, "tests[3].visibility.hidden: expected a list of tools"));
+  size_t errors = 0, helps = 0;
+  for (size_t p = 0; (p = e.find("dir/x.test.yaml:", p)) != std::string::npos; ++p) ++errors;
+  for (size_t p = 0; (p = e.find("\nhelp: ", p)) != std::string::npos; ++p) ++helps;
+  CHECK(errors == 8);
+  CHECK(helps == errors);
+}
