@@ -344,9 +344,9 @@ AuditStatus AuditLog::Open(const AuditOptions& options, std::unique_ptr<AuditLog
   return AuditStatus::Ok();
 }
 
-AuditStatus AuditLog::Append(const AuditRecord& record) {
+AuditStatus AuditLog::AppendBody(const std::function<nlohmann::json()>& build) {
   try {
-    json body = AuditRecordToJson(record, options_.record_args && !record.redact_args);
+    json body = build();
     ScrubSecrets(&body, options_.secrets);
     if (auto extra = extra_secrets_.load()) ScrubSecrets(&body, *extra);
     uint64_t seq;
@@ -366,6 +366,11 @@ AuditStatus AuditLog::Append(const AuditRecord& record) {
     return AuditStatus::Error(Code::kInvalid,
                               std::string("cannot build audit record: ") + e.what());
   }
+}
+
+AuditStatus AuditLog::Append(const AuditRecord& record) {
+  return AppendBody(
+      [&] { return AuditRecordToJson(record, options_.record_args && !record.redact_args); });
 }
 
 void AuditLog::AddSecrets(const std::vector<std::string>& secrets) {
@@ -378,27 +383,7 @@ void AuditLog::AddSecrets(const std::vector<std::string>& secrets) {
 }
 
 AuditStatus AuditLog::AppendReload(const AuditReload& reload) {
-  try {
-    json body = AuditReloadToJson(reload);
-    ScrubSecrets(&body, options_.secrets);
-    if (auto extra = extra_secrets_.load()) ScrubSecrets(&body, *extra);
-    uint64_t seq;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      AuditStatus st = AppendJsonLocked(std::move(body));
-      if (!st.ok()) {
-        Metrics::Global().audit_failures().Inc();
-        return st;
-      }
-      seq = seq_;
-    }
-    if (options_.fsync == AuditFsync::kAlways) return WaitDurable(seq);
-    return AuditStatus::Ok();
-  } catch (const std::exception& e) {
-    Metrics::Global().audit_failures().Inc();
-    return AuditStatus::Error(Code::kInvalid,
-                              std::string("cannot build audit record: ") + e.what());
-  }
+  return AppendBody([&] { return AuditReloadToJson(reload); });
 }
 
 // The fast path of AppendJsonLocked: one serialization instead of three plus a parse. The

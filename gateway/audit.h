@@ -42,6 +42,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -196,6 +197,9 @@ class AuditLog {
 
  private:
   explicit AuditLog(AuditOptions options);
+  // Builds the record with `build`, scrubs it, appends it and, for fsync: always, waits until
+  // it is durable. Never throws (a throwing `build` is an error status).
+  AuditStatus AppendBody(const std::function<nlohmann::json()>& build);
   AuditStatus AppendJsonLocked(nlohmann::json body);  // REQUIRES: mu_ held
   // The single-serialization path of AppendJsonLocked (see audit.cc); false: use the general
   // one. REQUIRES: mu_ held.

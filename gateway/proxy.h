@@ -223,6 +223,8 @@ class Proxy {
     std::string method, server, tool;
     Json args;  // null: the request has no arguments
   };
+  // The fields both records of a decided request share (who, where, which decision).
+  AuditRecord AuditRecordFor(const char* kind, const AuditSubject& subject, const Decided& d);
   // Writes the decision record. False when it could not be written and the policy is to
   // fail closed; the caller then answers with FailClosed and forwards nothing.
   // `detail` (an object, may be null) is added to the record's detail (intent, DLP, ...).

@@ -11,10 +11,10 @@ namespace writ::gateway {
 
 using Json = nlohmann::json;
 
-bool Proxy::AuditDecision(const AuditSubject& subject, const Decided& d, const Json& detail) {
-  if (opts_.audit == nullptr) return true;
+AuditRecord Proxy::AuditRecordFor(const char* kind, const AuditSubject& subject,
+                                  const Decided& d) {
   AuditRecord r;
-  r.kind = "decision";
+  r.kind = kind;
   r.decision_id = d.id;
   r.principal = opts_.principal.uid;
   r.on_behalf_of = opts_.identity.value("on_behalf_of", std::string());
@@ -26,6 +26,13 @@ bool Proxy::AuditDecision(const AuditSubject& subject, const Decided& d, const J
   r.method = subject.method;
   r.server = subject.server;
   r.tool = subject.tool;
+  r.bundle_hash = d.bundle_hash;
+  return r;
+}
+
+bool Proxy::AuditDecision(const AuditSubject& subject, const Decided& d, const Json& detail) {
+  if (opts_.audit == nullptr) return true;
+  AuditRecord r = AuditRecordFor("decision", subject, d);
   if (!subject.args.is_null()) r.args = subject.args;
   r.decision = runtime::EffectName(d.effect);
   const Json obligations = d.decision.value("obligations", Json::array());
@@ -33,7 +40,6 @@ bool Proxy::AuditDecision(const AuditSubject& subject, const Decided& d, const J
     if (o.is_object() && o.value("kind", "") == "redact") r.redact_args = true;
   for (const auto& id : d.decision.value("determining", Json::array()))
     if (id.is_string()) r.determining.push_back(id);
-  r.bundle_hash = d.bundle_hash;
   if (!obligations.empty()) r.detail = {{"obligations", obligations}};
   if (detail.is_object())
     for (auto it = detail.begin(); it != detail.end(); ++it) r.detail[it.key()] = it.value();
@@ -60,25 +66,11 @@ void Proxy::FailClosed(const Json& client_id, const Decided& d) {
 void Proxy::ForwardAudited(size_t up, const Json& client_id, const std::string& method,
                            Json params, const AuditSubject& subject, const Decided& d,
                            Filter also, std::shared_ptr<Json> detail) {
-  const std::string& decision_id = d.id;
   Filter on_reply = also;
   if (opts_.audit != nullptr) {
     auto start = std::chrono::steady_clock::now();
     std::shared_ptr<AuditLog> audit = opts_.audit;
-    AuditRecord base;
-    base.kind = "outcome";
-    base.decision_id = decision_id;
-    base.principal = opts_.principal.uid;
-    base.on_behalf_of = opts_.identity.value("on_behalf_of", std::string());
-    base.session = opts_.session;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      base.client = client_name_;
-    }
-    base.method = subject.method;
-    base.server = subject.server;
-    base.tool = subject.tool;
-    base.bundle_hash = d.bundle_hash;
+    AuditRecord base = AuditRecordFor("outcome", subject, d);
     on_reply = [audit, base, start, also, detail](Json& reply) {
       if (also) also(reply);
       AuditRecord r = base;
