@@ -5,7 +5,9 @@
 //
 // Where each part lives:
 //   config.cc             ParseConfig, LoadConfig: the top-level keys and cross-section checks
-//   config_yaml.cc        YAML helpers: ToJson, Resolve, Duration, LongDuration, Choice,
+//   yaml_check.cc         the Checker (YamlChecker) and ToJson (YamlToJson), shared with
+//                         `writ test` files
+//   config_yaml.cc        YAML helpers: Resolve, Duration, LongDuration, Choice,
 //                         ParseListen; and DidYouMean (config.h)
 //   config_upstreams.cc   stdio_principal, upstreams (stdio and url:), breaker, secrets,
 //                         intent, lock
@@ -26,113 +28,18 @@
 #include <vector>
 
 #include "gateway/config.h"
+#include "gateway/yaml_check.h"
 
 namespace writ::gateway::config_internal {
 
-// Collects located errors ("file:line:col: key: message" plus a "help:" line) and validates
-// scalar values. Not thread-safe: one per ParseConfig call.
-class Checker {
- public:
-  explicit Checker(std::string name) : name_(std::move(name)) {}
+// The error collector and value checks (yaml_check.h).
+using Checker = YamlChecker;
 
-  void Error(const YAML::Node& at, const std::string& key, const std::string& msg,
-             const std::string& help) {
-    YAML::Mark m = at.Mark();
-    ErrorAt(m.line, m.column, key, msg, help);
-  }
-  void ErrorAt(int line, int col, const std::string& key, const std::string& msg,
-               const std::string& help) {
-    out_ << name_;
-    if (line >= 0) out_ << ":" << line + 1 << ":" << col + 1;
-    out_ << ": " << (key.empty() ? "" : key + ": ") << msg << "\n";
-    if (!help.empty()) out_ << "help: " << help << "\n";
-    ++count_;
-  }
-  int count() const { return count_; }
-  std::string text() const { return out_.str(); }
-
-  // Every key of `map` must be in `allowed`.
-  void Keys(const YAML::Node& map, const std::string& prefix,
-            const std::vector<std::string>& allowed) {
-    for (auto it = map.begin(); it != map.end(); ++it) {
-      std::string k = it->first.IsScalar() ? it->first.Scalar() : "?";
-      if (std::find(allowed.begin(), allowed.end(), k) != allowed.end()) continue;
-      std::string hint = DidYouMean(k, allowed);
-      std::string list;
-      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-      Error(it->first, prefix + k, "unknown key",
-            hint.empty() ? "expected one of: " + list : "did you mean `" + hint + "`?");
-    }
-  }
-
-  bool String(const YAML::Node& n, const std::string& key, std::string* out,
-              const std::string& help) {
-    if (!n.IsScalar()) {
-      Error(n, key, "expected a string", help);
-      return false;
-    }
-    *out = n.Scalar();
-    return true;
-  }
-
-  bool Int(const YAML::Node& n, const std::string& key, long long lo, long long hi,
-           long long* out) {
-    std::string help = "an integer from " + std::to_string(lo) + " to " + std::to_string(hi);
-    if (!n.IsScalar()) {
-      Error(n, key, "expected an integer", help);
-      return false;
-    }
-    const std::string& s = n.Scalar();
-    size_t pos = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(s, &pos);
-    } catch (...) {
-      pos = 0;
-    }
-    if (s.empty() || pos != s.size()) {
-      Error(n, key, "expected an integer, found `" + s + "`", help);
-      return false;
-    }
-    if (v < lo || v > hi) {
-      Error(n, key, "out of range", help);
-      return false;
-    }
-    *out = v;
-    return true;
-  }
-
-  bool StringList(const YAML::Node& n, const std::string& key, std::vector<std::string>* out,
-                  const std::string& help) {
-    if (n.IsScalar()) {
-      out->push_back(n.Scalar());
-      return true;
-    }
-    if (!n.IsSequence()) {
-      Error(n, key, "expected a list of strings", help);
-      return false;
-    }
-    bool ok = true;
-    for (size_t i = 0; i < n.size(); ++i) {
-      std::string s;
-      if (String(n[i], key + "[" + std::to_string(i) + "]", &s, help)) {
-        out->push_back(s);
-      } else {
-        ok = false;
-      }
-    }
-    return ok;
-  }
-
- private:
-  std::string name_;
-  std::ostringstream out_;
-  int count_ = 0;
-};
-
-// YAML -> JSON for principal attributes: plain scalars that read as booleans or integers
-// become those; quoted scalars stay strings. Errors past 32 levels of nesting.
-nlohmann::json ToJson(const YAML::Node& n, Checker* c, const std::string& key, int depth);
+// YAML -> JSON for principal attributes and other user values (yaml_check.h).
+inline nlohmann::json ToJson(const YAML::Node& n, Checker* c, const std::string& key,
+                             int depth) {
+  return YamlToJson(n, c, key, depth);
+}
 
 // `p` relative to `base_dir` (the config file's directory); absolute or empty `p` unchanged.
 std::string Resolve(const std::string& base_dir, const std::string& p);

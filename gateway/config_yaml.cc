@@ -1,7 +1,7 @@
 // config_yaml.cc -- YAML value helpers for the configuration parser (config_internal.h):
-// ToJson, Resolve, Duration, LongDuration, RequiredPath, Choice, ParseListen; and DidYouMean
-// (config.h),
-// used for every unknown key or value. Entry point for users: ParseConfig (config.cc).
+// Resolve, Duration, LongDuration, RequiredPath, Choice, ParseListen; and DidYouMean
+// (config.h), used for every unknown key or value. The Checker and ToJson are in
+// yaml_check.{h,cc}. Entry point for users: ParseConfig (config.cc).
 #include <cctype>
 #include <filesystem>
 
@@ -9,44 +9,6 @@
 
 namespace writ::gateway {
 namespace config_internal {
-
-// YAML -> JSON for principal attributes: plain scalars that read as booleans or integers
-// become those; quoted scalars stay strings.
-nlohmann::json ToJson(const YAML::Node& n, Checker* c, const std::string& key, int depth) {
-  if (depth > 32) {
-    c->Error(n, key, "nested too deeply", "attributes may nest at most 32 levels");
-    return nullptr;
-  }
-  if (n.IsMap()) {
-    nlohmann::json o = nlohmann::json::object();
-    for (auto it = n.begin(); it != n.end(); ++it) {
-      std::string k = it->first.Scalar();
-      o[k] = ToJson(it->second, c, key + "." + k, depth + 1);
-    }
-    return o;
-  }
-  if (n.IsSequence()) {
-    nlohmann::json a = nlohmann::json::array();
-    for (size_t i = 0; i < n.size(); ++i)
-      a.push_back(ToJson(n[i], c, key + "[" + std::to_string(i) + "]", depth + 1));
-    return a;
-  }
-  if (!n.IsScalar()) return nullptr;
-  const std::string& s = n.Scalar();
-  if (n.Tag() == "?") {
-    if (s == "true") return true;
-    if (s == "false") return false;
-    if (!s.empty() && (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-')) {
-      size_t pos = 0;
-      try {
-        long long v = std::stoll(s, &pos);
-        if (pos == s.size()) return v;
-      } catch (...) {
-      }
-    }
-  }
-  return s;
-}
 
 std::string Resolve(const std::string& base_dir, const std::string& p) {
   if (base_dir.empty() || p.empty() || p[0] == '/') return p;

@@ -13,6 +13,7 @@
 
 #include "base/source.h"
 #include "gateway/config.h"
+#include "gateway/yaml_check.h"
 #include "runtime/request.h"
 
 namespace fs = std::filesystem;
@@ -21,117 +22,13 @@ namespace writ::harness {
 namespace {
 
 using Json = nlohmann::json;
-constexpr int kMaxDepth = 32;
 
-// Collects located errors in the style of gateway/config.cc.
-class Checker {
- public:
-  explicit Checker(std::string name) : name_(std::move(name)) {}
-  void Error(const YAML::Node& at, const std::string& key, const std::string& msg,
-             const std::string& help) {
-    YAML::Mark m = at.Mark();
-    ErrorAt(m.line, m.column, key, msg, help);
-  }
-  void ErrorAt(int line, int col, const std::string& key, const std::string& msg,
-               const std::string& help) {
-    out_ << name_;
-    if (line >= 0) out_ << ":" << line + 1 << ":" << col + 1;
-    out_ << ": " << (key.empty() ? "" : key + ": ") << msg << "\n";
-    if (!help.empty()) out_ << "help: " << help << "\n";
-    ++count_;
-  }
-  void Keys(const YAML::Node& map, const std::string& prefix,
-            const std::vector<std::string>& allowed) {
-    for (auto it = map.begin(); it != map.end(); ++it) {
-      std::string k = it->first.IsScalar() ? it->first.Scalar() : "?";
-      if (std::find(allowed.begin(), allowed.end(), k) != allowed.end()) continue;
-      std::string hint = gateway::DidYouMean(k, allowed);
-      std::string list;
-      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-      Error(it->first, prefix + k, "unknown key",
-            hint.empty() ? "expected one of: " + list : "did you mean `" + hint + "`?");
-    }
-  }
-  bool Map(const YAML::Node& n, const std::string& key, const std::string& help) {
-    if (n.IsMap()) return true;
-    Error(n, key, "expected a mapping", help);
-    return false;
-  }
-  bool String(const YAML::Node& n, const std::string& key, std::string* out,
-              const std::string& help) {
-    if (!n.IsScalar()) {
-      Error(n, key, "expected a string", help);
-      return false;
-    }
-    *out = n.Scalar();
-    return true;
-  }
-  bool StringList(const YAML::Node& n, const std::string& key, std::vector<std::string>* out,
-                  const std::string& help) {
-    out->clear();
-    if (n.IsScalar()) {
-      out->push_back(n.Scalar());
-      return true;
-    }
-    if (!n.IsSequence()) {
-      Error(n, key, "expected a string or a list of strings", help);
-      return false;
-    }
-    for (size_t i = 0; i < n.size(); ++i) {
-      if (!n[i].IsScalar()) {
-        Error(n[i], key + "[" + std::to_string(i) + "]", "expected a string", help);
-        return false;
-      }
-      out->push_back(n[i].Scalar());
-    }
-    return true;
-  }
-  int count() const { return count_; }
-  std::string text() const { return out_.str(); }
+using Checker = gateway::YamlChecker;  // located errors, as in the gateway config
 
- private:
-  std::string name_;
-  std::ostringstream out_;
-  int count_ = 0;
-};
-
-// YAML -> JSON: plain true/false -> Bool, plain integers -> Long, `null`/`~` (plain) -> null,
-// everything else (any quoted scalar) a String. As in the gateway's config.
+// YAML -> JSON as in the gateway's config: plain true/false -> bool, plain integers ->
+// integer, plain null -> null, any quoted scalar a string.
 Json ToJson(const YAML::Node& n, Checker* c, const std::string& key, int depth) {
-  if (depth > kMaxDepth) {
-    c->Error(n, key, "nested too deeply", "values may nest at most 32 levels");
-    return nullptr;
-  }
-  if (n.IsMap()) {
-    Json o = Json::object();
-    for (auto it = n.begin(); it != n.end(); ++it) {
-      std::string k = it->first.IsScalar() ? it->first.Scalar() : "?";
-      o[k] = ToJson(it->second, c, key + "." + k, depth + 1);
-    }
-    return o;
-  }
-  if (n.IsSequence()) {
-    Json a = Json::array();
-    for (size_t i = 0; i < n.size(); ++i)
-      a.push_back(ToJson(n[i], c, key + "[" + std::to_string(i) + "]", depth + 1));
-    return a;
-  }
-  if (n.IsNull()) return nullptr;
-  if (!n.IsScalar()) return nullptr;
-  const std::string& s = n.Scalar();
-  if (n.Tag() == "?") {
-    if (s == "true") return true;
-    if (s == "false") return false;
-    if (!s.empty() && (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-')) {
-      size_t pos = 0;
-      try {
-        long long v = std::stoll(s, &pos);
-        if (pos == s.size()) return v;
-      } catch (...) {
-      }
-    }
-  }
-  return s;
+  return gateway::YamlToJson(n, c, key, depth);
 }
 
 std::string Resolve(const fs::path& dir, const std::string& p) {
