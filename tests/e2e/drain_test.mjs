@@ -6,11 +6,10 @@
 // Env: WRIT_BIN, WRIT_E2E_ALLOW_MISSING_GATEWAY (as gateway_test.mjs).
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { test } from "node:test";
-import { NODE, REPO, TEST_TIMEOUT_MS, tempDir } from "./lib.mjs";
+import { NODE, REPO, TEST_TIMEOUT_MS, startHttpGateway, tempDir } from "./lib.mjs";
 
 const ALLOW_MISSING = process.env.WRIT_E2E_ALLOW_MISSING_GATEWAY === "1";
 const bin = (() => {
@@ -18,29 +17,6 @@ const bin = (() => {
   return isAbsolute(b) ? b : resolve(REPO, b);
 })();
 const q = (s) => JSON.stringify(s);
-
-function startGateway(config) {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(bin, ["serve", "--config", config], { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`gateway did not start: ${stderr}`));
-    }, 20000);
-    child.stderr.setEncoding("utf8").on("data", (d) => {
-      stderr += d;
-      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(stderr);
-      if (m) {
-        clearTimeout(timer);
-        resolvePromise({ child, port: Number(m[1]), stderr: () => stderr });
-      }
-    });
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`gateway exited ${code}: ${stderr}`));
-    });
-  });
-}
 
 test("SIGTERM over HTTP: 503 for new requests, the in-flight call finishes, exit 0", { timeout: TEST_TIMEOUT_MS }, async (t) => {
   if (!existsSync(bin)) {
@@ -60,7 +36,7 @@ http: { listen: "127.0.0.1:0", allow_anonymous: true }
 shutdown: { drain_timeout: 20s }
 `,
   );
-  const gw = await startGateway(join(dir, "writ.yaml"));
+  const gw = await startHttpGateway(bin, join(dir, "writ.yaml"));
   const exited = new Promise((r) => gw.child.on("exit", (code, signal) => r({ code, signal })));
   t.after(() => gw.child.kill("SIGKILL"));
   const url = `http://127.0.0.1:${gw.port}/mcp`;

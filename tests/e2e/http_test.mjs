@@ -5,13 +5,12 @@
 // Env: WRIT_BIN, WRIT_E2E_ALLOW_MISSING_GATEWAY=1 (as gateway_test.mjs).
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { test } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { REPO, SERVERS, TEST_TIMEOUT_MS, run, tempDir } from "./lib.mjs";
+import { REPO, SERVERS, TEST_TIMEOUT_MS, run, startHttpGateway, tempDir } from "./lib.mjs";
 
 const REFUND_REASON = "refunds above 50,000 need the finance desk";
 const ALLOW_MISSING = process.env.WRIT_E2E_ALLOW_MISSING_GATEWAY === "1";
@@ -34,29 +33,6 @@ async function probe() {
 }
 
 // Starts the gateway; resolves {child, port, stderr()} once it prints its port.
-function startGateway(bin, config) {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(bin, ["serve", "--config", config], { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`gateway did not start: ${stderr}`));
-    }, 20000);
-    child.stderr.setEncoding("utf8").on("data", (d) => {
-      stderr += d;
-      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(stderr);
-      if (m) {
-        clearTimeout(timer);
-        resolvePromise({ child, port: Number(m[1]), stderr: () => stderr });
-      }
-    });
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`gateway exited ${code}: ${stderr}`));
-    });
-  });
-}
-
 test("SDK client over Streamable HTTP through writ serve", { timeout: TEST_TIMEOUT_MS }, async (t) => {
   const p = await probe();
   if (!p.available) {
@@ -82,7 +58,7 @@ http:
   allow_anonymous: true
 `,
   );
-  const gw = await startGateway(p.bin, config);
+  const gw = await startHttpGateway(p.bin, config);
   const exited = new Promise((r) => gw.child.on("exit", (code, signal) => r({ code, signal })));
   t.after(() => gw.child.kill("SIGKILL"));
 

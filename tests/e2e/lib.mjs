@@ -99,3 +99,42 @@ export async function runClient(t, command, steps, { env = process.env, dir } = 
 
 export const toolNames = (listStep) => listStep.result.tools.map((tool) => tool.name);
 export const text = (callStep) => (callStep.result?.content ?? []).filter((c) => c.type === "text").map((c) => c.text).join("");
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Polls `pred` every 25 ms until it returns something truthy (returned) or `ms` pass (throws,
+// naming `what`).
+export async function waitFor(pred, what, ms = 15000) {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = pred();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+// Starts `bin serve --config config` (an HTTP gateway listening on 127.0.0.1:0) and resolves
+// with { child, port, stderr() } once it prints its address; rejects (and kills it) after 20 s.
+export function startHttpGateway(bin, config) {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(bin, ["serve", "--config", config], { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`gateway did not start: ${stderr}`));
+    }, 20000);
+    child.stderr.setEncoding("utf8").on("data", (d) => {
+      stderr += d;
+      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(stderr);
+      if (m) {
+        clearTimeout(timer);
+        resolvePromise({ child, port: Number(m[1]), stderr: () => stderr });
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`gateway exited ${code}: ${stderr}`));
+    });
+  });
+}

@@ -11,7 +11,7 @@ import { test } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 
-import { NODE, REPO, TEST_TIMEOUT_MS, tempDir } from "./lib.mjs";
+import { NODE, REPO, TEST_TIMEOUT_MS, sleep, tempDir, waitFor } from "./lib.mjs";
 import { writeFileSync } from "node:fs";
 
 const WRIT = process.env.WRIT_BIN || join(REPO, "build/cli/writ");
@@ -30,17 +30,6 @@ rule if resource == Tool::"crashy__sleep"
 then require_approval(approvers: "ops", timeout: 10m);
 `;
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(pred, what, ms = 15000) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = pred();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 test("notify(...) obligations and approval requests reach the webhook", { timeout: TEST_TIMEOUT_MS }, async (t) => {
   // The receiver: records every POST (path, content type, parsed body) and answers 204.

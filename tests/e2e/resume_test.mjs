@@ -6,51 +6,16 @@
 //
 // Env: WRIT_BIN, WRIT_E2E_ALLOW_MISSING_GATEWAY=1 (skip when the binary is not built).
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { test } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
-import { NODE, REPO, TEST_TIMEOUT_MS, tempDir } from "./lib.mjs";
+import { NODE, REPO, TEST_TIMEOUT_MS, sleep, startHttpGateway, tempDir, waitFor } from "./lib.mjs";
 
 const ALLOW_MISSING = process.env.WRIT_E2E_ALLOW_MISSING_GATEWAY === "1";
 const q = (s) => JSON.stringify(s);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(pred, what, ms = 15000) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = pred();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
-
-function startGateway(bin, config) {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(bin, ["serve", "--config", config], { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`gateway did not start: ${stderr}`));
-    }, 20000);
-    child.stderr.setEncoding("utf8").on("data", (d) => {
-      stderr += d;
-      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(stderr);
-      if (m) {
-        clearTimeout(timer);
-        resolvePromise({ child, port: Number(m[1]), stderr: () => stderr });
-      }
-    });
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`gateway exited ${code}: ${stderr}`));
-    });
-  });
-}
 
 test("a cut GET stream is resumed with Last-Event-ID and the missed notifications arrive", { timeout: TEST_TIMEOUT_MS }, async (t) => {
   const binPath = process.env.WRIT_BIN || "build/cli/writ";
@@ -77,7 +42,7 @@ http:
   resume_buffer_events: 64
 `,
   );
-  const gw = await startGateway(bin, config);
+  const gw = await startHttpGateway(bin, config);
   t.after(() => gw.child.kill("SIGKILL"));
 
   // Every GET the client makes: its Last-Event-ID, the gateway's Writ-Replay answer, and the

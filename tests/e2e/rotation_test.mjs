@@ -18,24 +18,13 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 
-import { NODE, REPO, TEST_TIMEOUT_MS, tempDir } from "./lib.mjs";
+import { NODE, REPO, TEST_TIMEOUT_MS, sleep, tempDir, waitFor } from "./lib.mjs";
 
 const WRIT = process.env.WRIT_BIN || join(REPO, "build/cli/writ");
 const EVIL = join(REPO, "tests/e2e/fixtures/malicious-server.mjs");
 const OLD = "rotation-old-credential-1a2b3c4d5e";
 const NEW = "rotation-new-credential-9f8e7d6c5b";
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(pred, what, ms = 15000) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = pred();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 function setup(t, extra = "") {
   const dir = tempDir(t, "writ-rot-");
