@@ -496,18 +496,27 @@ AuditStatus AuditLog::WaitDurable(uint64_t seq) {
     lk.unlock();
     uint64_t target;
     int fd;
+    bool failed_before;
     {
       std::lock_guard<std::mutex> lock(mu_);
       target = seq_;
       fd = fd_;
-      dirty_ = false;  // what is written now is covered by this sync
+      failed_before = failed_;
     }
-    int rc = fd >= 0 ? ::fdatasync(fd) : -1;
-    std::string error = rc != 0 ? std::strerror(errno) : "";
-    if (rc != 0) {
-      // As in SyncLocked: durability of what was written is unknown; stop.
+    // A failure seen by another path (Sync, a write) is not reported twice by the kernel
+    // (a writeback error is returned once per file), so it fails this round too.
+    int rc = failed_before ? -1 : fd >= 0 ? ::fdatasync(fd) : -1;
+    std::string error = failed_before ? "the audit log failed earlier"
+                        : rc != 0     ? std::strerror(errno)
+                                      : "";
+    {
       std::lock_guard<std::mutex> lock(mu_);
-      failed_ = true;
+      if (rc != 0) {
+        // As in SyncLocked: durability of what was written is unknown; stop.
+        failed_ = true;
+      } else if (seq_ == target) {
+        dirty_ = false;  // nothing was written during this sync
+      }
     }
     lk.lock();
     syncing_ = false;
@@ -523,12 +532,19 @@ AuditStatus AuditLog::WaitDurable(uint64_t seq) {
 }
 
 AuditStatus AuditLog::Sync() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (failed_ || fd_ < 0) {
-    return AuditStatus::Error(Code::kFailed,
-                              "audit log " + options_.path + " failed earlier; reopen it");
+  uint64_t seq;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (failed_ || fd_ < 0) {
+      return AuditStatus::Error(Code::kFailed,
+                                "audit log " + options_.path + " failed earlier; reopen it");
+    }
+    if (options_.fsync != AuditFsync::kAlways) return SyncLocked();
+    seq = seq_;
   }
-  return SyncLocked();
+  // fsync: always: through the group commit, so every fsync result lands in one state and this
+  // returns only once a sync that started after the last write has succeeded.
+  return WaitDurable(seq);
 }
 
 AuditStatus AuditLog::SyncLocked() {

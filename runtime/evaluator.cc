@@ -172,6 +172,19 @@ void DeterminingStatements(const Bundle& b, const PreparedRequest& req, const De
                            std::vector<uint32_t>* out) {
   out->clear();
   ForEachPartition(b, req, [&](uint32_t p) {
+    // A chunk's DAG of a kind answers whether one of the chunk's statements of that kind
+    // matched, so a chunk whose DAGs for the candidate kinds say no holds no determining
+    // statement: skip its formulas (a DAG walk is a few atoms; the formulas are many).
+    bool look = false;
+    switch (d.effect) {
+      case Effect::kDeny: look = AnyDagSaysYes(b, req, &p, 1, kForbidDag); break;
+      case Effect::kAllow: look = AnyDagSaysYes(b, req, &p, 1, kPermitDag); break;
+      case Effect::kRequireApproval:
+        look = AnyDagSaysYes(b, req, &p, 1, kPermitDag) ||
+               AnyDagSaysYes(b, req, &p, 1, kApprovalDag);
+        break;
+    }
+    if (!look) return;
     const Partition& part = b.partitions_[p];
     for (uint32_t k = 0; k < part.stmt_count; ++k) {
       uint32_t s = b.stmt_pool_[part.stmt_begin + k];

@@ -52,7 +52,8 @@ void MatchStatements(const Bundle& bundle, const PreparedRequest& req,
                      std::set<uint32_t>* matched, std::set<uint32_t>* errored);
 
 // The determining statements of decision `d` (indices, sorted, unique) -- the same set
-// DecisionToJson reports -- running only the formulas that can be determining for d.effect.
+// DecisionToJson reports -- running only the formulas that can be determining for d.effect,
+// and only in the chunks whose DAG for that kind says yes.
 // For replaying many requests (`writ replay`); allocates only *out's growth.
 void DeterminingStatements(const Bundle& bundle, const PreparedRequest& req, const Decision& d,
                            std::vector<uint32_t>* out);

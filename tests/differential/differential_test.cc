@@ -12,6 +12,7 @@
 // the statements that still reproduce it), the request and both outputs are printed.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -153,6 +154,8 @@ TEST_CASE("the VM agrees with the reference evaluator on random cases") {
   const uint64_t sets = (total + kRequestsPerSet - 1) / kRequestsPerSet;
   auto start = std::chrono::steady_clock::now();
   uint64_t decisions = 0, mismatches = 0;
+  uint64_t determining_mismatches = 0;  // DeterminingStatements vs DecisionToJson
+  std::vector<uint32_t> determining;
   for (uint64_t seed = first; seed < first + sets; ++seed) {
     const std::string text = reference::RandomPolicySet(seed);
     FrontEnd fe = ParseOnly(text);
@@ -175,7 +178,17 @@ TEST_CASE("the VM agrees with the reference evaluator on random cases") {
       if (!runtime::PrepareRequest(*bundle, request, &req, &error)) {
         vm.error = "prepare: " + error;
       } else {
-        vm.decision = runtime::DecisionToJson(*bundle, req, runtime::Evaluate(*bundle, req));
+        const runtime::Decision d = runtime::Evaluate(*bundle, req);
+        vm.decision = runtime::DecisionToJson(*bundle, req, d);
+        // The replay path's determining statements must be the ones DecisionToJson reports.
+        runtime::DeterminingStatements(*bundle, req, d, &determining);
+        json ids = json::array();
+        for (uint32_t st : determining) ids.push_back(std::string(bundle->str(bundle->statements_[st].id)));
+        std::sort(ids.begin(), ids.end());
+        if (ids != vm.decision.value("determining", json::array()) && ++determining_mismatches <= 3)
+          FAIL_CHECK("DeterminingStatements " << ids.dump() << " != DecisionToJson "
+                                              << vm.decision.dump() << " (seed " << seed
+                                              << ", request " << r << ")\n" << text);
         if (vis) {
           req.args_unknown = true;
           vm.visibility = runtime::VisibilityName(runtime::ListVisibility(*bundle, req));
@@ -207,6 +220,7 @@ TEST_CASE("the VM agrees with the reference evaluator on random cases") {
   MESSAGE(decisions << " decisions over " << sets << " policy sets in " << secs << " s, "
                     << mismatches << " mismatches");
   CHECK(mismatches == 0);
+  CHECK(determining_mismatches == 0);
 }
 
 // The switch index folds entries for any action / any resource into the specific groups
