@@ -79,7 +79,7 @@ void ParseHttp(const YAML::Node& n, Checker* c, HttpConfig* h) {
       c->Int(n["resume_buffer_events"], "http.resume_buffer_events", 0, 100000, &v))
     h->resume_buffer_events = static_cast<int>(v);
   if (n["resume_buffer_bytes"] &&
-      c->Int(n["resume_buffer_bytes"], "http.resume_buffer_bytes", 1024, 1LL << 30, &v))
+      c->Int(n["resume_buffer_bytes"], "http.resume_buffer_bytes", 1024, 64LL << 20, &v))
     h->resume_buffer_bytes = static_cast<size_t>(v);
 }
 

@@ -229,9 +229,20 @@ struct Session {
         std::string id = log ? LogForGet(line) : "";
         if (target != nullptr && target->Push(line, id)) return;
         if (log && target == nullptr) return;  // kept for a resuming GET
-        if (log && !replay.empty() && EventId(replay.back().seq) == id) {  // queue full
-          replay_size -= line.size();
-          replay.pop_back();
+        if (log) {
+          // The stream's queue is full (a slow client): the message stays in the replay
+          // buffer and the stream ends once what is queued is written, so the client
+          // reconnects with Last-Event-ID and gets it -- a gap is never silent.
+          {
+            std::lock_guard<std::mutex> slock(target->mu);
+            target->closed = true;
+            target->cv.notify_all();
+          }
+          get_stream = nullptr;
+          LogWarn("http: the GET stream's queue is full (slow client); ending it so the client "
+                  "resumes with Last-Event-ID",
+                  {{"session", label}});
+          return;
         }
         target = nullptr;
       }
@@ -607,8 +618,16 @@ struct HttpServer::Impl {
     if (!ok || n >= s.next_seq || Session::EventId(n) != last) return "unknown";
     uint64_t first = s.replay.empty() ? s.next_seq : s.replay.front().seq;
     *lost = first > n + 1 ? static_cast<int64_t>(first - n - 1) : 0;
-    for (const auto& e : s.replay)
-      if (e.seq > n) st->events.push_back({Session::EventId(e.seq), e.line});
+    for (const auto& e : s.replay) {
+      if (e.seq <= n) continue;
+      if (st->events.size() >= Stream::kMaxEvents) {
+        // More than one stream's queue: this stream ends after these, and the client's next
+        // resume (from the last id it got) gets the rest.
+        st->closed = true;
+        break;
+      }
+      st->events.push_back({Session::EventId(e.seq), e.line});
+    }
     return *lost > 0 ? "partial" : "replayed";
   }
 

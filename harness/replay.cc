@@ -249,6 +249,11 @@ bool SameJson(const Json& a, const Json& b) {
 }
 
 #ifdef WRIT_HAVE_SIMDJSON
+// simdjson reads up to SIMDJSON_PADDING bytes past a line: the trace buffer must have them.
+static_assert(writ::harness::kTracePadding >= simdjson::SIMDJSON_PADDING);
+#endif
+
+#ifdef WRIT_HAVE_SIMDJSON
 // The in-place conversion of ConvertRequest: *out takes the value of `e`, keeping out's nodes
 // and string capacity where the shapes agree. False ("not sure") for a double negative zero
 // (left to nlohmann; "-0" is excluded by the caller); *out is then unspecified.
