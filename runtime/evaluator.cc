@@ -6,6 +6,8 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <string_view>
+#include <unordered_map>
 
 #include "runtime/vm.h"
 
@@ -199,6 +201,319 @@ void DeterminingStatements(const Bundle& b, const PreparedRequest& req, const De
       }
       if (!candidate) continue;
       Tri t = RunAtom(b, req, b.statements_[s].formula);
+      if (effect == 0 ? t == Tri::kTrue : t != Tri::kFalse) out->push_back(s);
+    }
+  });
+  std::sort(out->begin(), out->end());
+  out->erase(std::unique(out->begin(), out->end()), out->end());
+}
+
+// ---- StatementPlan: formulas split at and/or/not into shared leaves ----
+
+namespace {
+
+// Operands each opcode pops (bundle.h); kMakeSet and kMakeRecord pop their count (c).
+constexpr int kPops[] = {
+#define WRIT_X(name, pops, pushes, doc) pops,
+    WRIT_OPCODES(WRIT_X)
+#undef WRIT_X
+};
+
+// Per-run limits of the VM (vm.cc: the arena of VM-built sets and records, kMaxStack * 2
+// values; kMaxLower lower() results). A formula whose code could reach one when run whole
+// may give a different value than its leaves run one by one, so it is not split. The
+// bounds here are half of vm.cc's, a margin should those shrink.
+constexpr uint32_t kSplitArenaBound = kMaxStack;
+constexpr uint32_t kSplitLowerBound = 8;
+
+Tri TriOf(const Value& v) {
+  if (v.type == VType::kBool) return v.b ? Tri::kTrue : Tri::kFalse;
+  return v.type == VType::kUnknown ? Tri::kUnknown : Tri::kError;
+}
+
+}  // namespace
+
+struct PlanAccess {
+  using Plan = StatementPlan;
+
+  // A formula's tree while its code is parsed (kids flattened into and/or of the same kind).
+  struct TNode {
+    Plan::Kind kind;
+    uint8_t value = 0;
+    uint32_t leaf = 0;
+    std::vector<uint32_t> kids;
+  };
+
+  static void Build(Plan* plan) {
+    const Bundle& b = *plan->bundle_;
+    auto code = [&](uint32_t begin, uint32_t count) {
+      return std::string_view(reinterpret_cast<const char*>(b.insns_.data() + begin),
+                              static_cast<size_t>(count) * sizeof(Insn));
+    };
+    // Any program with the code of a leaf runs it as RunAtom does (its fast shape, if any,
+    // is derived from the code): atoms the DAGs do not test (scope tests, which the switch
+    // decides) are programs too.
+    std::unordered_map<std::string_view, uint32_t> program_of, by_code;
+    for (uint32_t k = 0; k < b.programs_.size(); ++k) {
+      program_of.emplace(code(b.programs_[k].begin, b.programs_[k].count), k);
+    }
+    auto leaf_of = [&](uint32_t program, uint32_t begin, uint32_t count) {
+      const std::string_view c = code(begin, count);
+      auto [it, added] = by_code.emplace(c, plan->leaves_.size());
+      if (added) {
+        if (program == Plan::kWhole) {
+          auto p = program_of.find(c);
+          if (p != program_of.end()) program = p->second;
+        }
+        plan->leaves_.push_back(Plan::Leaf{program, begin, count});
+      }
+      return it->second;
+    };
+    plan->atom_leaf_.assign(b.programs_.size(), Plan::kWhole);
+    for (const Node& n : b.nodes_) {
+      if (plan->atom_leaf_[n.atom] != Plan::kWhole) continue;
+      const Program& p = b.programs_[n.atom];
+      plan->atom_leaf_[n.atom] = leaf_of(n.atom, p.begin, p.count);
+    }
+    plan->root_.assign(b.statements_.size(), Plan::kWhole);
+    for (size_t s = 0; s < b.statements_.size(); ++s) {
+      std::vector<TNode> tree;
+      uint32_t root = 0;
+      if (!Parse(b, b.programs_[b.statements_[s].formula], &tree, &root, leaf_of)) continue;
+      plan->root_[s] = Emit(plan, tree, root, 0);
+    }
+  }
+
+  // Parses a formula's postfix code into `tree`. False if it is not to be split.
+  template <typename LeafOf>
+  static bool Parse(const Bundle& b, const Program& p, std::vector<TNode>* tree, uint32_t* root,
+                    LeafOf& leaf_of) {
+    // The operand entries of the stack: the code range [begin, end) that computes it and, if
+    // it is an and/or/not (or a leaf made for one), its tree node.
+    struct Entry {
+      uint32_t begin, end;
+      uint32_t node;  // kWhole: no node yet (a leaf or a constant when an operator needs it)
+    };
+    constexpr uint32_t kNone = Plan::kWhole;
+    if (p.count > Plan::kMaxCode) return false;
+    std::vector<Entry> stack;
+    uint32_t arena = 0, lowers = 0;
+    auto node_of = [&](const Entry& e) -> uint32_t {
+      if (e.node != kNone) return e.node;
+      TNode t{};
+      const Insn& first = b.insns_[e.begin];
+      if (e.end - e.begin == 1 && (first.op == Op::kPushBool || first.op == Op::kPushError)) {
+        t.kind = Plan::kConst;
+        t.value = static_cast<uint8_t>(first.op == Op::kPushError ? Tri::kError
+                                       : first.a != 0             ? Tri::kTrue
+                                                                  : Tri::kFalse);
+      } else {
+        t.kind = Plan::kLeaf;
+        t.leaf = leaf_of(Plan::kWhole, e.begin, e.end - e.begin);
+      }
+      tree->push_back(std::move(t));
+      return static_cast<uint32_t>(tree->size() - 1);
+    };
+    for (uint32_t k = p.begin; k < p.begin + p.count; ++k) {
+      const Insn& in = b.insns_[k];
+      if (in.op >= Op::kCount) return false;
+      if (in.op == Op::kAnd || in.op == Op::kOr) {
+        if (stack.size() < 2) return false;
+        const Plan::Kind kind = in.op == Op::kAnd ? Plan::kAnd : Plan::kOr;
+        Entry y = stack.back();
+        stack.pop_back();
+        Entry x = stack.back();
+        stack.pop_back();
+        TNode t{};
+        t.kind = kind;
+        for (const Entry* e : {&x, &y}) {  // each operand is consumed once: its kids move
+          const uint32_t n = node_of(*e);
+          if ((*tree)[n].kind == kind) {
+            std::vector<uint32_t>& kids = (*tree)[n].kids;
+            if (t.kids.empty()) {
+              t.kids = std::move(kids);
+            } else {
+              t.kids.insert(t.kids.end(), kids.begin(), kids.end());
+            }
+          } else {
+            t.kids.push_back(n);
+          }
+        }
+        tree->push_back(std::move(t));
+        stack.push_back({x.begin, k + 1, static_cast<uint32_t>(tree->size() - 1)});
+        continue;
+      }
+      if (in.op == Op::kNot) {
+        if (stack.empty()) return false;
+        Entry x = stack.back();
+        stack.pop_back();
+        TNode t{};
+        t.kind = Plan::kNot;
+        t.kids.push_back(node_of(x));
+        tree->push_back(std::move(t));
+        stack.push_back({x.begin, k + 1, static_cast<uint32_t>(tree->size() - 1)});
+        continue;
+      }
+      uint32_t pops = static_cast<uint32_t>(kPops[static_cast<int>(in.op)]);
+      if (in.op == Op::kMakeSet || in.op == Op::kMakeRecord) {
+        pops = in.c;
+        arena += in.c + 1;
+      }
+      if (in.op == Op::kLower) ++lowers;
+      if (stack.size() < pops) return false;
+      const uint32_t begin = pops == 0 ? k : stack[stack.size() - pops].begin;
+      stack.resize(stack.size() - pops);
+      stack.push_back({begin, k + 1, kNone});  // operands inside an operator: one leaf
+    }
+    if (stack.size() != 1 || arena > kSplitArenaBound || lowers > kSplitLowerBound) return false;
+    *root = node_of(stack[0]);
+    return DepthOk(*tree, *root, 0);
+  }
+
+  static bool DepthOk(const std::vector<TNode>& tree, uint32_t n, int depth) {
+    if (depth > Plan::kMaxDepth) return false;
+    for (uint32_t k : tree[n].kids) {
+      if (!DepthOk(tree, k, depth + 1)) return false;
+    }
+    return true;
+  }
+
+  // Appends node n of `tree` (and its kids) to the plan; returns its index.
+  static uint32_t Emit(Plan* plan, const std::vector<TNode>& tree, uint32_t n, int depth) {
+    const TNode& t = tree[n];
+    Plan::Node out{t.kind, t.value, 0, 0};
+    if (t.kind == Plan::kLeaf) out.a = t.leaf;
+    std::vector<uint32_t> kids;
+    for (uint32_t k : t.kids) kids.push_back(Emit(plan, tree, k, depth + 1));
+    if (t.kind == Plan::kNot) out.a = kids[0];
+    if (t.kind == Plan::kAnd || t.kind == Plan::kOr) {
+      out.a = static_cast<uint32_t>(plan->kids_.size());
+      out.n = static_cast<uint32_t>(kids.size());
+      plan->kids_.insert(plan->kids_.end(), kids.begin(), kids.end());
+    }
+    plan->nodes_.push_back(out);
+    return static_cast<uint32_t>(plan->nodes_.size() - 1);
+  }
+
+  // Starts a request: results of the previous one are forgotten.
+  static void Begin(const Plan& plan, PlanScratch* s) {
+    if (s->stamp_.size() < plan.leaves_.size()) {
+      s->stamp_.resize(plan.leaves_.size(), 0);
+      s->value_.resize(plan.leaves_.size(), 0);
+    }
+    if (++s->generation_ == 0) {  // wrapped: stamps of 2^32 requests ago would look fresh
+      std::fill(s->stamp_.begin(), s->stamp_.end(), 0);
+      s->generation_ = 1;
+    }
+  }
+
+  static Tri LeafValue(const Plan& plan, const PreparedRequest& req, PlanScratch* s,
+                       uint32_t leaf) {
+    if (s->stamp_[leaf] == s->generation_) return static_cast<Tri>(s->value_[leaf]);
+    const Plan::Leaf& l = plan.leaves_[leaf];
+    const Bundle& b = *plan.bundle_;
+    const Tri t = l.program != Plan::kWhole ? RunAtom(b, req, l.program)
+                                             : TriOf(Run(b, req, Program{l.begin, l.count, 0, 1}));
+    s->stamp_[leaf] = s->generation_;
+    s->value_[leaf] = static_cast<uint8_t>(t);
+    return t;
+  }
+
+  // Kleene, as the VM's kNot / kAnd / kOr: for and, false if any kid is false, else unknown if
+  // any is, else error if any is, else true (or: the same with true and false swapped).
+  static Tri Eval(const Plan& plan, const PreparedRequest& req, PlanScratch* s, uint32_t n) {
+    const Plan::Node& node = plan.nodes_[n];
+    switch (node.kind) {
+      case Plan::kLeaf: return LeafValue(plan, req, s, node.a);
+      case Plan::kConst: return static_cast<Tri>(node.value);
+      case Plan::kNot: {
+        const Tri t = Eval(plan, req, s, node.a);
+        return t == Tri::kTrue ? Tri::kFalse : t == Tri::kFalse ? Tri::kTrue : t;
+      }
+      case Plan::kAnd:
+      case Plan::kOr: {
+        const Tri dominant = node.kind == Plan::kAnd ? Tri::kFalse : Tri::kTrue;
+        bool unknown = false, error = false;
+        for (uint32_t k = 0; k < node.n; ++k) {
+          const Tri t = Eval(plan, req, s, plan.kids_[node.a + k]);
+          if (t == dominant) return dominant;
+          unknown |= t == Tri::kUnknown;
+          error |= t == Tri::kError;
+        }
+        if (unknown) return Tri::kUnknown;
+        if (error) return Tri::kError;
+        return node.kind == Plan::kAnd ? Tri::kTrue : Tri::kFalse;
+      }
+    }
+    return Tri::kError;
+  }
+
+  static Tri Statement(const Plan& plan, const PreparedRequest& req, PlanScratch* s,
+                       uint32_t stmt) {
+    const uint32_t root = plan.root_[stmt];
+    const Bundle& b = *plan.bundle_;
+    if (root == Plan::kWhole) return RunAtom(b, req, b.statements_[stmt].formula);
+    return Eval(plan, req, s, root);
+  }
+
+  // AnyDagSaysYes for one chunk, over the remembered atom results.
+  static bool DagSaysYes(const Plan& plan, const PreparedRequest& req, PlanScratch* s,
+                         uint32_t p, DagKind kind) {
+    const Bundle& b = *plan.bundle_;
+    if (b.partition_no_[p] & (1u << kind)) return false;
+    uint32_t ref = b.partitions_[p].root[kind];
+    while (!(ref & kLeafBit)) {
+      const Node& n = b.nodes_[ref];
+      ref = n.next[static_cast<int>(LeafValue(plan, req, s, plan.atom_leaf_[n.atom]))];
+    }
+    const Outcome& o = b.outcomes_[ref & ~kLeafBit];
+    return (kind == kForbidDag ? o.forbid : kind == kPermitDag ? o.permit : o.approval) != 0;
+  }
+};
+
+StatementPlan::StatementPlan(const Bundle& bundle) : bundle_(&bundle) { PlanAccess::Build(this); }
+
+size_t StatementPlan::whole_count() const {
+  return static_cast<size_t>(std::count(root_.begin(), root_.end(), kWhole));
+}
+
+void DeterminingStatements(const StatementPlan& plan, const PreparedRequest& req,
+                           const Decision& d, PlanScratch* scratch, std::vector<uint32_t>* out) {
+  const Bundle& b = plan.bundle();
+  if (req.args_unknown) {
+    DeterminingStatements(b, req, d, out);
+    return;
+  }
+  using A = PlanAccess;
+  A::Begin(plan, scratch);
+  out->clear();
+  ForEachPartition(b, req, [&](uint32_t p) {
+    // As DeterminingStatements above: chunks whose DAGs for the candidate kinds say no hold
+    // no determining statement.
+    bool look = false;
+    switch (d.effect) {
+      case Effect::kDeny: look = A::DagSaysYes(plan, req, scratch, p, kForbidDag); break;
+      case Effect::kAllow: look = A::DagSaysYes(plan, req, scratch, p, kPermitDag); break;
+      case Effect::kRequireApproval:
+        look = A::DagSaysYes(plan, req, scratch, p, kPermitDag) ||
+               A::DagSaysYes(plan, req, scratch, p, kApprovalDag);
+        break;
+    }
+    if (!look) return;
+    const Partition& part = b.partitions_[p];
+    for (uint32_t k = 0; k < part.stmt_count; ++k) {
+      const uint32_t s = b.stmt_pool_[part.stmt_begin + k];
+      const uint8_t effect = b.statements_[s].effect;
+      bool candidate = false;
+      switch (d.effect) {
+        case Effect::kDeny: candidate = effect == 1; break;
+        case Effect::kAllow: candidate = effect == 0; break;
+        case Effect::kRequireApproval:
+          candidate = effect == 0 || b.statement_approval_[s] != 0;
+          break;
+      }
+      if (!candidate) continue;
+      const Tri t = A::Statement(plan, req, scratch, s);
       if (effect == 0 ? t == Tri::kTrue : t != Tri::kFalse) out->push_back(s);
     }
   });

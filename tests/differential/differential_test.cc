@@ -155,7 +155,9 @@ TEST_CASE("the VM agrees with the reference evaluator on random cases") {
   auto start = std::chrono::steady_clock::now();
   uint64_t decisions = 0, mismatches = 0;
   uint64_t determining_mismatches = 0;  // DeterminingStatements vs DecisionToJson
-  std::vector<uint32_t> determining;
+  std::vector<uint32_t> determining, planned;
+  runtime::PlanScratch scratch;  // shared by the plans of every policy set, as in replay
+  uint64_t statements = 0, split = 0;  // statements; those whose formula the plans split
   for (uint64_t seed = first; seed < first + sets; ++seed) {
     const std::string text = reference::RandomPolicySet(seed);
     FrontEnd fe = ParseOnly(text);
@@ -165,6 +167,9 @@ TEST_CASE("the VM agrees with the reference evaluator on random cases") {
                     "seed " << seed << ": " << error << "\n" << text);
     auto bundle = runtime::Bundle::Load(bytes, &error);
     REQUIRE_MESSAGE(bundle != nullptr, "seed " << seed << ": " << error << "\n" << text);
+    const runtime::StatementPlan plan(*bundle);
+    statements += bundle->statements_.size();
+    split += bundle->statements_.size() - plan.whole_count();
     for (int r = 0; r < kRequestsPerSet; ++r) {
       const json request = [&] {
         json q = reference::RandomRequest(seed * 1000003 + static_cast<uint64_t>(r));
@@ -189,6 +194,17 @@ TEST_CASE("the VM agrees with the reference evaluator on random cases") {
           FAIL_CHECK("DeterminingStatements " << ids.dump() << " != DecisionToJson "
                                               << vm.decision.dump() << " (seed " << seed
                                               << ", request " << r << ")\n" << text);
+        // The same statements with the bundle's StatementPlan (formulas split into shared
+        // atoms, each run once per request).
+        runtime::DeterminingStatements(plan, req, d, &scratch, &planned);
+        if (planned != determining && ++determining_mismatches <= 3) {
+          json got = json::array();
+          for (uint32_t st : planned)
+            got.push_back(std::string(bundle->str(bundle->statements_[st].id)));
+          FAIL_CHECK("DeterminingStatements with a plan " << got.dump() << " != without "
+                                                          << ids.dump() << " (seed " << seed
+                                                          << ", request " << r << ")\n" << text);
+        }
         if (vis) {
           req.args_unknown = true;
           vm.visibility = runtime::VisibilityName(runtime::ListVisibility(*bundle, req));
@@ -218,9 +234,11 @@ TEST_CASE("the VM agrees with the reference evaluator on random cases") {
   double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   MESSAGE(decisions << " decisions over " << sets << " policy sets in " << secs << " s, "
-                    << mismatches << " mismatches");
+                    << mismatches << " mismatches; the statement plans split " << split
+                    << " of " << statements << " formulas");
   CHECK(mismatches == 0);
   CHECK(determining_mismatches == 0);
+  CHECK(split * 10 >= statements * 9);  // the split path is what the plan check exercises
 }
 
 // The switch index folds entries for any action / any resource into the specific groups

@@ -170,6 +170,12 @@ std::string LoadAndUse(const std::string& bytes) {
     Decision d = Evaluate(*bundle, req);
     (void)DecisionToJson(*bundle, req, d);
     (void)Explain(*bundle, req);
+    const StatementPlan plan(*bundle);
+    PlanScratch scratch;
+    std::vector<uint32_t> planned, whole;
+    DeterminingStatements(plan, req, d, &scratch, &planned);
+    DeterminingStatements(*bundle, req, d, &whole);
+    CHECK(planned == whole);
     req.args_unknown = true;
     (void)ListVisibility(*bundle, req);
   }
