@@ -10,15 +10,22 @@ namespace {
 
 constexpr int kMaxRequestDepth = 64;
 
-// Rejects documents nested deeper than the limit (the evaluator recurses over values).
-bool DepthOk(const nlohmann::json& root) {
-  std::vector<std::pair<const nlohmann::json*, int>> stack{{&root, 1}};
-  while (!stack.empty()) {
-    auto [j, d] = stack.back();
-    stack.pop_back();
-    if (d > kMaxRequestDepth) return false;
-    if (j->is_structured()) {
-      for (const auto& c : *j) stack.push_back({&c, d + 1});
+// Rejects documents nested deeper than the limit (the evaluator recurses over values): the
+// root is at depth 1, and no value, scalar or not, may be deeper than kMaxRequestDepth. The
+// recursion stops at the limit, so it is bounded whatever the document.
+bool DepthOk(const nlohmann::json& j, int depth = 1) {
+  if (depth > kMaxRequestDepth) return false;
+  if (j.is_object()) {
+    const auto& m = j.get_ref<const nlohmann::json::object_t&>();
+    if (!m.empty() && depth == kMaxRequestDepth) return false;
+    for (const auto& [key, c] : m) {
+      if (c.is_structured() && !DepthOk(c, depth + 1)) return false;
+    }
+  } else if (j.is_array()) {
+    const auto& a = j.get_ref<const nlohmann::json::array_t&>();
+    if (!a.empty() && depth == kMaxRequestDepth) return false;
+    for (const auto& c : a) {
+      if (c.is_structured() && !DepthOk(c, depth + 1)) return false;
     }
   }
   return true;
@@ -30,52 +37,61 @@ bool IsCanonicalUid(std::string_view text) {
   return ParseEntityUid(text, &canon, &tl) && canon == text;
 }
 
+// Fills *e (reusing its strings' and vectors' capacity) from the request's entity object.
 bool PrepareEntity(const Bundle& b, const nlohmann::json* j, const char* what, RequestEntity* e,
                    std::string* error) {
+  e->attrs = nullptr;
+  e->parent_ids.clear();
   if (j == nullptr || j->is_null()) {
     *error = std::string("request has no `") + what + "`";
     return false;
   }
-  if (!j->is_object() || !j->contains("uid") || !(*j)["uid"].is_string()) {
+  auto uid = j->is_object() ? j->find("uid") : j->end();
+  if (!j->is_object() || uid == j->end() || !uid->is_string()) {
     *error = std::string("`") + what + "` must be an object with a string `uid` such as "
              "\"User::\\\"alice\\\"\"";
     return false;
   }
   size_t tl = 0;
-  if (!ParseEntityUid((*j)["uid"].get_ref<const std::string&>(), &e->uid, &tl)) {
+  if (!ParseEntityUid(uid->get_ref<const std::string&>(), &e->uid, &tl)) {
     *error = std::string("`") + what + ".uid` is not an entity uid like User::\"alice\"";
     return false;
   }
   e->type = std::string_view(e->uid).substr(0, tl);
   e->uid_id = b.Find(e->uid);
-  if (j->contains("attrs")) {
-    const auto& a = (*j)["attrs"];
-    if (!a.is_object()) {
+  auto attrs = j->find("attrs");
+  if (attrs != j->end()) {
+    if (!attrs->is_object()) {
       *error = std::string("`") + what + ".attrs` must be an object";
       return false;
     }
-    e->attrs = &a;
+    e->attrs = &*attrs;
   }
-  if (j->contains("parents")) {
-    const auto& ps = (*j)["parents"];
-    if (!ps.is_array()) {
+  size_t parents = 0;
+  auto ps = j->find("parents");
+  if (ps != j->end()) {
+    if (!ps->is_array()) {
       *error = std::string("`") + what + ".parents` must be an array of entity uids";
+      e->parents.clear();
       return false;
     }
-    for (const auto& p : ps) {
-      std::string canon;
+    if (e->parents.size() < ps->size()) e->parents.resize(ps->size());
+    for (const auto& p : *ps) {
+      std::string& canon = e->parents[parents];
       if (!p.is_string() || !ParseEntityUid(p.get_ref<const std::string&>(), &canon, &tl)) {
         *error = std::string("`") + what + ".parents` must hold entity uids like Role::\"admin\"";
+        e->parents.clear();
         return false;
       }
+      ++parents;
       uint32_t id = b.Find(canon);
       if (id != kAnyKey && id != e->uid_id) e->parent_ids.push_back(id);
-      e->parents.push_back(std::move(canon));
     }
     std::sort(e->parent_ids.begin(), e->parent_ids.end());
     auto& ids = e->parent_ids;
     ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   }
+  e->parents.resize(parents);
   return true;
 }
 
@@ -129,8 +145,14 @@ bool ParseEntityUid(std::string_view text, std::string* canonical, size_t* type_
     start = false;
   }
   if (start) return false;
-  std::string id;
   std::string_view body = text.substr(sep + 3, text.size() - sep - 4);
+  if (body.find_first_of("\"\\") == std::string_view::npos) {
+    // No escapes and no quotes: the text is already canonical.
+    canonical->assign(text);
+    *type_len = type.size();
+    return true;
+  }
+  std::string id;
   for (size_t i = 0; i < body.size(); ++i) {
     if (body[i] == '\\') {
       if (i + 1 >= body.size() || (body[i + 1] != '"' && body[i + 1] != '\\')) return false;
@@ -203,8 +225,9 @@ Value FromJson(const nlohmann::json& j) {
 
 bool PrepareRequest(const Bundle& b, const nlohmann::json& doc, PreparedRequest* out,
                     std::string* error) {
-  *out = PreparedRequest{};
+  // Every field is set below; strings and vectors keep their capacity for the next request.
   out->doc = &doc;
+  out->args_unknown = false;
   if (!doc.is_object()) {
     *error = "request must be a JSON object";
     return false;
@@ -224,6 +247,9 @@ bool PrepareRequest(const Bundle& b, const nlohmann::json& doc, PreparedRequest*
     *error = "request `action` must be the MCP method as a string, e.g. \"tools/call\"";
     return false;
   }
+  out->action.parents.clear();
+  out->action.parent_ids.clear();
+  out->action.attrs = nullptr;
   out->action.uid = "Action::\"";
   for (char c : action->get_ref<const std::string&>()) {
     if (c == '"' || c == '\\') out->action.uid += '\\';
@@ -242,15 +268,22 @@ bool PrepareRequest(const Bundle& b, const nlohmann::json& doc, PreparedRequest*
     }
   }
   static const nlohmann::json kEmpty = nlohmann::json::object();
+  // Whether each root is a record attributes can be read from (an object, not an entity
+  // reference): asked once per root, not once per slot.
+  bool readable[5];
+  for (int r = 0; r < 5; ++r) {
+    if (roots[r] == nullptr) roots[r] = &kEmpty;
+    readable[r] = roots[r]->is_object() && !roots[r]->contains("__entity");
+  }
   out->slots.resize(b.slots_.size());
   for (size_t i = 0; i < b.slots_.size(); ++i) {
     const Slot& s = b.slots_[i];
-    const nlohmann::json* j = roots[static_cast<int>(s.root)];
-    if (j == nullptr) j = &kEmpty;
+    const int root = static_cast<int>(s.root);
+    const nlohmann::json* j = roots[root];
     bool ok = true;
     for (uint32_t k = 0; k < s.depth && ok; ++k) {
       std::string_view name = b.str(b.path_pool_[s.path + k]);
-      if (!j->is_object() || j->contains("__entity")) {
+      if (k == 0 ? !readable[root] : !j->is_object() || j->contains("__entity")) {
         ok = false;
         break;
       }
