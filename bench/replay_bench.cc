@@ -8,6 +8,7 @@
 // Benchmark's time per replayed call (parse excluded: decisions only).
 #include <benchmark/benchmark.h>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -116,6 +117,10 @@ void Row(int n, int jobs, int distinct) {
               kCalls / wall, kCalls / cpu, kCalls / wall_base);
 }
 
+// --rows=STATEMENTS:JOBS:DISTINCT (repeatable): print only those rows (for perf and for
+// alternating runs of two builds); default: the full table.
+std::vector<std::array<int, 3>> g_rows;
+
 void PrintTable() {
   std::printf(
       "\nwrit replay throughput (%d recorded calls of generated policies; read + parse +"
@@ -124,6 +129,10 @@ void PrintTable() {
   std::printf("%-10s %-5s %-9s %-9s %16s %16s %18s\n", "statements", "jobs", "distinct", "trace MB",
               "calls/s (wall)", "calls/CPU-s", "+baseline (wall)");
   unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  if (!g_rows.empty()) {
+    for (const auto& [n, jobs, distinct] : g_rows) Row(n, jobs, distinct);
+    return;
+  }
   // Every request different (the worst case: nothing to decide once), and each request
   // recorded 10 times (an assumed repeat rate: the same principal, tool and arguments).
   for (int distinct : {kCalls, kCalls / 10}) {
@@ -139,18 +148,122 @@ void PrintTable() {
 
 void BM_ReplayDecide(benchmark::State& state) {
   Fixture& f = Get(static_cast<int>(state.range(0)));
+  const writ::runtime::StatementPlan plan(*f.bundle);
+  nlohmann::json request;
   size_t i = 0;
   for (auto _ : state) {
-    auto v = writ::harness::Decide(*f.bundle, f.records[i]);
+    writ::harness::ConvertRequest(f.records[i].request_text, &request);
+    auto v = writ::harness::Decide(plan, request);
     benchmark::DoNotOptimize(v);
     if (++i == f.records.size()) i = 0;
   }
 }
 BENCHMARK(BM_ReplayDecide)->Arg(100)->Arg(1000);
 
+// The phases of deciding one record, each over the 20,000 distinct requests in turn: the
+// request text converted to JSON (ConvertRequest), PrepareRequest, Evaluate, and the
+// determining statements (runtime::DeterminingStatements).
+struct Phases {
+  std::vector<nlohmann::json> json;
+  std::vector<writ::runtime::PreparedRequest> prepared;
+  std::vector<writ::runtime::Decision> decisions;
+};
+Phases& GetPhases(int n) {
+  static std::map<int, Phases> cache;
+  auto it = cache.find(n);
+  if (it != cache.end()) return it->second;
+  Fixture& f = Get(n);
+  Phases& p = cache[n];
+  p.json.resize(f.records.size());
+  p.prepared.resize(f.records.size());
+  for (size_t i = 0; i < f.records.size(); ++i) {
+    std::string error;
+    if (!writ::harness::ConvertRequest(f.records[i].request_text, &p.json[i]) ||
+        !writ::runtime::PrepareRequest(*f.bundle, p.json[i], &p.prepared[i], &error))
+      std::exit(1);
+    p.decisions.push_back(writ::runtime::Evaluate(*f.bundle, p.prepared[i]));
+  }
+  return p;
+}
+
+void BM_PhaseConvert(benchmark::State& state) {
+  Fixture& f = Get(static_cast<int>(state.range(0)));
+  nlohmann::json scratch;
+  size_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(writ::harness::ConvertRequest(f.records[i].request_text, &scratch));
+    if (++i == f.records.size()) i = 0;
+  }
+}
+BENCHMARK(BM_PhaseConvert)->Arg(1000);
+
+void BM_PhasePrepare(benchmark::State& state) {
+  Fixture& f = Get(static_cast<int>(state.range(0)));
+  Phases& p = GetPhases(static_cast<int>(state.range(0)));
+  writ::runtime::PreparedRequest req;
+  std::string error;
+  size_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(writ::runtime::PrepareRequest(*f.bundle, p.json[i], &req, &error));
+    if (++i == p.json.size()) i = 0;
+  }
+}
+BENCHMARK(BM_PhasePrepare)->Arg(1000);
+
+void BM_PhaseEvaluate(benchmark::State& state) {
+  Fixture& f = Get(static_cast<int>(state.range(0)));
+  Phases& p = GetPhases(static_cast<int>(state.range(0)));
+  size_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(writ::runtime::Evaluate(*f.bundle, p.prepared[i]));
+    if (++i == p.prepared.size()) i = 0;
+  }
+}
+BENCHMARK(BM_PhaseEvaluate)->Arg(1000);
+
+void BM_PhaseDetermining(benchmark::State& state) {
+  Fixture& f = Get(static_cast<int>(state.range(0)));
+  Phases& p = GetPhases(static_cast<int>(state.range(0)));
+  std::vector<uint32_t> out;
+  size_t i = 0;
+  for (auto _ : state) {
+    writ::runtime::DeterminingStatements(*f.bundle, p.prepared[i], p.decisions[i], &out);
+    benchmark::DoNotOptimize(out.data());
+    if (++i == p.prepared.size()) i = 0;
+  }
+}
+BENCHMARK(BM_PhaseDetermining)->Arg(1000);
+
+// The same with the bundle's StatementPlan (as Replay runs it).
+void BM_PhaseDeterminingPlan(benchmark::State& state) {
+  Fixture& f = Get(static_cast<int>(state.range(0)));
+  Phases& p = GetPhases(static_cast<int>(state.range(0)));
+  const writ::runtime::StatementPlan plan(*f.bundle);
+  writ::runtime::PlanScratch scratch;
+  std::vector<uint32_t> out;
+  size_t i = 0;
+  for (auto _ : state) {
+    writ::runtime::DeterminingStatements(plan, p.prepared[i], p.decisions[i], &scratch, &out);
+    benchmark::DoNotOptimize(out.data());
+    if (++i == p.prepared.size()) i = 0;
+  }
+}
+BENCHMARK(BM_PhaseDeterminingPlan)->Arg(1000);
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    std::array<int, 3> row{};
+    if (std::sscanf(argv[i], "--rows=%d:%d:%d", &row[0], &row[1], &row[2]) == 3 && row[0] > 0 &&
+        row[1] > 0 && row[2] > 0 && row[2] <= kCalls) {
+      g_rows.push_back(row);
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
   PrintTable();
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();

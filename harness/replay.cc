@@ -262,21 +262,34 @@ bool Assign(simdjson::dom::element e, Json* out) {
     case simdjson::dom::element_type::OBJECT: {
       simdjson::dom::object obj(e);
       // In place when out holds exactly the same, distinct keys (small objects: the common
-      // case of consecutive requests of one shape); else rebuilt.
-      bool in_place = out->is_object() && out->size() == obj.size() && obj.size() <= 32;
+      // case of consecutive requests of one shape); else rebuilt. Each key is looked up once:
+      // the first pass keeps where it found them.
+      constexpr size_t kMaxInPlace = 32;
+      Json::object_t::iterator found[kMaxInPlace];
+      size_t n = 0;
+      bool in_place = out->is_object() && out->size() == obj.size() && obj.size() <= kMaxInPlace;
       if (in_place) {
-        std::string_view keys[32];
-        size_t n = 0;
+        auto& map = out->get_ref<Json::object_t&>();
         for (auto field : obj) {
-          for (size_t k = 0; k < n && in_place; ++k) in_place = keys[k] != field.key;
-          keys[n++] = field.key;
-          if (!in_place || out->find(field.key) == out->end()) {
+          auto it = map.find(field.key);
+          for (size_t k = 0; k < n && it != map.end(); ++k) {
+            if (found[k] == it) it = map.end();  // a duplicate key
+          }
+          if (it == map.end()) {
             in_place = false;
             break;
           }
+          found[n++] = it;
         }
       }
-      if (!in_place) *out = Json::object();
+      if (in_place) {
+        n = 0;
+        for (auto field : obj) {
+          if (!Assign(field.value, &found[n++]->second)) return false;
+        }
+        return true;
+      }
+      *out = Json::object();
       auto& map = out->get_ref<Json::object_t&>();
       for (auto field : obj) {
         auto it = map.find(field.key);
@@ -513,9 +526,11 @@ bool ReadAll(const std::string& path, std::string* bytes, std::string* error) {
   struct stat st {};
   size_t size = 0, capacity = 0;
   if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode)) capacity = static_cast<size_t>(st.st_size);
-  bytes->resize(capacity + kTracePadding);
+  // One byte more than the file: the read that reaches its end is short, so the end is found
+  // without growing the buffer (growing would copy the whole file).
+  bytes->resize(capacity + kTracePadding + 1);
   for (;;) {
-    if (bytes->size() < size + kBlock) bytes->resize(std::max(size + kBlock, 2 * bytes->size()));
+    if (size == bytes->size()) bytes->resize(std::max(size + kBlock, 2 * size));  // grew
     const size_t want = std::min(kBlock, bytes->size() - size);
     const size_t got = std::fread(bytes->data() + size, 1, want, f);
     size += got;
@@ -686,6 +701,29 @@ Verdict Decide(const runtime::Bundle& bundle, const Json& request) {
   return v;
 }
 
+Verdict Decide(const runtime::StatementPlan& plan, const Json& request) {
+  // Per thread, reused by the next call: the prepared request's buffers, the plan's leaf
+  // results and the determining statements.
+  thread_local runtime::PreparedRequest req;
+  thread_local runtime::PlanScratch scratch;
+  thread_local std::vector<uint32_t> stmts;
+  const runtime::Bundle& bundle = plan.bundle();
+  Verdict v;
+  if (!runtime::PrepareRequest(bundle, request, &req, &v.error)) {
+    v.decision = "deny";
+    return v;
+  }
+  const runtime::Decision d = runtime::Evaluate(bundle, req);
+  v.decision = runtime::EffectName(d.effect);
+  runtime::DeterminingStatements(plan, req, d, &scratch, &stmts);
+  v.determining.reserve(stmts.size());
+  for (uint32_t s : stmts) v.determining.emplace_back(bundle.str(bundle.statements_[s].id));
+  std::sort(v.determining.begin(), v.determining.end());
+  v.determining.erase(std::unique(v.determining.begin(), v.determining.end()),
+                      v.determining.end());
+  return v;
+}
+
 namespace {
 
 // The request of a record as JSON: its own parsed copy, or its text converted into a
@@ -720,11 +758,15 @@ ReplayResult Replay(std::vector<ReplayRecord> records, const runtime::Bundle& bu
   for (size_t i = 0; i < r.records.size(); ++i)
     if (!decide_once || rep[i] == i) unique.push_back(i);
   r.distinct_requests = unique.size();
+  // Each bundle's statement formulas split once, for the determining statements.
+  const runtime::StatementPlan plan(bundle);
+  std::optional<runtime::StatementPlan> baseline_plan;
+  if (baseline != nullptr) baseline_plan.emplace(*baseline);
   ParallelFor(unique.size(), jobs, [&](size_t k) {
     const size_t i = unique[k];
     const Json& request = RequestOf(r.records[i]);  // converted once for both bundles
-    r.after[i] = Decide(bundle, request);
-    if (baseline != nullptr) r.before[i] = Decide(*baseline, request);
+    r.after[i] = Decide(plan, request);
+    if (baseline != nullptr) r.before[i] = Decide(*baseline_plan, request);
   });
   for (size_t i = 0; i < r.records.size(); ++i) {
     if (decide_once && rep[i] != i) {

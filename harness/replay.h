@@ -79,6 +79,10 @@ bool HaveFastPath();
 Verdict Decide(const runtime::Bundle& bundle, const nlohmann::json& request);
 // The same for a record (its text is converted with ConvertRequest into a per-thread buffer).
 Verdict Decide(const runtime::Bundle& bundle, const ReplayRecord& record);
+// The same verdict as Decide(plan.bundle(), request), as Replay decides: the determining
+// statements come from the plan (runtime::StatementPlan, each shared atom run once), and the
+// prepared request and scratch are per-thread buffers reused by the next call.
+Verdict Decide(const runtime::StatementPlan& plan, const nlohmann::json& request);
 
 struct ReplayResult {
   std::vector<ReplayRecord> records;
