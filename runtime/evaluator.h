@@ -61,9 +61,10 @@ void DeterminingStatements(const Bundle& bundle, const PreparedRequest& req, con
 // The statement formulas of a bundle split for DeterminingStatements: each formula program
 // (straight-line postfix code, compiler/ast_to_dag.cc EmitFormula) is parsed back into its
 // Kleene and/or/not tree over *leaves* -- the maximal sub-programs that are not and/or/not.
-// A leaf whose code equals a DAG atom program is that atom (run as RunAtom runs it, fast
-// shapes included); equal leaves of different statements are one leaf. So a request runs each
-// leaf at most once for all the statements it decides (PlanScratch remembers the results).
+// A leaf whose code equals a program of the bundle (a DAG atom, a scope test) runs as that
+// program (RunAtom: fast shapes included); equal leaves of different statements are one leaf.
+// So a request runs each leaf at most once for all the statements it decides and the chunk
+// DAGs it walks (PlanScratch remembers the results).
 // A formula is run whole, as before, if its code could reach a per-run limit of the VM when
 // run whole (the arena of VM-built sets and records, the lower() buffers), does not parse,
 // is longer than kMaxCode instructions or its tree deeper than kMaxDepth.
@@ -86,7 +87,7 @@ class StatementPlan {
     uint32_t n;     // kAnd/kOr: kid count
   };
   struct Leaf {
-    uint32_t program;  // the DAG atom program with this code, or kWhole (run `code`)
+    uint32_t program;  // a program with this code (DAG atoms first), or kWhole: run the code
     uint32_t begin, count;  // the code (insns)
   };
 
