@@ -233,6 +233,8 @@ Tri TriOf(const Value& v) {
 
 }  // namespace
 
+// The builder and evaluator of StatementPlan (a friend of it and of PlanScratch; internal to
+// this file). Stateless: plain functions over a plan and a scratch.
 struct PlanAccess {
   using Plan = StatementPlan;
 
