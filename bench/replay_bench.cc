@@ -4,8 +4,9 @@
 // gateway's TraceWriter (the real trace format); then the whole replay path is timed as
 // `writ replay` runs it after compiling: ReadTrace (read, parse, validate every line) +
 // Replay (prepare, evaluate, determining ids, compare), once against the recorded decisions
-// and once with a baseline bundle (two decisions per call). Prints a table, then Google
-// Benchmark's time per replayed call (parse excluded: decisions only).
+// and once with a baseline bundle (two decisions per call). Prints a table (--rows= selects
+// rows), then Google Benchmark's time per replayed call (reading excluded: the request's text
+// converted to JSON and decided as Replay decides it) and per phase of it.
 #include <benchmark/benchmark.h>
 
 #include <array>
