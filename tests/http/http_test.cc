@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <thread>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include "gateway/config.h"
@@ -152,10 +153,15 @@ std::string Upstreams() {
 
 // A request whose response is read on a thread of its own: headers, then (for
 // text/event-stream) each SSE message as it arrives, or the whole body. Every wait is bounded.
+// A `slow` client sets a small receive buffer and reads nothing until StartReading().
 class Streamed {
  public:
-  Streamed(int port, http::verb verb, const std::string& body, const Headers& headers)
+  enum class Mode { kRead, kSlow };
+  Streamed(int port, http::verb verb, const std::string& body, const Headers& headers,
+           Mode mode = Mode::kRead)
       : sock_(ioc_) {
+    sock_.open(tcp::v4());
+    if (mode == Mode::kSlow) sock_.set_option(net::socket_base::receive_buffer_size(4096));
     sock_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
     http::request<http::string_body> req{verb, "/mcp", 11};
     req.set(http::field::host, "127.0.0.1:" + std::to_string(port));
@@ -163,11 +169,19 @@ class Streamed {
     req.body() = body;
     req.prepare_payload();
     http::write(sock_, req);
-    thread_ = std::thread([this] { Read(); });
+    if (mode == Mode::kRead) StartReading();
   }
   ~Streamed() {
     ::shutdown(sock_.native_handle(), SHUT_RDWR);
-    thread_.join();
+    if (thread_.joinable()) thread_.join();
+  }
+  void StartReading() {
+    if (!thread_.joinable()) thread_ = std::thread([this] { Read(); });
+  }
+  // Whether response bytes are waiting in the socket (not consumed), within the timeout.
+  bool WaitReadable(int timeout_ms) {
+    pollfd pfd{sock_.native_handle(), POLLIN, 0};
+    return ::poll(&pfd, 1, timeout_ms) == 1 && (pfd.revents & POLLIN) != 0;
   }
   // Waits for the headers; the status (0 on timeout).
   int Status(int timeout_ms = 10000) {
@@ -879,4 +893,85 @@ TEST_CASE("http.resume_buffer_* keys: the docs example parses, bad values are re
   CHECK(errors.find("http.resume_buffer_events") != std::string::npos);
   CHECK(errors.find("http.resume_buffer_bytes") != std::string::npos);
   CHECK(errors.find("g.yaml:4") != std::string::npos);
+}
+
+TEST_CASE("HTTP: a GET stream whose client stops reading is ended; nothing it missed is lost") {
+  // The client opens the GET stream with a small receive buffer and reads nothing while the
+  // upstream sends kCount log messages to it (the POST accepts only JSON, so they go to the
+  // GET stream). Once the socket buffers are full the stream's queue (1024 events) fills; the
+  // next message must not be dropped: it stays in the resumption buffer and the stream ends
+  // after what is queued, so the client's resume with Last-Event-ID gets the rest.
+  constexpr int kCount = 3000, kPad = 8000;  // ~24 MB: well past socket buffers + queue
+  fs::path dir = MakeDir("writ-http-slow");
+  std::string fake = std::string(WRIT_SOURCE_DIR) + "/tests/gateway/fake_upstream.py";
+  std::ofstream(dir / "writ.yaml")
+      << "policies: ./policies\n"
+         "upstreams:\n  - name: demo\n    command: python3\n    args: [" + fake + ", --flood]\n"
+         "http: { listen: '127.0.0.1:0', allow_anonymous: true,\n"
+         "        resume_buffer_events: 100000, resume_buffer_bytes: 67108864 }\n"
+         "stdio_principal: { uid: 'User::\"ann\"', parents: ['Role::\"analyst\"'] }\n";
+  Server srv(dir / "writ.yaml", dir / "stderr");
+  REQUIRE_MESSAGE(srv.port() != 0, srv.log());
+  int port = srv.port();
+  std::string sid = OpenSession(port);
+  Headers get = Mcp("", sid);
+  get["Accept"] = "text/event-stream";
+  get["MCP-Protocol-Version"] = "2025-11-25";
+  Headers json_only = Mcp("", sid);
+  json_only["Accept"] = "application/json";
+
+  std::vector<int> seen;        // data.i of every message received, in order
+  std::vector<std::string> ids;  // their SSE ids
+  auto take = [&](Streamed& s, int timeout_ms) {
+    for (json m = s.Next(timeout_ms); !m.is_null(); m = s.Next(timeout_ms)) {
+      REQUIRE(m["method"] == "notifications/message");
+      seen.push_back(m["params"]["data"]["i"].get<int>());
+      ids.push_back(s.last_next_id());
+      if (static_cast<int>(seen.size()) == kCount) break;
+    }
+  };
+
+  {
+    Streamed slow(port, http::verb::get, "", get, Streamed::Mode::kSlow);
+    // The server has registered the stream once its response headers arrive (unread).
+    REQUIRE(slow.WaitReadable(10000));
+    auto r = Do(port, http::verb::post, "/mcp",
+                Rpc(30, "tools/call",
+                    {{"name", "demo__flood"}, {"arguments", {{"count", kCount}, {"size", kPad}}}})
+                    .dump(),
+                json_only);
+    REQUIRE_MESSAGE(r.result_int() == 200, r.body());
+    REQUIRE(json::parse(r.body())["result"]["content"][0]["text"] == "flooded");
+    // Every message has been handed to the session by now (the reply came after them).
+    std::string log = srv.log();
+    CHECK_MESSAGE(log.find("the GET stream's queue is full (slow client)") != std::string::npos,
+                  log);
+    slow.StartReading();
+    REQUIRE(slow.Status() == 200);
+    CHECK(slow.FirstId() == "g0");  // the priming event
+    take(slow, 5000);
+    // The stream was ended by the server (not left open with a silent gap).
+    CHECK(slow.Ended(10000));
+  }
+  size_t first_stream = seen.size();
+  CHECK(first_stream > 0);
+  CHECK(first_stream < static_cast<size_t>(kCount));  // the queue really overflowed
+
+  // Resume from the last id received until everything has arrived; a replay longer than one
+  // queue comes in parts (each part's stream ends), so this takes a few GETs.
+  for (int round = 0; round < 10 && static_cast<int>(seen.size()) < kCount; ++round) {
+    REQUIRE_FALSE(ids.empty());
+    get["Last-Event-ID"] = ids.back();
+    Streamed again(port, http::verb::get, "", get);
+    REQUIRE(again.Status() == 200);
+    CHECK_MESSAGE(again.replay() == "replayed", again.replay());  // nothing evicted
+    take(again, 2000);
+  }
+  REQUIRE(seen.size() == static_cast<size_t>(kCount));
+  for (int i = 0; i < kCount; ++i) {
+    CHECK_MESSAGE(seen[i] == i, "message " << i << " arrived as " << seen[i]);
+    CHECK(ids[i] == "g" + std::to_string(i + 1));
+    if (seen[i] != i) break;
+  }
+  fs::remove_all(dir);
 }
