@@ -975,3 +975,82 @@ TEST_CASE("HTTP: a GET stream whose client stops reading is ended; nothing it mi
   }
   fs::remove_all(dir);
 }
+
+namespace {
+
+// GET /metrics on the admin listener of `srv` (its port from the log), with the admin token.
+std::string ScrapeMetrics(const Server& srv, const std::string& token) {
+  std::smatch m;
+  std::string log = srv.log();
+  std::regex re("admin API on 127\\.0\\.0\\.1:([0-9]+)");
+  REQUIRE_MESSAGE(std::regex_search(log, m, re), log);
+  auto r = Do(std::stoi(m[1]), http::verb::get, "/metrics", "",
+              {{"Authorization", "Bearer " + token}});
+  REQUIRE(r.result_int() == 200);
+  CHECK(std::string(r[http::field::content_type]).rfind("text/plain; version=0.0.4", 0) == 0);
+  return r.body();
+}
+
+// The value of the series `name{upstream="<upstream>"}` in a scrape; -1 when absent.
+long long Series(const std::string& scrape, const std::string& name, const std::string& upstream) {
+  std::string key = name + "{upstream=\"" + upstream + "\"} ";
+  size_t at = scrape.find("\n" + key);
+  if (at == std::string::npos) return -1;
+  return std::stoll(scrape.substr(at + 1 + key.size()));
+}
+
+}  // namespace
+
+TEST_CASE("/metrics on the admin listener exports the url: upstream's connection counters") {
+  // inner: the fake upstream behind an anonymous gateway; outer: `url:` to inner, with an
+  // admin listener. Sequential calls through outer reuse one kept-alive connection to inner.
+  fs::path dir = MakeDir("writ-http-upmetrics");
+  std::ofstream(dir / "inner.yaml") << AnonymousConfig();
+  Server inner(dir / "inner.yaml", dir / "inner.log");
+  REQUIRE_MESSAGE(inner.port() != 0, inner.log());
+  fs::create_directories(dir / "outer-policies");
+  std::ofstream(dir / "outer-policies" / "p.writ")
+      << "@id(\"all\")\npermit (principal, action, resource);\n";
+  const std::string token = "upstream-metrics-token-0123456789";
+  std::ofstream(dir / "admin.token") << token << "\n";
+  std::ofstream(dir / "outer.yaml")
+      << "policies: ./outer-policies\n"
+      << "upstreams:\n  - name: inner\n    url: http://127.0.0.1:" << inner.port() << "/mcp\n"
+      << "http: { listen: '127.0.0.1:0', allow_anonymous: true }\n"
+      << "admin: { listen: '127.0.0.1:0', token_file: admin.token }\n";
+  Server outer(dir / "outer.yaml", dir / "outer.log");
+  REQUIRE_MESSAGE(outer.port() != 0, outer.log());
+
+  // The families are declared (with HELP and TYPE) before any session exists.
+  std::string before = ScrapeMetrics(outer, token);
+  for (const char* family :
+       {"writ_upstream_http_connections_total", "writ_upstream_http_reused_total",
+        "writ_upstream_http_resends_total", "writ_upstream_http_tls_resumptions_total"}) {
+    CHECK_MESSAGE(before.find(std::string("# TYPE ") + family + " counter\n") != std::string::npos,
+                  family);
+    CHECK(before.find(std::string("# HELP ") + family + " ") != std::string::npos);
+  }
+
+  int port = outer.port();
+  std::string sid = OpenSession(port);  // initialize, notifications/initialized, tools/list
+  constexpr int kCalls = 5;
+  for (int i = 0; i < kCalls; ++i) {
+    auto r = Do(port, http::verb::post, "/mcp",
+                Rpc(10 + i, "tools/call", {{"name", "inner__demo__echo"}, {"arguments", {{"i", i}}}})
+                    .dump(),
+                Mcp("", sid));
+    REQUIRE(r.result_int() == 200);
+  }
+  std::string after = ScrapeMetrics(outer, token);
+  long long connections = Series(after, "writ_upstream_http_connections_total", "inner");
+  long long reused = Series(after, "writ_upstream_http_reused_total", "inner");
+  // 3 + kCalls POSTs (initialize, notifications/initialized, tools/list pages, the calls) and
+  // the GET stream: one connection for the POSTs (+ the GET's own), the rest reused.
+  CHECK_MESSAGE(connections >= 1, after);
+  CHECK_MESSAGE(connections <= 3, after);
+  CHECK_MESSAGE(reused >= kCalls + 1, after);
+  CHECK(Series(after, "writ_upstream_http_resends_total", "inner") == 0);
+  CHECK(Series(after, "writ_upstream_http_tls_resumptions_total", "inner") == 0);  // http://
+  CHECK(outer.Stop() == 0);
+  fs::remove_all(dir);
+}

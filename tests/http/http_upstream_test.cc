@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 
 #include "gateway/config.h"
+#include "gateway/metrics.h"
 
 using nlohmann::json;
 namespace fs = std::filesystem;
@@ -262,8 +263,34 @@ HttpUpstreamSpec CountedSpec(int port) {
 
 }  // namespace
 
+namespace {
+
+// The process metrics of upstream `name` (writ_upstream_http_*_total), as a stats struct.
+writ::gateway::HttpUpstreamStats MetricsOf(const std::string& name) {
+  writ::gateway::Metrics& m = writ::gateway::Metrics::Global();
+  writ::gateway::HttpUpstreamStats s;
+  s.connections = static_cast<int64_t>(m.http_connections().With({name}).Value());
+  s.reused = static_cast<int64_t>(m.http_reused().With({name}).Value());
+  s.retried = static_cast<int64_t>(m.http_resends().With({name}).Value());
+  s.tls_resumed = static_cast<int64_t>(m.http_tls_resumptions().With({name}).Value());
+  return s;
+}
+
+// Each counter of `after` minus `before`, compared with an instance's stats().
+void CheckMetricsMatch(const writ::gateway::HttpUpstreamStats& before,
+                       const writ::gateway::HttpUpstreamStats& after,
+                       const writ::gateway::HttpUpstreamStats& st) {
+  CHECK(after.connections - before.connections == st.connections);
+  CHECK(after.reused - before.reused == st.reused);
+  CHECK(after.retried - before.retried == st.retried);
+  CHECK(after.tls_resumed - before.tls_resumed == st.tls_resumed);
+}
+
+}  // namespace
+
 TEST_CASE("HttpUpstream keeps connections alive: N sequential calls, one TCP connection") {
   CountingServer server(CountingServer::kKeepAlive);
+  auto metrics_before = MetricsOf("counted");
   HttpUpstream up(CountedSpec(server.port()));
   Sink sink;
   std::string error;
@@ -282,6 +309,9 @@ TEST_CASE("HttpUpstream keeps connections alive: N sequential calls, one TCP con
   CHECK(st.connections == 1);
   CHECK(st.reused == kCalls);
   CHECK(st.retried == 0);
+  // The same counts reach the process metrics (writ_upstream_http_*_total{upstream="counted"}).
+  CheckMetricsMatch(metrics_before, MetricsOf("counted"), st);
+  CHECK(MetricsOf("counted").reused - metrics_before.reused == kCalls);
   up.Shutdown();  // the DELETE goes on the kept connection too
   std::vector<std::string> log = server.log();
   REQUIRE(log.size() == kCalls + 2);
@@ -291,6 +321,7 @@ TEST_CASE("HttpUpstream keeps connections alive: N sequential calls, one TCP con
 
 TEST_CASE("HttpUpstream: a kept connection the server closed is replaced; only reads are resent") {
   CountingServer server(CountingServer::kDropSecond);
+  auto metrics_before = MetricsOf("counted");
   HttpUpstream up(CountedSpec(server.port()));
   Sink sink;
   std::string error;
@@ -320,6 +351,8 @@ TEST_CASE("HttpUpstream: a kept connection the server closed is replaced; only r
   json d = sink.Reply("d");
   REQUIRE(d.is_object());
   CHECK(d["result"]["conn"] == 3);
+  CheckMetricsMatch(metrics_before, MetricsOf("counted"), up.stats());
+  CHECK(MetricsOf("counted").retried - metrics_before.retried == 1);  // the resend, exported
 }
 
 TEST_CASE("ParseHttpUrl") {
@@ -480,6 +513,7 @@ TEST_CASE("HttpUpstream over TLS: verification, CA file, SSE answers, session he
   }
 
   SUBCASE("a server that closes every connection: new TLS handshakes resume the session") {
+    auto metrics_before = MetricsOf("tls");
     auto up = run("https://localhost:" + port + "/mcp", true, cert);
     Sink sink;
     std::string error;
@@ -507,6 +541,9 @@ TEST_CASE("HttpUpstream over TLS: verification, CA file, SSE answers, session he
     auto st = up->stats();
     CHECK(st.connections == 3);
     CHECK(st.tls_resumed == 2);
+    auto metrics_after = MetricsOf("tls");  // writ_upstream_http_tls_resumptions_total
+    CHECK(metrics_after.tls_resumed - metrics_before.tls_resumed == 2);
+    CHECK(metrics_after.connections - metrics_before.connections == 3);
   }
 
   SUBCASE("the certificate must name the host: 127.0.0.1 is refused") {
