@@ -57,6 +57,8 @@ HttpUpstreamSpec HttpUpstreamSpecFor(const UpstreamConfig& u, const LimitsConfig
   s.max_message_bytes = limits.max_message_bytes;
   s.max_in_flight = limits.max_in_flight;
   s.connect_timeout = std::chrono::milliseconds(limits.upstream_timeout_ms);
+  s.pool_size = u.keep_alive_pool_size;
+  s.idle_timeout = std::chrono::milliseconds(u.keep_alive_idle_timeout_ms);
   return s;
 }
 
