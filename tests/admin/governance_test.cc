@@ -55,8 +55,8 @@ struct Session {
     ProxyOptions opts;
     opts.principal.uid = "User::\"alice\"";
     opts.guards = guards;
-    proxy = std::make_unique<Proxy>(opts, bundle,
-                                    [this](const std::string& l) { client.push_back(json::parse(l)); });
+    proxy = std::make_unique<Proxy>(
+        opts, bundle, [this](const std::string& l) { client.push_back(json::parse(l)); });
     proxy->AddUpstream("billing", [this](const std::string& l) {
       up.push_back(json::parse(l));
       return true;
@@ -64,7 +64,8 @@ struct Session {
     Client({{"jsonrpc", "2.0"}, {"id", 0}, {"method", "initialize"},
             {"params", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()}}}});
     Up({{"jsonrpc", "2.0"}, {"id", up.back()["id"]},
-        {"result", {{"protocolVersion", "2025-06-18"}, {"capabilities", {{"tools", json::object()}}}}}});
+        {"result",
+         {{"protocolVersion", "2025-06-18"}, {"capabilities", {{"tools", json::object()}}}}}});
     Client({{"jsonrpc", "2.0"}, {"id", "list"}, {"method", "tools/list"}});
     Up({{"jsonrpc", "2.0"}, {"id", up.back()["id"]},
         {"result", {{"tools", json::array({{{"name", "refund"}}})}}}});

@@ -98,8 +98,8 @@ struct OneUpstream {
     REQUIRE(bundle != nullptr);
     ProxyOptions opts;
     opts.audit = std::move(audit);
-    proxy = std::make_unique<Proxy>(opts, bundle,
-                                    [this](const std::string& l) { client.push_back(json::parse(l)); });
+    proxy = std::make_unique<Proxy>(
+        opts, bundle, [this](const std::string& l) { client.push_back(json::parse(l)); });
     proxy->AddUpstream("a", [this](const std::string& l) {
       up.push_back(json::parse(l));
       return true;
@@ -107,7 +107,8 @@ struct OneUpstream {
     Client({{"jsonrpc", "2.0"}, {"id", 0}, {"method", "initialize"},
             {"params", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()}}}});
     Up({{"jsonrpc", "2.0"}, {"id", up.back()["id"]},
-        {"result", {{"protocolVersion", "2025-06-18"}, {"capabilities", {{"tools", json::object()}}}}}});
+        {"result",
+         {{"protocolVersion", "2025-06-18"}, {"capabilities", {{"tools", json::object()}}}}}});
     REQUIRE(client.back()["result"]["serverInfo"]["name"] == "writ");
     Client({{"jsonrpc", "2.0"}, {"id", "list"}, {"method", "tools/list"}});
     REQUIRE(up.back()["method"] == "tools/list");

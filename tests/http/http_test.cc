@@ -1051,10 +1051,9 @@ TEST_CASE("/metrics on the admin listener exports the url: upstream's connection
   std::string sid = OpenSession(port);  // initialize, notifications/initialized, tools/list
   constexpr int kCalls = 5;
   for (int i = 0; i < kCalls; ++i) {
-    auto r = Do(port, http::verb::post, "/mcp",
-                Rpc(10 + i, "tools/call", {{"name", "inner__demo__echo"}, {"arguments", {{"i", i}}}})
-                    .dump(),
-                Mcp("", sid));
+    json call = Rpc(10 + i, "tools/call",
+                    {{"name", "inner__demo__echo"}, {"arguments", {{"i", i}}}});
+    auto r = Do(port, http::verb::post, "/mcp", call.dump(), Mcp("", sid));
     REQUIRE(r.result_int() == 200);
   }
   std::string after = ScrapeMetrics(outer, token);

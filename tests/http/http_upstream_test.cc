@@ -656,7 +656,8 @@ TEST_CASE("upstreams[i].keep_alive: defaults are today's constants; bad values a
                     "help: e.g. keep_alive: { pool_size: 4, idle_timeout: 15s }") !=
         std::string::npos);
   CHECK(errors.find("upstreams[2].keep_alive.pool_size: out of range") != std::string::npos);
-  CHECK(errors.find("upstreams[2].keep_alive.idle_timeout: `2h` is not a duration from 1ms to 1h") !=
+  CHECK(errors.find(
+            "upstreams[2].keep_alive.idle_timeout: `2h` is not a duration from 1ms to 1h") !=
         std::string::npos);
   CHECK(errors.find("g.yaml:17:17: upstreams[3].keep_alive: only for an upstream with `url:`") !=
         std::string::npos);
