@@ -48,6 +48,10 @@ struct UpstreamConfig {
   bool tls_verify = true;
   std::string tls_ca_file;  // resolved against the config file's directory; empty: system CAs
   RestartConfig restart;
+  // `keep_alive: { pool_size, idle_timeout }` of a `url:` upstream (HttpUpstreamSpec's
+  // pool_size and idle_timeout; these defaults are the same).
+  int keep_alive_pool_size = 4;            // idle connections kept; 0: one per message
+  int keep_alive_idle_timeout_ms = 15000;  // an idle connection is closed after this
 };
 
 struct PrincipalConfig {

@@ -21,7 +21,22 @@ bool ValidUpstreamName(const std::string& s) {
   return s.front() != '_' && s.back() != '_';
 }
 
-// The `url:` form of an upstream: url, headers, tls (docs/gateway.md).
+// `keep_alive:` of a `url:` upstream: the connection pool (docs/gateway.md, "Streamable
+// HTTP upstreams").
+void ParseKeepAlive(const YAML::Node& n, const std::string& k, Checker* c, UpstreamConfig* u) {
+  if (!n.IsMap()) {
+    c->Error(n, k, "expected a mapping", "e.g. keep_alive: { pool_size: 4, idle_timeout: 15s }");
+    return;
+  }
+  c->Keys(n, k + ".", {"pool_size", "idle_timeout"});
+  long long v = 0;
+  if (n["pool_size"] && c->Int(n["pool_size"], k + ".pool_size", 0, 256, &v))
+    u->keep_alive_pool_size = static_cast<int>(v);
+  if (n["idle_timeout"] && LongDuration(n["idle_timeout"], c, k + ".idle_timeout", 3600000, &v))
+    u->keep_alive_idle_timeout_ms = static_cast<int>(v);
+}
+
+// The `url:` form of an upstream: url, headers, tls, keep_alive (docs/gateway.md).
 void ParseHttpUpstream(const YAML::Node& n, const std::string& k, Checker* c, UpstreamConfig* u) {
   for (const char* stdio_key : {"command", "args", "env"}) {
     if (n[stdio_key])
@@ -77,6 +92,7 @@ void ParseHttpUpstream(const YAML::Node& n, const std::string& k, Checker* c, Up
       }
     }
   }
+  if (n["keep_alive"]) ParseKeepAlive(n["keep_alive"], k + ".keep_alive", c, u);
   if (n["tls"]) {
     const YAML::Node t = n["tls"];  // a copy: yaml-cpp returns proxies
     if (!t.IsMap()) {
@@ -202,7 +218,7 @@ void ParseUpstream(const YAML::Node& n, const std::string& k, Checker* c, Upstre
     return;
   }
   c->Keys(n, k + ".", {"name", "command", "args", "env", "breaker", "url", "headers", "tls",
-                       "restart"});
+                       "restart", "keep_alive"});
   if (n["breaker"]) ParseBreaker(n["breaker"], k + ".breaker", c, &u->breaker);
   if (!n["name"]) {
     c->Error(n, k + ".name", "missing", "every upstream needs a name; its tools appear as NAME__tool");
@@ -216,11 +232,12 @@ void ParseUpstream(const YAML::Node& n, const std::string& k, Checker* c, Upstre
     ParseHttpUpstream(n, k, c, u);
     return;
   }
-  if (n["headers"] || n["tls"])
-    c->Error(n[n["headers"] ? "headers" : "tls"], k + (n["headers"] ? ".headers" : ".tls"),
-             "only for an upstream with `url:`",
-             "`headers` and `tls` configure a Streamable HTTP upstream; a `command:` upstream "
-             "takes `env`");
+  for (const char* http_key : {"headers", "tls", "keep_alive"}) {
+    if (n[http_key])
+      c->Error(n[http_key], k + "." + http_key, "only for an upstream with `url:`",
+               "`headers`, `tls` and `keep_alive` configure a Streamable HTTP upstream; a "
+               "`command:` upstream takes `env`");
+  }
   if (!n["command"]) {
     c->Error(n, k + ".command", "missing",
              "the program to run, e.g. `command: npx`, or `url: https://host/mcp` for a "

@@ -1,7 +1,6 @@
 // governance.cc -- see governance.h.
 #include "gateway/governance.h"
 
-#include <algorithm>
 #include <iostream>
 
 #include "base/source.h"
@@ -28,79 +27,6 @@ void Governance::ApprovalRequested(const Approval& a) {
   notifier->Send(approvals_config.notify_channel, approvals_config.notify_target,
                  "approval.requested", DescribeApproval("requested", a),
                  {{"approval", a.ToJson()}});
-}
-
-ApprovalVerdict Governance::Hold(const HeldCall& call, const std::function<void(int64_t)>& progress,
-                                 const std::function<bool()>& cancelled) {
-  ApprovalVerdict v;
-  if (approvals == nullptr) {
-    v.message = "this call needs approval, but approvals are not configured on the gateway";
-    return v;
-  }
-  int64_t ttl = call.timeout_ms > 0 ? call.timeout_ms : approvals_config.default_timeout_ms;
-  std::string error;
-  std::optional<ApprovalRequestResult> r;
-  // Twice at most: an approved approval consumed by a concurrent identical call leaves this
-  // call to ask again.
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    r = approvals->Request(call.binding, call.context, ttl, NowMs(), &error);
-    if (!r) {
-      std::cerr << "writ: approvals: " + error + "\n";
-      v.message = "this call needs approval, but the approval store failed (denied, fail closed)";
-      return v;
-    }
-    v.approval_id = r->id;
-    if (r->created) {
-      if (std::optional<Approval> a = approvals->Get(r->id)) ApprovalRequested(*a);
-    }
-    if (r->state != ApprovalState::kApproved) break;
-    if (approvals->Consume(r->id, NowMs()) == ApprovalError::kNone) {
-      v.kind = ApprovalVerdict::Kind::kProceed;
-      v.message = "approved (approval " + r->id + ")";
-      return v;
-    }
-  }
-  int64_t start = NowMs();
-  int64_t deadline = start + approvals_config.wait_ms;
-  int64_t last_progress = start;
-  std::optional<Approval> a;
-  for (;;) {
-    if (cancelled && cancelled()) {
-      a = approvals->Get(r->id);
-      break;
-    }
-    // Short slices so cancellation and progress stay responsive; Wait wakes at once on a
-    // decision made in this process.
-    a = approvals->Wait(r->id, std::min(deadline, NowMs() + 250));
-    if (!a || a->state != ApprovalState::kPending) break;
-    int64_t now = NowMs();
-    if (now >= deadline) break;
-    if (progress && now - last_progress >= 1000) {
-      last_progress = now;
-      progress(now - start);
-    }
-  }
-  if (a && a->state == ApprovalState::kApproved &&
-      approvals->Consume(a->id, NowMs()) == ApprovalError::kNone) {
-    v.kind = ApprovalVerdict::Kind::kProceed;
-    v.message = "approved by " + a->decided_by + " (approval " + a->id + ")";
-    return v;
-  }
-  if (a && a->state == ApprovalState::kDenied) {
-    v.kind = ApprovalVerdict::Kind::kDenied;
-    v.message = "denied by approver " + a->decided_by + (a->note.empty() ? "" : ": " + a->note) +
-                " (approval " + a->id + ")";
-    return v;
-  }
-  if (a && a->state == ApprovalState::kExpired) {
-    v.kind = ApprovalVerdict::Kind::kDenied;
-    v.message = "approval " + a->id + " expired without a decision";
-    return v;
-  }
-  v.kind = ApprovalVerdict::Kind::kPending;
-  v.message =
-      "held for approval (approval " + r->id + "); retry the identical call once it is approved";
-  return v;
 }
 
 bool Governance::NotifyObligation(const std::string& channel, const std::string& target,

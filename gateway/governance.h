@@ -9,13 +9,16 @@
 //   - expires due approvals once a second (a background thread);
 //   - tells approvals.notify's channel about each new approval (ApprovalRequested).
 //
+// The held-call flow itself (ApprovalStore::Request, ApprovalRequested for a new approval,
+// then the store polled until a decision or approvals.wait) is the Proxy's (Proxy::Hold and
+// Proxy::CheckHeld in gateway/proxy_call.cc), so a held call never blocks a thread.
+//
 // Thread safety: after StartGovernance returns, the members may be used from any thread
 // (each is thread-safe); Stop is idempotent and must not race with StartGovernance.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -30,25 +33,6 @@
 
 namespace writ::gateway {
 
-// One call held by a `require_approval` obligation (see Governance::Hold).
-struct HeldCall {
-  ApprovalBinding binding;  // principal, server, tool, ApprovalArgsDigest(args), bundle hash
-  ApprovalContext context;  // approvers (from the obligation), decision id, session, preview
-  int64_t timeout_ms = 0;   // the obligation's timeout_ms; <= 0: approvals.default_timeout
-};
-
-struct ApprovalVerdict {
-  enum class Kind {
-    kProceed,      // approved and consumed: forward the call (exactly this once)
-    kDenied,       // denied by an approver, or expired without a decision: answer -32001
-    kPending,      // still waiting after approvals.wait (or cancelled): answer -32002
-    kUnavailable,  // approvals not configured or the state file failed: deny (fail closed)
-  };
-  Kind kind = Kind::kUnavailable;
-  std::string approval_id;  // empty only for kUnavailable
-  std::string message;      // for the agent, e.g. "held for approval (approval ap_...): ..."
-};
-
 class Governance {
  public:
   Governance() = default;
@@ -61,16 +45,6 @@ class Governance {
   std::shared_ptr<Notifier> notifier;        // null unless `notify:`
   std::unique_ptr<AdminServer> admin;        // null unless `admin:`; listening once started
   ApprovalsConfig approvals_config;
-
-  // The whole require_approval flow for one held call: finds the live approval of an
-  // identical call or creates one (then notifies approvals.notify's channel and writes an
-  // `approval.requested` audit record), waits up to approvals.wait for a decision, and
-  // consumes an approval. Blocks: run it off the thread that reads upstream replies.
-  // `progress(waited_ms)` (may be empty) is called about once a second while waiting, e.g.
-  // to send notifications/progress; when `cancelled()` (may be empty) returns true the wait
-  // ends with kPending. Never throws.
-  ApprovalVerdict Hold(const HeldCall& call, const std::function<void(int64_t)>& progress,
-                       const std::function<bool()>& cancelled);
 
   // Records a new approval `a`: one log line, an "approval.requested" audit record (kind
   // "approval") and the "approval.requested" event to approvals.notify's channel, if

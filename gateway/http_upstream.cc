@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "gateway/jsonrpc.h"
+#include "gateway/metrics.h"
 #include "gateway/sse.h"
 
 namespace writ::gateway {
@@ -56,6 +57,8 @@ HttpUpstreamSpec HttpUpstreamSpecFor(const UpstreamConfig& u, const LimitsConfig
   s.max_message_bytes = limits.max_message_bytes;
   s.max_in_flight = limits.max_in_flight;
   s.connect_timeout = std::chrono::milliseconds(limits.upstream_timeout_ms);
+  s.pool_size = u.keep_alive_pool_size;
+  s.idle_timeout = std::chrono::milliseconds(u.keep_alive_idle_timeout_ms);
   return s;
 }
 
@@ -250,8 +253,19 @@ struct HttpUpstream::Impl : std::enable_shared_from_this<HttpUpstream::Impl> {
   std::deque<Idle> pool;               // guarded by mu; at most spec.pool_size
   SSL_SESSION* tls_session = nullptr;  // guarded by mu; offered by new TLS connections
   HttpUpstreamStats stats;             // guarded by mu
+  // The same events in the process's metrics (writ_upstream_http_*_total{upstream}), looked
+  // up once; incremented next to `stats`.
+  Counter& metric_connections;
+  Counter& metric_reused;
+  Counter& metric_resends;
+  Counter& metric_tls_resumed;
 
-  explicit Impl(HttpUpstreamSpec s) : spec(std::move(s)) {}
+  explicit Impl(HttpUpstreamSpec s)
+      : spec(std::move(s)),
+        metric_connections(Metrics::Global().http_connections().With({spec.name})),
+        metric_reused(Metrics::Global().http_reused().With({spec.name})),
+        metric_resends(Metrics::Global().http_resends().With({spec.name})),
+        metric_tls_resumed(Metrics::Global().http_tls_resumptions().With({spec.name})) {}
   ~Impl() {
     if (tls_session != nullptr) SSL_SESSION_free(tls_session);
   }
@@ -269,7 +283,10 @@ struct HttpUpstream::Impl : std::enable_shared_from_this<HttpUpstream::Impl> {
         if (idle.until > now && idle.conn->Reusable()) c = std::move(idle.conn);
         else stale.push_back(std::move(idle.conn));
       }
-      if (c != nullptr) ++stats.reused;
+      if (c != nullptr) {
+        ++stats.reused;
+        metric_reused.Inc();
+      }
     }
     return c;
   }
@@ -307,6 +324,7 @@ struct HttpUpstream::Impl : std::enable_shared_from_this<HttpUpstream::Impl> {
     {
       std::lock_guard<std::mutex> lock(mu);
       ++stats.connections;
+      metric_connections.Inc();
       if (tls_session != nullptr) {
         resume = tls_session;
         SSL_SESSION_up_ref(resume);
@@ -317,6 +335,7 @@ struct HttpUpstream::Impl : std::enable_shared_from_this<HttpUpstream::Impl> {
     if (!*ec && c->ssl() != nullptr && SSL_session_reused(c->ssl())) {
       std::lock_guard<std::mutex> lock(mu);
       ++stats.tls_resumed;
+      metric_tls_resumed.Inc();
     }
     return c;
   }
@@ -505,6 +524,7 @@ struct HttpUpstream::Impl : std::enable_shared_from_this<HttpUpstream::Impl> {
       }
       std::lock_guard<std::mutex> lock(mu);
       ++stats.retried;
+      metric_resends.Inc();
     }
   }
 
@@ -578,6 +598,7 @@ struct HttpUpstream::Impl : std::enable_shared_from_this<HttpUpstream::Impl> {
         if (attempt == 0 && reused && closed_early && !c->stopped_ && Idempotent(method)) {
           std::lock_guard<std::mutex> lock(mu);
           ++stats.retried;
+          metric_resends.Inc();
           continue;
         }
         return FailRequest(id, "no answer from " + spec.url + ": " + ec.message());

@@ -234,6 +234,21 @@ Metrics::Metrics() {
                          .AddCounter("writ_audit_write_failures_total",
                                      "Audit records that could not be written.")
                          .With({});
+  http_connections_ = &registry_.AddCounter(
+      "writ_upstream_http_connections_total",
+      "Connections opened to a Streamable HTTP upstream (its GET stream's included).",
+      {"upstream"});
+  http_reused_ = &registry_.AddCounter(
+      "writ_upstream_http_reused_total",
+      "Messages sent to a Streamable HTTP upstream on a kept-alive connection.", {"upstream"});
+  http_resends_ = &registry_.AddCounter(
+      "writ_upstream_http_resends_total",
+      "Messages sent again on a fresh connection because a kept-alive one was closed.",
+      {"upstream"});
+  http_tls_resumptions_ = &registry_.AddCounter(
+      "writ_upstream_http_tls_resumptions_total",
+      "TLS handshakes with a Streamable HTTP upstream that resumed a kept session.",
+      {"upstream"});
 }
 
 Counter& Metrics::Decision(std::string_view effect) {

@@ -157,6 +157,17 @@ class Metrics {
   Family<Counter>& reloads() { return *reloads_; }
   // writ_audit_write_failures_total: audit records that could not be written.
   Counter& audit_failures() { return *audit_failures_; }
+  // Streamable HTTP upstreams' connection reuse (gateway/http_upstream.h; the same events
+  // HttpUpstream::stats() counts per instance), summed over sessions, by `upstream`:
+  // writ_upstream_http_connections_total: TCP connections opened (GET streams included).
+  Family<Counter>& http_connections() { return *http_connections_; }
+  // writ_upstream_http_reused_total: messages sent on a kept-alive connection.
+  Family<Counter>& http_reused() { return *http_reused_; }
+  // writ_upstream_http_resends_total: messages sent again on a fresh connection because
+  // the kept-alive one turned out closed.
+  Family<Counter>& http_resends() { return *http_resends_; }
+  // writ_upstream_http_tls_resumptions_total: TLS handshakes that resumed a kept session.
+  Family<Counter>& http_tls_resumptions() { return *http_tls_resumptions_; }
 
  private:
   Registry registry_;
@@ -169,6 +180,10 @@ class Metrics {
   Gauge* in_flight_;
   Family<Counter>* reloads_;
   Counter* audit_failures_;
+  Family<Counter>* http_connections_;
+  Family<Counter>* http_reused_;
+  Family<Counter>* http_resends_;
+  Family<Counter>* http_tls_resumptions_;
 };
 
 }  // namespace writ::gateway

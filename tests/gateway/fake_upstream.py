@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A tiny MCP server over stdio for the gateway's integration tests (stdlib only).
 
-    fake_upstream.py --record FILE [--version 2025-06-18] [--progress]
+    fake_upstream.py --record FILE [--version 2025-06-18] [--progress] [--flood]
 
 Implements initialize, ping, tools/list (two pages), tools/call. Tools:
   echo        readOnlyHint      returns its arguments as text
@@ -12,6 +12,9 @@ Implements initialize, ping, tools/list (two pages), tools/call. Tools:
   ask         (page 2)          sends sampling/createMessage to the client and returns its answer
   progress    (page 2, only with --progress) sends notifications/progress (to the call's progressToken) and
                                 notifications/message, then returns "done"
+  flood       (page 2, only with --flood) sends arguments.count notifications/message whose
+                                data is {"i": 0..count-1, "pad": arguments.size x's}, then
+                                returns "flooded" (a slow-client test's traffic)
 Every tools/call received is appended to FILE as one JSON line before it is handled.
 """
 import json
@@ -37,6 +40,9 @@ PAGE2 = [
 ]
 if "--progress" in args:
     PAGE2.append({"name": "progress", "description": "reports progress",
+                  "inputSchema": {"type": "object"}})
+if "--flood" in args:
+    PAGE2.append({"name": "flood", "description": "many log messages",
                   "inputSchema": {"type": "object"}})
 
 waiting = {}  # our server-to-client request id -> the tools/call id to answer
@@ -107,6 +113,15 @@ for line in sys.stdin:
             send({"jsonrpc": "2.0", "method": "notifications/message",
                   "params": {"level": "info", "data": "working"}})
             text(rid, "done")
+        elif name == "flood" and "--flood" in args:
+            a = p.get("arguments") or {}
+            pad = "x" * int(a.get("size", 0))
+            for i in range(int(a.get("count", 0))):
+                sys.stdout.write(json.dumps({"jsonrpc": "2.0", "method": "notifications/message",
+                                             "params": {"level": "info",
+                                                        "data": {"i": i, "pad": pad}}}) + "\n")
+            sys.stdout.flush()
+            text(rid, "flooded")
         else:
             send({"jsonrpc": "2.0", "id": rid, "error": {"code": -32602, "message": "no such tool"}})
     elif rid is not None:

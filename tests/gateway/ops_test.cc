@@ -422,7 +422,9 @@ TEST_CASE("Metrics::Global exposes the gateway's instruments, parseable") {
         "writ_upstream_request_duration_seconds histogram", "writ_upstream_errors_total counter",
         "writ_upstream_restarts_total counter", "writ_sessions_active gauge",
         "writ_in_flight_calls gauge", "writ_policy_reloads_total counter",
-        "writ_audit_write_failures_total counter"})
+        "writ_audit_write_failures_total counter", "writ_upstream_http_connections_total counter",
+        "writ_upstream_http_reused_total counter", "writ_upstream_http_resends_total counter",
+        "writ_upstream_http_tls_resumptions_total counter"})
     CHECK_MESSAGE(std::find(types.begin(), types.end(), want) != types.end(), want);
   CHECK(text.find("writ_decisions_total{effect=\"require_approval\"} ") != std::string::npos);
   CHECK(text.find("writ_upstream_restarts_total{upstream=\"x\"} ") != std::string::npos);

@@ -16,10 +16,12 @@
 #include <filesystem>
 #include <mutex>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <thread>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include "gateway/config.h"
@@ -152,10 +154,15 @@ std::string Upstreams() {
 
 // A request whose response is read on a thread of its own: headers, then (for
 // text/event-stream) each SSE message as it arrives, or the whole body. Every wait is bounded.
+// A `slow` client sets a small receive buffer and reads nothing until StartReading().
 class Streamed {
  public:
-  Streamed(int port, http::verb verb, const std::string& body, const Headers& headers)
+  enum class Mode { kRead, kSlow };
+  Streamed(int port, http::verb verb, const std::string& body, const Headers& headers,
+           Mode mode = Mode::kRead)
       : sock_(ioc_) {
+    sock_.open(tcp::v4());
+    if (mode == Mode::kSlow) sock_.set_option(net::socket_base::receive_buffer_size(4096));
     sock_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
     http::request<http::string_body> req{verb, "/mcp", 11};
     req.set(http::field::host, "127.0.0.1:" + std::to_string(port));
@@ -163,11 +170,19 @@ class Streamed {
     req.body() = body;
     req.prepare_payload();
     http::write(sock_, req);
-    thread_ = std::thread([this] { Read(); });
+    if (mode == Mode::kRead) StartReading();
   }
   ~Streamed() {
     ::shutdown(sock_.native_handle(), SHUT_RDWR);
-    thread_.join();
+    if (thread_.joinable()) thread_.join();
+  }
+  void StartReading() {
+    if (!thread_.joinable()) thread_ = std::thread([this] { Read(); });
+  }
+  // Whether response bytes are waiting in the socket (not consumed), within the timeout.
+  bool WaitReadable(int timeout_ms) {
+    pollfd pfd{sock_.native_handle(), POLLIN, 0};
+    return ::poll(&pfd, 1, timeout_ms) == 1 && (pfd.revents & POLLIN) != 0;
   }
   // Waits for the headers; the status (0 on timeout).
   int Status(int timeout_ms = 10000) {
@@ -212,6 +227,13 @@ class Streamed {
     std::unique_lock<std::mutex> lock(mu_);
     return cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return ended_; });
   }
+  // Whether the response ended as HTTP says it ends (the last chunk), not by a read error or
+  // the connection closing mid-body.
+  bool EndedComplete(int timeout_ms = 10000) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return ended_; }) &&
+           complete_;
+  }
   std::string body() {
     std::lock_guard<std::mutex> lock(mu_);
     return body_;
@@ -221,6 +243,7 @@ class Streamed {
   void Read() {
     beast::flat_buffer buf;
     http::response_parser<http::buffer_body> p;
+    p.body_limit(std::numeric_limits<std::uint64_t>::max());  // long streams (default: 8 MB)
     beast::error_code ec;
     http::read_header(sock_, buf, p, ec);
     {
@@ -252,6 +275,7 @@ class Streamed {
     }
     std::lock_guard<std::mutex> lock(mu_);
     ended_ = true;
+    complete_ = p.is_done();
     cv_.notify_all();
   }
 
@@ -265,6 +289,7 @@ class Streamed {
   std::deque<json> events_;
   std::deque<std::string> event_ids_, ids_;  // ids_: of every event, priming ones too
   bool ended_ = false;
+  bool complete_ = false;  // ended with the parser done
 };
 
 json Response(const json& id, const json& result) {
@@ -879,4 +904,174 @@ TEST_CASE("http.resume_buffer_* keys: the docs example parses, bad values are re
   CHECK(errors.find("http.resume_buffer_events") != std::string::npos);
   CHECK(errors.find("http.resume_buffer_bytes") != std::string::npos);
   CHECK(errors.find("g.yaml:4") != std::string::npos);
+}
+
+TEST_CASE("HTTP: a GET stream whose client stops reading is ended; nothing it missed is lost") {
+  // The client opens the GET stream with a small receive buffer and reads nothing while the
+  // upstream sends kCount log messages to it (the POST accepts only JSON, so they go to the
+  // GET stream). Once the socket buffers are full the stream's queue (1024 events) fills; the
+  // next message must not be dropped: it stays in the resumption buffer and the stream ends
+  // after what is queued, so the client's resume with Last-Event-ID gets the rest.
+  constexpr int kCount = 3000, kPad = 8000;  // ~24 MB: well past socket buffers + queue
+  fs::path dir = MakeDir("writ-http-slow");
+  std::string fake = std::string(WRIT_SOURCE_DIR) + "/tests/gateway/fake_upstream.py";
+  std::ofstream(dir / "writ.yaml")
+      << "policies: ./policies\n"
+         "upstreams:\n  - name: demo\n    command: python3\n    args: [" + fake + ", --flood]\n"
+         "http: { listen: '127.0.0.1:0', allow_anonymous: true,\n"
+         "        resume_buffer_events: 100000, resume_buffer_bytes: 67108864 }\n"
+         "stdio_principal: { uid: 'User::\"ann\"', parents: ['Role::\"analyst\"'] }\n";
+  Server srv(dir / "writ.yaml", dir / "stderr");
+  REQUIRE_MESSAGE(srv.port() != 0, srv.log());
+  int port = srv.port();
+  std::string sid = OpenSession(port);
+  Headers get = Mcp("", sid);
+  get["Accept"] = "text/event-stream";
+  get["MCP-Protocol-Version"] = "2025-11-25";
+  Headers json_only = Mcp("", sid);
+  json_only["Accept"] = "application/json";
+
+  std::vector<int> seen;        // data.i of every message received, in order
+  std::vector<std::string> ids;  // their SSE ids
+  auto take = [&](Streamed& s, int timeout_ms) {
+    for (json m = s.Next(timeout_ms); !m.is_null(); m = s.Next(timeout_ms)) {
+      REQUIRE(m["method"] == "notifications/message");
+      seen.push_back(m["params"]["data"]["i"].get<int>());
+      ids.push_back(s.last_next_id());
+      if (static_cast<int>(seen.size()) == kCount) break;
+    }
+  };
+
+  {
+    Streamed slow(port, http::verb::get, "", get, Streamed::Mode::kSlow);
+    // The server has registered the stream once its response headers arrive (unread).
+    REQUIRE(slow.WaitReadable(10000));
+    auto r = Do(port, http::verb::post, "/mcp",
+                Rpc(30, "tools/call",
+                    {{"name", "demo__flood"}, {"arguments", {{"count", kCount}, {"size", kPad}}}})
+                    .dump(),
+                json_only);
+    REQUIRE_MESSAGE(r.result_int() == 200, r.body());
+    REQUIRE(json::parse(r.body())["result"]["content"][0]["text"] == "flooded");
+    // Every message has been handed to the session by now (the reply came after them).
+    std::string log = srv.log();
+    CHECK_MESSAGE(log.find("the GET stream's queue is full (slow client)") != std::string::npos,
+                  log);
+    slow.StartReading();
+    REQUIRE(slow.Status() == 200);
+    CHECK(slow.FirstId() == "g0");  // the priming event
+    take(slow, 5000);
+    // The server ended the stream (its last chunk), not left it open with a silent gap.
+    CHECK(slow.EndedComplete(10000));
+  }
+  size_t first_stream = seen.size();
+  CHECK(first_stream > 0);
+  CHECK(first_stream < static_cast<size_t>(kCount));  // the queue really overflowed
+
+  // Resume from the last id received until everything has arrived; a replay longer than one
+  // queue comes in parts (each part's stream ends), so this takes a few GETs.
+  for (int round = 0; round < 10 && static_cast<int>(seen.size()) < kCount; ++round) {
+    REQUIRE_FALSE(ids.empty());
+    get["Last-Event-ID"] = ids.back();
+    Streamed again(port, http::verb::get, "", get);
+    REQUIRE(again.Status() == 200);
+    CHECK_MESSAGE(again.replay() == "replayed", again.replay());  // nothing evicted
+    take(again, 2000);
+  }
+  REQUIRE(seen.size() == static_cast<size_t>(kCount));
+  for (int i = 0; i < kCount; ++i) {
+    CHECK_MESSAGE(seen[i] == i, "message " << i << " arrived as " << seen[i]);
+    CHECK(ids[i] == "g" + std::to_string(i + 1));
+    if (seen[i] != i) break;
+  }
+  fs::remove_all(dir);
+}
+
+namespace {
+
+// GET /metrics on the admin listener of `srv` (its port from the log), with the admin token.
+std::string ScrapeMetrics(const Server& srv, const std::string& token) {
+  std::smatch m;
+  std::string log = srv.log();
+  std::regex re("admin API on 127\\.0\\.0\\.1:([0-9]+)");
+  REQUIRE_MESSAGE(std::regex_search(log, m, re), log);
+  auto r = Do(std::stoi(m[1]), http::verb::get, "/metrics", "",
+              {{"Authorization", "Bearer " + token}});
+  REQUIRE(r.result_int() == 200);
+  CHECK(std::string(r[http::field::content_type]).rfind("text/plain; version=0.0.4", 0) == 0);
+  return r.body();
+}
+
+// The value of the series `name{upstream="<upstream>"}` in a scrape; -1 when absent.
+long long Series(const std::string& scrape, const std::string& name, const std::string& upstream) {
+  std::string key = name + "{upstream=\"" + upstream + "\"} ";
+  size_t at = scrape.find("\n" + key);
+  if (at == std::string::npos) return -1;
+  return std::stoll(scrape.substr(at + 1 + key.size()));
+}
+
+}  // namespace
+
+TEST_CASE("/metrics on the admin listener exports the url: upstream's connection counters") {
+  // inner: the fake upstream behind an anonymous gateway; outer: `url:` to inner, with an
+  // admin listener. Sequential calls through outer reuse one kept-alive connection to inner.
+  fs::path dir = MakeDir("writ-http-upmetrics");
+  std::ofstream(dir / "inner.yaml") << AnonymousConfig();
+  Server inner(dir / "inner.yaml", dir / "inner.log");
+  REQUIRE_MESSAGE(inner.port() != 0, inner.log());
+  fs::create_directories(dir / "outer-policies");
+  std::ofstream(dir / "outer-policies" / "p.writ")
+      << "@id(\"all\")\npermit (principal, action, resource);\n";
+  const std::string token = "upstream-metrics-token-0123456789";
+  std::ofstream(dir / "admin.token") << token << "\n";
+  // keep_alive.pool_size: 0 (the second run) turns reuse off: every POST connects anew.
+  bool no_pool = false;
+  SUBCASE("default keep_alive") {}
+  SUBCASE("keep_alive: { pool_size: 0 }") { no_pool = true; }
+  std::ofstream(dir / "outer.yaml")
+      << "policies: ./outer-policies\n"
+      << "upstreams:\n  - name: inner\n    url: http://127.0.0.1:" << inner.port() << "/mcp\n"
+      << (no_pool ? "    keep_alive: { pool_size: 0 }\n" : "")
+      << "http: { listen: '127.0.0.1:0', allow_anonymous: true }\n"
+      << "admin: { listen: '127.0.0.1:0', token_file: admin.token }\n";
+  Server outer(dir / "outer.yaml", dir / "outer.log");
+  REQUIRE_MESSAGE(outer.port() != 0, outer.log());
+
+  // The families are declared (with HELP and TYPE) before any session exists.
+  std::string before = ScrapeMetrics(outer, token);
+  for (const char* family :
+       {"writ_upstream_http_connections_total", "writ_upstream_http_reused_total",
+        "writ_upstream_http_resends_total", "writ_upstream_http_tls_resumptions_total"}) {
+    CHECK_MESSAGE(before.find(std::string("# TYPE ") + family + " counter\n") != std::string::npos,
+                  family);
+    CHECK(before.find(std::string("# HELP ") + family + " ") != std::string::npos);
+  }
+
+  int port = outer.port();
+  std::string sid = OpenSession(port);  // initialize, notifications/initialized, tools/list
+  constexpr int kCalls = 5;
+  for (int i = 0; i < kCalls; ++i) {
+    json call = Rpc(10 + i, "tools/call",
+                    {{"name", "inner__demo__echo"}, {"arguments", {{"i", i}}}});
+    auto r = Do(port, http::verb::post, "/mcp", call.dump(), Mcp("", sid));
+    REQUIRE(r.result_int() == 200);
+  }
+  std::string after = ScrapeMetrics(outer, token);
+  long long connections = Series(after, "writ_upstream_http_connections_total", "inner");
+  long long reused = Series(after, "writ_upstream_http_reused_total", "inner");
+  // 3 + kCalls POSTs (initialize, notifications/initialized, tools/list pages, the calls) and
+  // the GET stream: one connection for the POSTs (+ the GET's own), the rest reused; without
+  // a pool, one connection per POST.
+  if (no_pool) {
+    CHECK_MESSAGE(connections >= 3 + kCalls, after);
+    CHECK_MESSAGE(reused == 0, after);
+  } else {
+    CHECK_MESSAGE(connections >= 1, after);
+    CHECK_MESSAGE(connections <= 3, after);
+    CHECK_MESSAGE(reused >= kCalls + 1, after);
+  }
+  CHECK(Series(after, "writ_upstream_http_resends_total", "inner") == 0);
+  CHECK(Series(after, "writ_upstream_http_tls_resumptions_total", "inner") == 0);  // http://
+  CHECK(outer.Stop() == 0);
+  fs::remove_all(dir);
 }

@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 
 #include "gateway/config.h"
+#include "gateway/metrics.h"
 
 using nlohmann::json;
 namespace fs = std::filesystem;
@@ -262,8 +263,34 @@ HttpUpstreamSpec CountedSpec(int port) {
 
 }  // namespace
 
+namespace {
+
+// The process metrics of upstream `name` (writ_upstream_http_*_total), as a stats struct.
+writ::gateway::HttpUpstreamStats MetricsOf(const std::string& name) {
+  writ::gateway::Metrics& m = writ::gateway::Metrics::Global();
+  writ::gateway::HttpUpstreamStats s;
+  s.connections = static_cast<int64_t>(m.http_connections().With({name}).Value());
+  s.reused = static_cast<int64_t>(m.http_reused().With({name}).Value());
+  s.retried = static_cast<int64_t>(m.http_resends().With({name}).Value());
+  s.tls_resumed = static_cast<int64_t>(m.http_tls_resumptions().With({name}).Value());
+  return s;
+}
+
+// Each counter of `after` minus `before`, compared with an instance's stats().
+void CheckMetricsMatch(const writ::gateway::HttpUpstreamStats& before,
+                       const writ::gateway::HttpUpstreamStats& after,
+                       const writ::gateway::HttpUpstreamStats& st) {
+  CHECK(after.connections - before.connections == st.connections);
+  CHECK(after.reused - before.reused == st.reused);
+  CHECK(after.retried - before.retried == st.retried);
+  CHECK(after.tls_resumed - before.tls_resumed == st.tls_resumed);
+}
+
+}  // namespace
+
 TEST_CASE("HttpUpstream keeps connections alive: N sequential calls, one TCP connection") {
   CountingServer server(CountingServer::kKeepAlive);
+  auto metrics_before = MetricsOf("counted");
   HttpUpstream up(CountedSpec(server.port()));
   Sink sink;
   std::string error;
@@ -282,6 +309,9 @@ TEST_CASE("HttpUpstream keeps connections alive: N sequential calls, one TCP con
   CHECK(st.connections == 1);
   CHECK(st.reused == kCalls);
   CHECK(st.retried == 0);
+  // The same counts reach the process metrics (writ_upstream_http_*_total{upstream="counted"}).
+  CheckMetricsMatch(metrics_before, MetricsOf("counted"), st);
+  CHECK(MetricsOf("counted").reused - metrics_before.reused == kCalls);
   up.Shutdown();  // the DELETE goes on the kept connection too
   std::vector<std::string> log = server.log();
   REQUIRE(log.size() == kCalls + 2);
@@ -291,6 +321,7 @@ TEST_CASE("HttpUpstream keeps connections alive: N sequential calls, one TCP con
 
 TEST_CASE("HttpUpstream: a kept connection the server closed is replaced; only reads are resent") {
   CountingServer server(CountingServer::kDropSecond);
+  auto metrics_before = MetricsOf("counted");
   HttpUpstream up(CountedSpec(server.port()));
   Sink sink;
   std::string error;
@@ -320,6 +351,8 @@ TEST_CASE("HttpUpstream: a kept connection the server closed is replaced; only r
   json d = sink.Reply("d");
   REQUIRE(d.is_object());
   CHECK(d["result"]["conn"] == 3);
+  CheckMetricsMatch(metrics_before, MetricsOf("counted"), up.stats());
+  CHECK(MetricsOf("counted").retried - metrics_before.retried == 1);  // the resend, exported
 }
 
 TEST_CASE("ParseHttpUrl") {
@@ -480,6 +513,7 @@ TEST_CASE("HttpUpstream over TLS: verification, CA file, SSE answers, session he
   }
 
   SUBCASE("a server that closes every connection: new TLS handshakes resume the session") {
+    auto metrics_before = MetricsOf("tls");
     auto up = run("https://localhost:" + port + "/mcp", true, cert);
     Sink sink;
     std::string error;
@@ -507,6 +541,9 @@ TEST_CASE("HttpUpstream over TLS: verification, CA file, SSE answers, session he
     auto st = up->stats();
     CHECK(st.connections == 3);
     CHECK(st.tls_resumed == 2);
+    auto metrics_after = MetricsOf("tls");  // writ_upstream_http_tls_resumptions_total
+    CHECK(metrics_after.tls_resumed - metrics_before.tls_resumed == 2);
+    CHECK(metrics_after.connections - metrics_before.connections == 3);
   }
 
   SUBCASE("the certificate must name the host: 127.0.0.1 is refused") {
@@ -564,11 +601,105 @@ TEST_CASE("docs/gateway.md: the HTTP upstream example is a valid config") {
   CHECK(c.upstreams[1].headers.size() == 2);
   CHECK(c.upstreams[1].tls_verify);
   CHECK(c.upstreams[1].tls_ca_file == "/etc/writ/certs/internal-ca.pem");
+  CHECK(c.upstreams[1].keep_alive_pool_size == 8);
+  CHECK(c.upstreams[1].keep_alive_idle_timeout_ms == 30000);
   writ::gateway::HttpUpstreamSpec spec =
       writ::gateway::HttpUpstreamSpecFor(c.upstreams[1], c.limits);
   HttpUrl u;
   std::string error;
   CHECK(ParseHttpUrl(spec.url, &u, &error));
+  CHECK(spec.pool_size == 8);
+  CHECK(spec.idle_timeout == std::chrono::seconds(30));
+}
+
+TEST_CASE("upstreams[i].keep_alive: defaults are today's constants; bad values are located") {
+  // Without keep_alive: the spec gets exactly HttpUpstreamSpec's own defaults (4, 15 s).
+  writ::gateway::Config c;
+  std::string errors;
+  REQUIRE_MESSAGE(writ::gateway::ParseConfig(
+                      "policies: p\nupstreams:\n  - name: r\n    url: http://h/mcp\n",
+                      "g.yaml", "", &c, &errors),
+                  errors);
+  HttpUpstreamSpec defaults;
+  HttpUpstreamSpec spec = writ::gateway::HttpUpstreamSpecFor(c.upstreams[0], c.limits);
+  CHECK(spec.pool_size == 4);
+  CHECK(spec.pool_size == defaults.pool_size);
+  CHECK(spec.idle_timeout == std::chrono::seconds(15));
+  CHECK(spec.idle_timeout == defaults.idle_timeout);
+
+  // pool_size 0 (reuse off) and a duration with minutes are accepted.
+  REQUIRE_MESSAGE(writ::gateway::ParseConfig(
+                      "policies: p\nupstreams:\n  - name: r\n    url: http://h/mcp\n"
+                      "    keep_alive: { pool_size: 0, idle_timeout: 2m }\n",
+                      "g.yaml", "", &c, &errors),
+                  errors);
+  spec = writ::gateway::HttpUpstreamSpecFor(c.upstreams[0], c.limits);
+  CHECK(spec.pool_size == 0);
+  CHECK(spec.idle_timeout == std::chrono::minutes(2));
+
+  errors.clear();
+  CHECK_FALSE(writ::gateway::ParseConfig(
+      "policies: p\nupstreams:\n"
+      "  - name: a\n    url: http://h/mcp\n"
+      "    keep_alive:\n      pool_size: -1\n      idle_timeout: 0\n      size: 3\n"
+      "  - name: b\n    url: http://h/mcp\n    keep_alive: 4\n"
+      "  - name: c\n    url: http://h/mcp\n    keep_alive: { pool_size: 257, idle_timeout: 2h }\n"
+      "  - name: d\n    command: x\n    keep_alive: { pool_size: 2 }\n",
+      "g.yaml", "", &c, &errors));
+  CHECK_MESSAGE(errors.find("g.yaml:6:18: upstreams[0].keep_alive.pool_size: out of range\n"
+                            "help: an integer from 0 to 256") != std::string::npos,
+                errors);
+  CHECK(errors.find("g.yaml:7:21: upstreams[0].keep_alive.idle_timeout: `0` is not a duration") !=
+        std::string::npos);
+  CHECK(errors.find("g.yaml:8:7: upstreams[0].keep_alive.size: unknown key") != std::string::npos);
+  CHECK(errors.find("g.yaml:11:17: upstreams[1].keep_alive: expected a mapping\n"
+                    "help: e.g. keep_alive: { pool_size: 4, idle_timeout: 15s }") !=
+        std::string::npos);
+  CHECK(errors.find("upstreams[2].keep_alive.pool_size: out of range") != std::string::npos);
+  CHECK(errors.find(
+            "upstreams[2].keep_alive.idle_timeout: `2h` is not a duration from 1ms to 1h") !=
+        std::string::npos);
+  CHECK(errors.find("g.yaml:17:17: upstreams[3].keep_alive: only for an upstream with `url:`") !=
+        std::string::npos);
+}
+
+TEST_CASE("HttpUpstream keep_alive: pool_size 0 opens a connection per message") {
+  CountingServer server(CountingServer::kKeepAlive);
+  HttpUpstreamSpec spec = CountedSpec(server.port());
+  spec.pool_size = 0;
+  HttpUpstream up(spec);
+  Sink sink;
+  std::string error;
+  REQUIRE(up.Start(sink.LineFn(), sink.ExitFn(), &error));
+  constexpr int kCalls = 4;
+  for (int i = 1; i <= kCalls; ++i) {
+    REQUIRE(up.Send(Rpc(i, "ping").dump()));
+    json r = sink.Reply(i);
+    REQUIRE(r.is_object());
+    CHECK(r["result"]["conn"] == i);  // connection i answers message i
+  }
+  CHECK(server.accepts() == kCalls);
+  CHECK(up.stats().connections == kCalls);
+  CHECK(up.stats().reused == 0);
+}
+
+TEST_CASE("HttpUpstream keep_alive: an idle connection is closed after idle_timeout") {
+  CountingServer server(CountingServer::kKeepAlive);
+  HttpUpstreamSpec spec = CountedSpec(server.port());
+  spec.idle_timeout = std::chrono::milliseconds(300);
+  HttpUpstream up(spec);
+  Sink sink;
+  std::string error;
+  REQUIRE(up.Start(sink.LineFn(), sink.ExitFn(), &error));
+  REQUIRE(up.Send(Rpc(1, "ping").dump()));
+  REQUIRE(sink.Reply(1)["result"]["conn"] == 1);
+  REQUIRE(up.Send(Rpc(2, "ping").dump()));  // within the idle time: the kept connection
+  CHECK(sink.Reply(2)["result"]["conn"] == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));  // past it: a fresh one
+  REQUIRE(up.Send(Rpc(3, "ping").dump()));
+  CHECK(sink.Reply(3)["result"]["conn"] == 2);
+  CHECK(up.stats().connections == 2);
+  CHECK(up.stats().reused == 1);
 }
 
 TEST_CASE("HttpUpstream: messages sent right after initialize wait for its session id") {
