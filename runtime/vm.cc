@@ -744,12 +744,13 @@ inline Tri RunAtomInline(const Bundle& b, const PreparedRequest& req, uint32_t p
 // whose id it has (switch_next_), else falls through to the last false edge (next[1]); any
 // other non-record value is false everywhere. A record goes the general way, as RunFast's
 // callers do: its answer (false, or error if it holds one) is the same for every case.
-// REQUIRES: !req.args_unknown.
+// With req.args_unknown an args value is unknown: the error edge, as RunStep does.
 __attribute__((noinline)) uint32_t SwitchNext(const Bundle& b, const PreparedRequest& req,
                                               const Bundle::RunNode& n) {
   const Bundle::FastAtom& f = n.fast;
   const Value& v = req.slots[f.slot];
   const uint32_t first = static_cast<uint32_t>(f.k);
+  if (f.reads_args && req.args_unknown) return n.next[2];
   if (v.type == VType::kRecord) {
     const Tri t = RunGeneral(b, req, b.programs_[n.atom]);
     return t == Tri::kTrue ? b.switch_next_[first] : t == Tri::kFalse ? n.next[1] : n.next[2];
@@ -766,12 +767,14 @@ __attribute__((noinline)) uint32_t SwitchNext(const Bundle& b, const PreparedReq
 }
 
 // One step of a walk over run_nodes_: the run reference after node `n`.
-// REQUIRES: !req.args_unknown (so no atom is kUnknown).
 inline uint32_t RunStep(const Bundle& b, const PreparedRequest& req, const Bundle::RunNode& n) {
   const Bundle::FastAtom& f = n.fast;
   if (f.shape == Bundle::kSlotSwitch) return SwitchNext(b, req, n);
   const Tri t = FastApplies(req, f) ? RunFast(b, req, f, n.atom) : RunGeneral(b, req, b.programs_[n.atom]);
-  return n.next[static_cast<int>(t)];
+  // kUnknown (only with req.args_unknown, which the request path never sets) takes the error
+  // edge: fail closed. (Not a check of args_unknown up front: that is a cache line of the
+  // request the walk does not otherwise read.)
+  return n.next[t == Tri::kUnknown ? 2 : static_cast<int>(t)];
 }
 
 }  // namespace
@@ -790,23 +793,6 @@ uint32_t WalkDag(const Bundle& b, const PreparedRequest& req, uint32_t ref) {
 
 bool AnyDagSaysYes(const Bundle& b, const PreparedRequest& req, const uint32_t* parts, int count,
                    DagKind kind) {
-  if (req.args_unknown) {
-    // Not the request path (list time uses ListVisibility): walk the verified nodes_, taking
-    // an unknown atom's error edge (fail closed).
-    for (int i = 0; i < count; ++i) {
-      uint32_t ref = b.partitions_[parts[i]].root[kind];
-      while (!(ref & kLeafBit)) {
-        const Node& n = b.nodes_[ref];
-        const Tri t = RunAtomInline(b, req, n.atom);
-        ref = n.next[t == Tri::kUnknown ? 2 : static_cast<int>(t)];
-      }
-      const Outcome& o = b.outcomes_[ref & ~kLeafBit];
-      if ((kind == kForbidDag ? o.forbid : kind == kPermitDag ? o.permit : o.approval) != 0) {
-        return true;
-      }
-    }
-    return false;
-  }
   const uint32_t yes = 1u << kind;
   const Bundle::RunPart* run_parts = b.run_parts_.data();
   const Bundle::RunNode* nodes = b.run_nodes_.data();

@@ -26,8 +26,8 @@ uint32_t WalkDag(const Bundle& b, const PreparedRequest& req, uint32_t ref);
 // Does the DAG of `kind` say yes in any of the partition chunks parts[0..count)? Walks them in
 // order and stops at the first yes, over the run layout (Bundle::run_nodes_, run_parts_: a
 // chunk whose DAG of that kind is a leaf costs one load). The evaluator's inner loop: one
-// call per DAG kind. (With req.args_unknown, which the request path never sets, it walks
-// nodes_ and takes an unknown atom's error edge.)
+// call per DAG kind. (With req.args_unknown, which the request path never sets, an unknown
+// atom takes its error edge.)
 bool AnyDagSaysYes(const Bundle& b, const PreparedRequest& req, const uint32_t* parts, int count,
                    DagKind kind);
 
