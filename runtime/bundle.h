@@ -361,19 +361,18 @@ class Bundle {
 
   // ---- the run layout: what Evaluate's DAG walks read, derived at load (BuildRunLayout) ----
   //
-  // The bundle's nodes_ are shared by every partition chunk and point at outcomes_. For the
-  // walk they are copied into run_nodes_, one 32-byte record per node with its atom's fast
-  // form beside its edges, laid out chunk by chunk (each chunk's three DAGs contiguous,
-  // depth-first with a node's false edge right after it, so a walk reads neighbouring
-  // records), with
-  // leaf references replaced by the answer itself: kLeafBit | bit k set when the outcome says
-  // yes for DAG kind k. A chain of `slot == "a"`, `slot == "b"`, ... on one slot, each false
-  // edge leading to the next, becomes one kSlotSwitch node: n cases (string id, next run ref)
-  // in switch_ids_ / switch_next_ from k, next[1] when no case matches, next[2] on error.
-  // If copying per chunk would exceed MaxRunNodes(nodes_.size()) records or switch cases,
-  // nodes are shared between chunks instead (one copy each, first-visit order), and if the
-  // cases still exceed it, chains stay plain nodes. Semantics are those of the nodes_ walk
-  // (WalkDag); the differential test holds AnyDagSaysYes to the reference.
+  // The bundle's nodes_ are shared by every partition chunk and point at outcomes_. For the walk
+  // they are copied into run_nodes_, one 32-byte record per node with its atom's fast form beside
+  // its edges, laid out chunk by chunk (each chunk's three DAGs contiguous, depth-first with a
+  // node's false edge right after it, so a walk reads neighbouring records), with leaf references
+  // replaced by the answer itself: kLeafBit | bit k set when the outcome says yes for DAG kind k. A
+  // chain of `slot == "a"`, `slot == "b"`, ... on one slot, each false edge leading to the next,
+  // becomes one kSlotSwitch node: n cases (string id, next run ref) in switch_ids_ / switch_next_
+  // from k, next[1] when no case matches, next[2] on error. If copying per chunk would exceed
+  // MaxRunNodes(nodes_.size()) records or switch cases, nodes are shared between chunks instead
+  // (one copy each, first-visit order), and if the cases still exceed it, chains stay plain nodes.
+  // Semantics are those of the nodes_ walk (WalkDag); the differential test holds AnyDagSaysYes to
+  // the reference.
   static constexpr uint32_t kMaxSwitchCases = 32;
   static size_t MaxRunNodes(size_t nodes) { return 2 * nodes + 65536; }
   struct alignas(32) RunNode {

@@ -655,7 +655,8 @@ inline Tri RunFast(const Bundle& b, const PreparedRequest& req, const Bundle::Fa
     case Bundle::kSlotOpString: {
       if (v.type == VType::kError) return Tri::kError;
       // Ids, not text: f.k is Bundle::Find of the string, slot_ids Find of the slot's text.
-      const bool eq = v.type == VType::kString && req.slot_ids[f.slot] == static_cast<uint32_t>(f.k);
+      const bool eq =
+          v.type == VType::kString && req.slot_ids[f.slot] == static_cast<uint32_t>(f.k);
       return (eq == (f.op == Op::kEq)) ? Tri::kTrue : Tri::kFalse;
     }
     case Bundle::kSlotOpLong: {
@@ -770,7 +771,8 @@ __attribute__((noinline)) uint32_t SwitchNext(const Bundle& b, const PreparedReq
 inline uint32_t RunStep(const Bundle& b, const PreparedRequest& req, const Bundle::RunNode& n) {
   const Bundle::FastAtom& f = n.fast;
   if (f.shape == Bundle::kSlotSwitch) return SwitchNext(b, req, n);
-  const Tri t = FastApplies(req, f) ? RunFast(b, req, f, n.atom) : RunGeneral(b, req, b.programs_[n.atom]);
+  const Tri t = FastApplies(req, f) ? RunFast(b, req, f, n.atom)
+                                    : RunGeneral(b, req, b.programs_[n.atom]);
   // kUnknown (only with req.args_unknown, which the request path never sets) takes the error
   // edge: fail closed. (Not a check of args_unknown up front: that is a cache line of the
   // request the walk does not otherwise read.)

@@ -315,7 +315,8 @@ std::string SwitchChainSet(int cases) {
         t += "forbid (principal, action, resource) when { " + std::string(x) + " == " + v +
              " && context.hour " + (k % 2 ? "<" : ">") + " " + n(100 + id) + " };\n";
       } else {
-        t += "rule if " + std::string(x) + " == " + v + " then require_approval(approvers: \"ops\");\n";
+        t += "rule if " + std::string(x) + " == " + v +
+             " then require_approval(approvers: \"ops\");\n";
       }
     }
   }
@@ -379,8 +380,11 @@ TEST_CASE("chains of string equality on one value decide as the reference does")
             if (kind < kinds.size()) {
               *slot = kinds[kind];
             } else {  // missing
-              (which == 0 ? request["context"] : which == 1 ? request["call"] : request["args"])
-                  .erase(which == 0 ? "env" : which == 1 ? "intent" : which == 2 ? "currency" : "meta");
+              static const char* kKeys[] = {"env", "intent", "currency", "meta"};
+              json& parent = which == 0   ? request["context"]
+                             : which == 1 ? request["call"]
+                                          : request["args"];
+              parent.erase(kKeys[which]);
             }
             runtime::PreparedRequest req;
             REQUIRE_MESSAGE(runtime::PrepareRequest(*bundle, request, &req, &error), error);
