@@ -12,12 +12,17 @@
 // Latency method: 2,000 distinct generated requests per mix are prepared once; each is
 // evaluated 64 times in a row and its time per decision is the mean of those 64 (which
 // amortizes the clock's own cost); p50 and p99 are taken over the 2,000 requests.
+//
+// For profiling one configuration: WRIT_BENCH_SIZES=10,10000 measures only those sizes and
+// WRIT_BENCH_CATALOG=fixed|scaled only that table (both default to everything).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
+#include <sstream>
 
 #include "bench/policy_gen.h"
 #include "compiler/compile.h"
@@ -123,7 +128,29 @@ Latency Measure(const Bundle& bundle, const Requests& rs) {
   return out;
 }
 
+// The sizes to measure: WRIT_BENCH_SIZES (comma-separated) or all four.
+std::vector<int> Sizes() {
+  std::vector<int> out;
+  if (const char* env = std::getenv("WRIT_BENCH_SIZES")) {
+    std::stringstream ss(env);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      if (!item.empty()) out.push_back(std::atoi(item.c_str()));
+    }
+  }
+  if (out.empty()) out = {10, 100, 1000, 10000};
+  return out;
+}
+
+// Whether to print the table of this catalog shape (WRIT_BENCH_CATALOG=fixed|scaled).
+bool CatalogWanted(bool scaled) {
+  const char* env = std::getenv("WRIT_BENCH_CATALOG");
+  if (env == nullptr || *env == 0) return true;
+  return std::string(env) == (scaled ? "scaled" : "fixed");
+}
+
 void PrintTable(bool scaled) {
+  if (!CatalogWanted(scaled)) return;
   std::printf("\n%s\n", scaled ? "catalog scaled with the policy set (1 tenant = 24 tools per 500 statements):"
                                  : "one fixed catalog (24 tools on 15 servers) at every size:");
   std::printf("%10s %6s %11s %10s %8s | %27s | %27s | %11s\n", "", "", "", "", "",
@@ -131,7 +158,7 @@ void PrintTable(bool scaled) {
   std::printf("%10s %6s %11s %10s %8s | %6s %6s %6s %7s | %6s %6s %6s %7s | %11s\n", "statements",
               "tools", "compile_ms", "bundle_kb", "load_ms", "p50_ns", "p99_ns", "mean", "allowed",
               "p50_ns", "p99_ns", "mean", "allowed", "prep_p50_ns");
-  for (int n : {10, 100, 1000, 10000}) {
+  for (int n : Sizes()) {
     const int tenants = scaled ? writ::bench::ScaledTenants(n) : 1;
     Fixture& f = Get(n, tenants);
     const Latency t = Measure(*f.bundle, f.targeted);

@@ -406,18 +406,9 @@ bool Bundle::Verify(std::string* error) {
     return fail("switch entries list more partitions than the pool holds");
   }
   BuildSwitchIndex(/*fold=*/true);
-  partition_no_.assign(partitions_.size(), 0);
-  for (size_t i = 0; i < partitions_.size(); ++i) {
-    for (uint32_t k = 0; k < 3; ++k) {
-      const uint32_t r = partitions_[i].root[k];
-      if (!(r & kLeafBit)) continue;
-      const Outcome& o = outcomes_[r & ~kLeafBit];  // verified above
-      const uint8_t yes = k == kForbidDag ? o.forbid : k == kPermitDag ? o.permit : o.approval;
-      if (yes == 0) partition_no_[i] |= static_cast<uint8_t>(1u << k);
-    }
-  }
   // Fast atoms. Operand indices were verified above.
   fast_.assign(programs_.size(), FastAtom{});
+  fast_text_.assign(programs_.size(), std::string_view());
   auto all_strings = [&](uint32_t constant) {
     const nlohmann::json& j = constant_values_[constant];
     if (!j.is_array()) return false;
@@ -440,24 +431,24 @@ bool Bundle::Verify(std::string* error) {
     if (p.count == 1 && slot) f.shape = kSlotBool;
     if (p.count == 2 && slot && op == Op::kHas) {
       f.shape = kSlotHas;
-      f.s = str(c[1].c);
+      fast_text_[i] = str(c[1].c);
     }
     if (p.count == 2 && slot && op == Op::kLike) {
       f.shape = kSlotLike;
-      f.id = c[1].c;
+      f.k = c[1].c;
     }
     if (p.count == 3) {
       const bool eq = op == Op::kEq || op == Op::kNe;
       const bool cmp = op == Op::kLt || op == Op::kLe || op == Op::kGt || op == Op::kGe;
       if (slot && c[1].op == Op::kPushString && (eq || op == Op::kContains)) {
         f.shape = eq ? kSlotOpString : kSlotContainsString;
-        f.s = str(c[1].c);
-        f.id = Find(f.s);  // the id requests carry for this text (the first, if repeated)
+        fast_text_[i] = str(c[1].c);
+        f.k = Find(fast_text_[i]);  // the id requests carry for this text (the first, if repeated)
       }
       if (slot && c[1].op == Op::kPushConst && (op == Op::kContainsAny || op == Op::kContainsAll) &&
           all_strings(c[1].c)) {
         f.shape = kSlotContainsStrings;
-        f.id = c[1].c;
+        f.k = c[1].c;
       }
       if (slot && c[1].op == Op::kPushLong && cmp) {
         f.shape = kSlotOpLong;
@@ -466,21 +457,128 @@ bool Bundle::Verify(std::string* error) {
       if (c[0].op == Op::kPushVar && c[1].op == Op::kPushEntity &&
           (op == Op::kIn || op == Op::kEq)) {
         f.shape = kVarOpEntity;
-        f.var = c[0].a;
-        f.id = Find(str(c[1].c));  // the id requests carry for this text (the first, if repeated)
+        f.slot = c[0].a;           // the Var
+        f.k = Find(str(c[1].c));  // the id requests carry for this text (the first, if repeated)
       }
     }
     if (p.count == 4 && slot && c[1].op == Op::kLower && c[2].op == Op::kPushString &&
         (op == Op::kEq || op == Op::kNe)) {
       f.shape = kSlotLowerOpString;
-      f.s = str(c[2].c);
+      fast_text_[i] = str(c[2].c);
     }
     fast_[i] = f;
   }
-  run_nodes_.resize(nodes_.size());
-  for (size_t i = 0; i < nodes_.size(); ++i) {
+  if (!BuildRunLayout(/*per_chunk=*/true, /*switches=*/true) &&
+      !BuildRunLayout(/*per_chunk=*/false, /*switches=*/true)) {
+    BuildRunLayout(/*per_chunk=*/false, /*switches=*/false);  // within the bounds by design
+  }
+  return true;
+}
+
+// The run layout (see bundle.h). Nodes and roots were verified, so every edge points forward
+// (the copies are acyclic too) and every leaf names an outcome. Iterative: a hostile bundle
+// may chain a million nodes. Returns false, leaving the tables to be rebuilt, when the copies
+// would exceed MaxRunNodes records or switch cases; shared and without switches (one record
+// per node, no cases) it cannot.
+bool Bundle::BuildRunLayout(bool per_chunk, bool switches) {
+  run_layout_shared_ = !per_chunk;
+  run_nodes_.clear();
+  switch_ids_.clear();
+  switch_next_.clear();
+  run_parts_.assign(partitions_.size(), RunPart{});
+  std::vector<uint32_t> answer(outcomes_.size());  // per outcome: kLeafBit | yes bits
+  for (size_t i = 0; i < outcomes_.size(); ++i) {
+    const Outcome& o = outcomes_[i];
+    answer[i] = kLeafBit | (o.forbid ? 1u << kForbidDag : 0) | (o.permit ? 1u << kPermitDag : 0) |
+                (o.approval ? 1u << kApprovalDag : 0);
+  }
+  // Node i continues a switch chain into its false edge: both test `slot == "s"` on one slot.
+  auto is_case = [&](uint32_t i) {
+    const FastAtom& f = fast_[nodes_[i].atom];
+    return f.shape == kSlotOpString && f.op == Op::kEq;
+  };
+  auto chains_to = [&](uint32_t i) -> bool {
+    const uint32_t next = nodes_[i].next[1];
+    return switches && is_case(i) && !(next & kLeafBit) && is_case(next) &&
+           fast_[nodes_[next].atom].slot == fast_[nodes_[i].atom].slot;
+  };
+  // The node references a run record of node i points to, in the order they are laid out
+  // (false edge first): for a chain, each case's true edge, then the default, then the error.
+  auto successors = [&](uint32_t i, std::vector<uint32_t>* out) {
+    out->clear();
     const Node& n = nodes_[i];
-    run_nodes_[i] = RunNode{fast_[n.atom], n.atom, {n.next[0], n.next[1], n.next[2]}};
+    if (!chains_to(i)) {
+      out->insert(out->end(), {n.next[1], n.next[0], n.next[2]});
+      return;
+    }
+    uint32_t c = i;
+    for (uint32_t k = 0;; ++k) {
+      out->push_back(nodes_[c].next[0]);
+      if (k + 1 == kMaxSwitchCases || !chains_to(c)) break;
+      c = nodes_[c].next[1];
+    }
+    out->push_back(nodes_[c].next[1]);  // default: the last case's false edge
+    out->push_back(n.next[2]);          // error: the same value errs every case
+  };
+  const size_t limit = MaxRunNodes(nodes_.size());
+  std::vector<uint32_t> run_of(nodes_.size(), 0), scope_of(nodes_.size(), 0);
+  std::vector<uint32_t> order, stack, succ;
+  uint32_t scope = 1;
+  auto map_ref = [&](uint32_t ref) {
+    return (ref & kLeafBit) ? answer[ref & ~kLeafBit] : run_of[ref];
+  };
+  for (size_t p = 0; p < partitions_.size(); ++p) {
+    if (per_chunk) ++scope;
+    // Assign run indices depth-first from the three roots, the false edge next after its
+    // node. A node is marked when pushed, so the stack holds each node at most once.
+    order.clear();
+    for (uint32_t root : partitions_[p].root) {
+      if ((root & kLeafBit) || scope_of[root] == scope) continue;
+      scope_of[root] = scope;
+      stack.assign(1, root);
+      while (!stack.empty()) {
+        const uint32_t i = stack.back();
+        stack.pop_back();
+        run_of[i] = static_cast<uint32_t>(run_nodes_.size() + order.size());
+        order.push_back(i);
+        successors(i, &succ);
+        for (size_t k = succ.size(); k-- > 0;) {
+          const uint32_t r = succ[k];
+          if ((r & kLeafBit) || scope_of[r] == scope) continue;
+          scope_of[r] = scope;
+          stack.push_back(r);
+        }
+      }
+    }
+    if (run_nodes_.size() + order.size() > limit) return false;
+    // Fill the records, now that every successor has its run index.
+    for (uint32_t i : order) {
+      const Node& n = nodes_[i];
+      RunNode r;
+      r.fast = fast_[n.atom];
+      r.atom = n.atom;
+      successors(i, &succ);
+      if (chains_to(i)) {
+        const size_t cases = succ.size() - 2;
+        r.fast.shape = kSlotSwitch;
+        r.fast.n = static_cast<uint8_t>(cases);
+        r.fast.k = static_cast<int64_t>(switch_ids_.size());
+        uint32_t c = i;
+        for (size_t k = 0; k < cases; ++k) {
+          switch_ids_.push_back(static_cast<uint32_t>(fast_[nodes_[c].atom].k));
+          switch_next_.push_back(map_ref(succ[k]));
+          c = nodes_[c].next[1];
+        }
+        if (switch_ids_.size() > limit) return false;
+        r.next[0] = switch_next_[r.fast.k];  // unused by the walk; kept valid
+        r.next[1] = map_ref(succ[cases]);
+        r.next[2] = map_ref(succ[cases + 1]);
+      } else {
+        for (int k = 0; k < 3; ++k) r.next[k] = map_ref(n.next[k]);
+      }
+      run_nodes_.push_back(r);
+    }
+    for (int k = 0; k < 3; ++k) run_parts_[p].root[k] = map_ref(partitions_[p].root[k]);
   }
   return true;
 }

@@ -249,7 +249,7 @@ class Bundle {
   // kRawEq / kRawIn), probed as (request action, any) x (== uid, in uid, in each parent, any).
   enum GroupKind : uint32_t { kOwnResource = 0, kParentResource, kAnyActionOwn, kRawEq, kRawIn };
   static constexpr uint32_t kNoGroup = 0xFFFFFFFFu;  // the kind of an empty hash slot
-  struct Group {
+  struct alignas(32) Group {  // 32 bytes: a probe reads one cache line
     uint32_t action = kAnyKey, resource = kAnyKey;
     uint32_t kind = kNoGroup;
     uint32_t begin = 0, count = 0;  // candidates for any principal
@@ -327,7 +327,7 @@ class Bundle {
   // kVarOpEntity start with kPushSlot: slot == / != string, slot < <= > >= long, var == / in
   // entity, the slot alone (a Bool attribute), slot.contains(string), slot.containsAny /
   // containsAll of a constant set of strings, slot like pattern, slot.lower() == / != string,
-  // slot has name.
+  // slot has name. kSlotSwitch exists only in run_nodes_ (see RunNode).
   enum FastShape : uint8_t {
     kGeneral = 0,
     kSlotOpString,
@@ -338,33 +338,60 @@ class Bundle {
     kSlotContainsStrings,
     kSlotLike,
     kSlotLowerOpString,
-    kSlotHas,  // `slot has name` (args has amount); a record slot is its common case
+    kSlotHas,     // `slot has name` (args has amount); a record slot is its common case
+    kSlotSwitch,  // run_nodes_ only: a chain of `slot == "s"` tests, one lookup (see RunNode)
   };
+  // 16 bytes, so that a RunNode (atom + edges) fits in 32.
   struct FastAtom {
     FastShape shape = kGeneral;
     Op op = Op::kCount;      // the operator (last instruction)
     uint8_t reads_args = 0;  // the slot's root is args (unknown at list time)
-    uint8_t var = 0;         // kVarOpEntity: Var
-    uint32_t slot = 0;       // slot index
-    uint32_t id = 0;         // kVarOpEntity, kSlotOpString: Find() of the uid / string;
-                             // kSlotLike: like index;
-                             // kSlotContainsStrings: constant index
-    int64_t k = 0;           // kSlotOpLong: the constant
-    std::string_view s;      // kSlotOpString, kSlotContainsString, kSlotLowerOpString: the string;
-                             // kSlotHas: the attribute name
+    uint8_t n = 0;           // kSlotSwitch: number of cases
+    uint32_t slot = 0;       // slot index; kVarOpEntity: the Var
+    int64_t k = 0;           // kSlotOpLong: the constant;
+                             // kVarOpEntity, kSlotOpString: Find() of the uid / string;
+                             // kSlotLike: like index; kSlotContainsStrings: constant index;
+                             // kSlotSwitch: first case in switch_ids_ / switch_next_
   };
+  static_assert(sizeof(FastAtom) == 16);
   std::vector<FastAtom> fast_;
-  // Per DAG node, derived at load: its atom's FastAtom next to its edges, so a walk reads one
-  // record per node instead of a node, then its atom (vm.cc AnyDagSaysYes).
-  struct RunNode {
+  // Per program: the string operand of kSlotOpString, kSlotContainsString,
+  // kSlotLowerOpString (the string) and kSlotHas (the attribute name); empty otherwise.
+  std::vector<std::string_view> fast_text_;
+
+  // ---- the run layout: what Evaluate's DAG walks read, derived at load (BuildRunLayout) ----
+  //
+  // The bundle's nodes_ are shared by every partition chunk and point at outcomes_. For the walk
+  // they are copied into run_nodes_, one 32-byte record per node with its atom's fast form beside
+  // its edges, laid out chunk by chunk (each chunk's three DAGs contiguous, depth-first with a
+  // node's false edge right after it, so a walk reads neighbouring records), with leaf references
+  // replaced by the answer itself: kLeafBit | bit k set when the outcome says yes for DAG kind k. A
+  // chain of `slot == "a"`, `slot == "b"`, ... on one slot, each false edge leading to the next,
+  // becomes one kSlotSwitch node: n cases (string id, next run ref) in switch_ids_ / switch_next_
+  // from k, next[1] when no case matches, next[2] on error. If copying per chunk would exceed
+  // MaxRunNodes(nodes_.size()) records or switch cases, nodes are shared between chunks instead
+  // (one copy each, first-visit order), and if the cases still exceed it, chains stay plain nodes.
+  // Semantics are those of the nodes_ walk (WalkDag); the differential test holds AnyDagSaysYes to
+  // the reference.
+  static constexpr uint32_t kMaxSwitchCases = 32;
+  static size_t MaxRunNodes(size_t nodes) { return 2 * nodes + 65536; }
+  struct alignas(32) RunNode {
     FastAtom fast;
-    uint32_t atom = 0;
-    uint32_t next[3] = {0, 0, 0};
+    uint32_t atom = 0;                 // the program (for the stack machine, fast_text_)
+    uint32_t next[3] = {kLeafBit, kLeafBit, kLeafBit};  // run refs: true, false, error
   };
+  static_assert(sizeof(RunNode) == 32);
   std::vector<RunNode> run_nodes_;
-  // Per partition chunk, derived at load: bit k is set when root[k] is a leaf whose outcome
-  // answers no for DAG kind k (the chunk has no statement of that kind), so Evaluate skips it.
-  std::vector<uint8_t> partition_no_;
+  std::vector<uint32_t> switch_ids_;   // kSlotSwitch cases: string ids
+  std::vector<uint32_t> switch_next_;  // kSlotSwitch cases: run refs
+  // Per partition chunk: the run refs of its three DAG roots (a root that is a leaf is the
+  // answer, so a chunk without statements of a kind costs one load).
+  struct alignas(16) RunPart {
+    uint32_t root[3] = {kLeafBit, kLeafBit, kLeafBit};
+    uint32_t pad = 0;
+  };
+  std::vector<RunPart> run_parts_;
+  bool run_layout_shared() const { return run_layout_shared_; }
   std::vector<nlohmann::json> statement_obligations_;  // parsed StatementMeta::obligations
   std::vector<uint8_t> statement_approval_;  // derived at load: carries require_approval
 
@@ -379,6 +406,8 @@ class Bundle {
     return static_cast<size_t>(x);
   }
   void BuildSwitchIndex(bool fold);
+  bool BuildRunLayout(bool per_chunk, bool switches);
+  bool run_layout_shared_ = false;
   std::array<uint8_t, 32> source_hash_{};
   std::unordered_map<std::string_view, uint32_t> index_;
   std::vector<uint32_t> candidate_parts_;

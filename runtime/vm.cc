@@ -633,17 +633,19 @@ bool JsonSetHasString(const nlohmann::json& set, std::string_view s) {
 
 // Short shapes (Bundle::FastAtom) run directly; each case computes exactly what Run() would
 // (the differential test holds both to the reference evaluator). REQUIRES: FastApplies(req, f):
-// f.shape is not kGeneral, and a slot shape's slot does not hold a record (a record may hold an
-// error, so it goes the general way) -- except kSlotHas, which needs a JSON object or a type
-// Has rejects.
-inline Tri RunFast(const Bundle& b, const PreparedRequest& req, const Bundle::FastAtom& f) {
+// f.shape is not kGeneral (nor kSlotSwitch), and a slot shape's slot does not hold a record (a
+// record may hold an error, so it goes the general way) -- except kSlotHas, which needs a JSON
+// object or a type Has rejects. `atom` is the program, for the string operand in fast_text_.
+inline Tri RunFast(const Bundle& b, const PreparedRequest& req, const Bundle::FastAtom& f,
+                   uint32_t atom) {
   if (f.shape == Bundle::kVarOpEntity) {
-    // Ids, not text: f.id is Bundle::Find of the target, and requests carry Find of their uids.
-    const RequestEntity& e = f.var == 0 ? req.principal : f.var == 1 ? req.action : req.resource;
-    if (e.uid_id == f.id) return Tri::kTrue;
+    // Ids, not text: f.k is Bundle::Find of the target, and requests carry Find of their uids.
+    const uint32_t id = static_cast<uint32_t>(f.k);
+    const RequestEntity& e = f.slot == 0 ? req.principal : f.slot == 1 ? req.action : req.resource;
+    if (e.uid_id == id) return Tri::kTrue;
     if (f.op == Op::kEq) return Tri::kFalse;
     for (uint32_t p : e.parent_ids) {
-      if (p == f.id) return Tri::kTrue;
+      if (p == id) return Tri::kTrue;
     }
     return Tri::kFalse;
   }
@@ -652,8 +654,9 @@ inline Tri RunFast(const Bundle& b, const PreparedRequest& req, const Bundle::Fa
   switch (f.shape) {
     case Bundle::kSlotOpString: {
       if (v.type == VType::kError) return Tri::kError;
-      // Ids, not text: f.id is Bundle::Find of the string, slot_ids Find of the slot's text.
-      const bool eq = v.type == VType::kString && req.slot_ids[f.slot] == f.id;
+      // Ids, not text: f.k is Bundle::Find of the string, slot_ids Find of the slot's text.
+      const bool eq =
+          v.type == VType::kString && req.slot_ids[f.slot] == static_cast<uint32_t>(f.k);
       return (eq == (f.op == Op::kEq)) ? Tri::kTrue : Tri::kFalse;
     }
     case Bundle::kSlotOpLong: {
@@ -669,12 +672,13 @@ inline Tri RunFast(const Bundle& b, const PreparedRequest& req, const Bundle::Fa
       return v.b ? Tri::kTrue : Tri::kFalse;
     case Bundle::kSlotLowerOpString: {
       if (v.type != VType::kString) return Tri::kError;
-      // ASCII lowercase of v.s equals f.s, without building the lowered copy.
-      bool eq = v.s.size() == f.s.size();
+      // ASCII lowercase of v.s equals the constant, without building the lowered copy.
+      const std::string_view s = b.fast_text_[atom];
+      bool eq = v.s.size() == s.size();
       for (size_t i = 0; eq && i < v.s.size(); ++i) {
         char ch = v.s[i];
         if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
-        eq = ch == f.s[i];
+        eq = ch == s[i];
       }
       return (eq == (f.op == Op::kEq)) ? Tri::kTrue : Tri::kFalse;
     }
@@ -682,27 +686,27 @@ inline Tri RunFast(const Bundle& b, const PreparedRequest& req, const Bundle::Fa
       // FastApplies let through a JSON object or a value that is neither a record, an entity
       // nor unknown (Has on those is an error, as in Run()).
       if (v.type != VType::kRecord) return Tri::kError;
-      return v.j->find(f.s) != v.j->end() ? Tri::kTrue : Tri::kFalse;
+      return v.j->find(b.fast_text_[atom]) != v.j->end() ? Tri::kTrue : Tri::kFalse;
     case Bundle::kSlotLike:
       if (v.type != VType::kString) return Tri::kError;
-      return Like(v.s, b.like_chunks_[f.id]) ? Tri::kTrue : Tri::kFalse;
+      return Like(v.s, b.like_chunks_[f.k]) ? Tri::kTrue : Tri::kFalse;
     case Bundle::kSlotContainsString:
     case Bundle::kSlotContainsStrings: {
       // A request set is a JSON array (Value::j), never VM-built; anything else is an error.
       if (v.type != VType::kSet || v.j == nullptr) return Tri::kError;
       if (f.shape == Bundle::kSlotContainsString) {
-        return JsonSetHasString(*v.j, f.s) ? Tri::kTrue : Tri::kFalse;
+        return JsonSetHasString(*v.j, b.fast_text_[atom]) ? Tri::kTrue : Tri::kFalse;
       }
       // containsAny / containsAll of a constant array of strings (checked at load).
       const bool any = f.op == Op::kContainsAny;
-      for (const auto& k : b.constant_values_[f.id]) {
+      for (const auto& k : b.constant_values_[f.k]) {
         const bool has = JsonSetHasString(*v.j, k.get_ref<const std::string&>());
         if (has && any) return Tri::kTrue;
         if (!has && !any) return Tri::kFalse;
       }
       return any ? Tri::kFalse : Tri::kTrue;
     }
-    default: return Tri::kError;  // unreachable: kGeneral and kVarOpEntity are handled above
+    default: return Tri::kError;  // unreachable: kGeneral, kVarOpEntity, kSlotSwitch are not here
   }
 }
 
@@ -731,8 +735,48 @@ inline bool FastApplies(const PreparedRequest& req, const Bundle::FastAtom& f) {
 
 inline Tri RunAtomInline(const Bundle& b, const PreparedRequest& req, uint32_t program) {
   const Bundle::FastAtom& f = b.fast_[program];
-  if (FastApplies(req, f)) return RunFast(b, req, f);
+  if (FastApplies(req, f)) return RunFast(b, req, f, program);
   return RunGeneral(b, req, b.programs_[program]);
+}
+
+// A kSlotSwitch node: the chain `slot == ids[0]`, `slot == ids[1]`, ... (each false edge to
+// the next) in one step. Every case tests the same value, so they agree on everything but the
+// string: an error errs at the first case (next[2]); a string matches at most the first case
+// whose id it has (switch_next_), else falls through to the last false edge (next[1]); any
+// other non-record value is false everywhere. A record goes the general way, as RunFast's
+// callers do: its answer (false, or error if it holds one) is the same for every case.
+// With req.args_unknown an args value is unknown: the error edge, as RunStep does.
+__attribute__((noinline)) uint32_t SwitchNext(const Bundle& b, const PreparedRequest& req,
+                                              const Bundle::RunNode& n) {
+  const Bundle::FastAtom& f = n.fast;
+  const Value& v = req.slots[f.slot];
+  const uint32_t first = static_cast<uint32_t>(f.k);
+  if (f.reads_args && req.args_unknown) return n.next[2];
+  if (v.type == VType::kRecord) {
+    const Tri t = RunGeneral(b, req, b.programs_[n.atom]);
+    return t == Tri::kTrue ? b.switch_next_[first] : t == Tri::kFalse ? n.next[1] : n.next[2];
+  }
+  if (v.type == VType::kError) return n.next[2];
+  if (v.type == VType::kString) {
+    const uint32_t id = req.slot_ids[f.slot];
+    const uint32_t* ids = b.switch_ids_.data() + first;
+    for (uint32_t c = 0; c < f.n; ++c) {
+      if (ids[c] == id) return b.switch_next_[first + c];
+    }
+  }
+  return n.next[1];
+}
+
+// One step of a walk over run_nodes_: the run reference after node `n`.
+inline uint32_t RunStep(const Bundle& b, const PreparedRequest& req, const Bundle::RunNode& n) {
+  const Bundle::FastAtom& f = n.fast;
+  if (f.shape == Bundle::kSlotSwitch) return SwitchNext(b, req, n);
+  const Tri t = FastApplies(req, f) ? RunFast(b, req, f, n.atom)
+                                    : RunGeneral(b, req, b.programs_[n.atom]);
+  // kUnknown (only with req.args_unknown, which the request path never sets) takes the error
+  // edge: fail closed. (Not a check of args_unknown up front: that is a cache line of the
+  // request the walk does not otherwise read.)
+  return n.next[t == Tri::kUnknown ? 2 : static_cast<int>(t)];
 }
 
 }  // namespace
@@ -751,22 +795,13 @@ uint32_t WalkDag(const Bundle& b, const PreparedRequest& req, uint32_t ref) {
 
 bool AnyDagSaysYes(const Bundle& b, const PreparedRequest& req, const uint32_t* parts, int count,
                    DagKind kind) {
-  const uint8_t skip = static_cast<uint8_t>(1u << kind);
+  const uint32_t yes = 1u << kind;
+  const Bundle::RunPart* run_parts = b.run_parts_.data();
+  const Bundle::RunNode* nodes = b.run_nodes_.data();
   for (int i = 0; i < count; ++i) {
-    const uint32_t p = parts[i];
-    if (b.partition_no_[p] & skip) continue;
-    uint32_t ref = b.partitions_[p].root[kind];
-    while (!(ref & kLeafBit)) {
-      const Bundle::RunNode& n = b.run_nodes_[ref];
-      const Bundle::FastAtom& f = n.fast;
-      const Tri t =
-          FastApplies(req, f) ? RunFast(b, req, f) : RunGeneral(b, req, b.programs_[n.atom]);
-      ref = n.next[static_cast<int>(t)];
-    }
-    const Outcome& o = b.outcomes_[ref & ~kLeafBit];
-    if ((kind == kForbidDag ? o.forbid : kind == kPermitDag ? o.permit : o.approval) != 0) {
-      return true;
-    }
+    uint32_t ref = run_parts[parts[i]].root[kind];
+    while (!(ref & kLeafBit)) ref = RunStep(b, req, nodes[ref]);
+    if (ref & yes) return true;
   }
   return false;
 }

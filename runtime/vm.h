@@ -24,8 +24,10 @@ Tri RunAtom(const Bundle& b, const PreparedRequest& req, uint32_t program);
 uint32_t WalkDag(const Bundle& b, const PreparedRequest& req, uint32_t ref);
 
 // Does the DAG of `kind` say yes in any of the partition chunks parts[0..count)? Walks them in
-// order and stops at the first yes; skips chunks whose DAG of that kind is a "no" leaf
-// (Bundle::partition_no_). The evaluator's inner loop: one call per DAG kind.
+// order and stops at the first yes, over the run layout (Bundle::run_nodes_, run_parts_: a
+// chunk whose DAG of that kind is a leaf costs one load). The evaluator's inner loop: one
+// call per DAG kind. (With req.args_unknown, which the request path never sets, an unknown
+// atom takes its error edge.)
 bool AnyDagSaysYes(const Bundle& b, const PreparedRequest& req, const uint32_t* parts, int count,
                    DagKind kind);
 

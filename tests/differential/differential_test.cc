@@ -311,5 +311,116 @@ TEST_CASE("the folded and the unfolded switch index select the same statements")
   CheckSwitchShape(80, 80, /*expect_folded=*/false);
 }
 
+// A chain of `x == "a"`, `x == "b"`, ... on one value becomes one kSlotSwitch node in the run
+// layout (Bundle::RunNode). Policy sets built to make such chains -- on string attributes, on
+// a record (args.meta), more cases than kMaxSwitchCases, mixed with other conditions -- must
+// decide as the reference does for every kind of value: each constant, other strings, a
+// missing attribute, a number, a Bool, a set, an entity, a record, a record holding an error.
+std::string SwitchChainSet(int cases) {
+  auto n = [](int i) { return std::to_string(i); };
+  const char* values[] = {"context.env", "call.intent", "args.currency", "args.meta"};
+  std::string t;
+  int id = 0;
+  for (const char* x : values) {
+    for (int k = 0; k < cases; ++k) {
+      const std::string v = "\"v" + n(k) + "\"";
+      t += "@id(\"s" + n(id++) + "\")\n";
+      if (k % 3 == 0) {
+        t += "permit (principal, action, resource) when { " + std::string(x) + " == " + v + " };\n";
+      } else if (k % 3 == 1) {
+        // A second test of its own, true for every request or false for every request, so
+        // the chain's cases lead to different nodes with different answers.
+        t += "forbid (principal, action, resource) when { " + std::string(x) + " == " + v +
+             " && context.hour " + (k % 2 ? "<" : ">") + " " + n(100 + id) + " };\n";
+      } else {
+        t += "rule if " + std::string(x) + " == " + v +
+             " then require_approval(approvers: \"ops\");\n";
+      }
+    }
+  }
+  t += "@id(\"hour\")\npermit (principal, action, resource) when { context.hour < 12 };\n";
+  return t;
+}
+
+TEST_CASE("chains of string equality on one value decide as the reference does") {
+  // Each value's statements alternate permit / forbid / rule, so a DAG kind sees a third of
+  // the cases: the last size makes chains longer than kMaxSwitchCases.
+  const int kLong = 3 * static_cast<int>(runtime::Bundle::kMaxSwitchCases) + 15;
+  for (int cases : {3, 12, kLong}) {
+    const std::string text = SwitchChainSet(cases);
+    FrontEnd fe = ParseOnly(text);
+    REQUIRE_MESSAGE(!fe.diags.has_errors(),
+                    Render(fe.sources, fe.diags.items(), DiagnosticFormat::kText));
+    std::string bytes, error;
+    REQUIRE_MESSAGE(CompileUnchecked(text, &bytes, &error), error);
+    auto bundle = runtime::Bundle::Load(bytes, &error);
+    REQUIRE_MESSAGE(bundle != nullptr, error);
+    size_t switches = 0, max_cases = 0, mixed = 0;  // mixed: cases lead to different nodes
+    for (const auto& node : bundle->run_nodes_) {
+      if (node.fast.shape != runtime::Bundle::kSlotSwitch) continue;
+      ++switches;
+      max_cases = std::max<size_t>(max_cases, node.fast.n);
+      const uint32_t* next = bundle->switch_next_.data() + node.fast.k;
+      mixed += std::any_of(next, next + node.fast.n, [&](uint32_t r) { return r != next[0]; });
+    }
+    if (cases >= 6) CHECK(mixed > 0);
+    // The layout made switches (chains need two cases of one kind), so the requests below
+    // exercise them.
+    if (cases >= 6) CHECK(switches > 0);
+    if (cases == kLong) {
+      CHECK(max_cases == runtime::Bundle::kMaxSwitchCases);
+    }
+    // Every constant (each case of each chain), one more, and the other kinds of value.
+    std::vector<json> kinds = {json(""), json(5), json(true), json::array({"v0"}),
+                               json({{"__entity", "User::\"v0\""}}), json({{"a", 1}}),
+                               json({{"a", nullptr}}), json(nullptr)};
+    for (int k = 0; k <= cases; ++k) kinds.push_back("v" + std::to_string(k));
+    int decided = 0, allowed = 0;
+    // Each of the four values takes each kind (or is missing), at an hour where the `hour`
+    // permit applies and the forbids' hour test is true (2), and where neither is (13 -- only
+    // a permit case can allow), with and without a second chain taking a case.
+    for (int which = 0; which < 4; ++which) {
+      for (size_t kind = 0; kind <= kinds.size(); ++kind) {
+        for (int hour : {2, 13}) {
+          for (bool second : {false, true}) {
+            // The other values hold a string no statement names (a missing one would make
+            // every forbid on it an error, so everything would be denied).
+            json request = {{"principal", {{"uid", "User::\"alice\""}}},
+                            {"action", "tools/call"},
+                            {"resource", {{"uid", "Tool::\"t\""}}},
+                            {"args", {{"currency", "x"}, {"meta", "x"}}},
+                            {"context", {{"hour", hour}, {"env", "x"}}},
+                            {"call", {{"intent", second ? "v1" : "x"}}}};
+            json* slot = which == 0   ? &request["context"]["env"]
+                         : which == 1 ? &request["call"]["intent"]
+                         : which == 2 ? &request["args"]["currency"]
+                                      : &request["args"]["meta"];
+            if (kind < kinds.size()) {
+              *slot = kinds[kind];
+            } else {  // missing
+              static const char* kKeys[] = {"env", "intent", "currency", "meta"};
+              json& parent = which == 0   ? request["context"]
+                             : which == 1 ? request["call"]
+                                          : request["args"];
+              parent.erase(kKeys[which]);
+            }
+            runtime::PreparedRequest req;
+            REQUIRE_MESSAGE(runtime::PrepareRequest(*bundle, request, &req, &error), error);
+            json vm = runtime::DecisionToJson(*bundle, req, runtime::Evaluate(*bundle, req));
+            json ref = reference::ReferenceDecide(fe.policies, request);
+            CHECK_MESSAGE(vm == ref, "cases " << cases << ", request " << request.dump()
+                                              << "\nvm " << vm.dump() << "\nreference "
+                                              << ref.dump());
+            ++decided;
+            allowed += vm["decision"] != "deny";
+          }
+        }
+      }
+    }
+    CHECK(decided > 0);
+    CHECK(allowed > 0);  // some requests reach a permit through a switch case
+  }
+}
+
 }  // namespace
 }  // namespace writ

@@ -664,5 +664,70 @@ TEST_CASE("random edits never crash the loader or the evaluator") {
   MESSAGE(accepted << " of 20000 random edits were accepted (and evaluated safely)");
 }
 
+// The run layout the loader derives (Bundle::BuildRunLayout) copies each chunk's DAG and turns
+// chains of `slot == "s"` into switch records; a bundle whose chunks share nodes heavily must
+// not make that large. Here: a chain of kChain nodes testing one `slot == "s"` atom, and one
+// extra chunk rooted at each of its nodes. Per chunk that would be ~kChain^2/64 copies; shared
+// with switches, ~32 cases per node; both pass the bound, so the loader falls back to one
+// plain record per node. The extra chunks are in no switch entry, so decisions are those of
+// the compiled bundle.
+TEST_CASE("the run layout stays within its bound when chunks share a long chain") {
+  const std::string bytes = CompiledBundle();
+  RawBundle b = Parse(bytes);
+  auto insns = b.Get<Insn>(Section::kInsns);
+  auto programs = b.Get<Program>(Section::kPrograms);
+  auto program_text = b.Get<uint32_t>(Section::kProgramText);
+  auto nodes = b.Get<Node>(Section::kNodes);
+  auto partitions = b.Get<Partition>(Section::kPartitions);
+  const auto outcomes = b.Get<Outcome>(Section::kOutcomes);
+  REQUIRE(!b.Get<Slot>(Section::kSlots).empty());
+  uint32_t yes = UINT32_MAX, no = UINT32_MAX;  // a forbid outcome and an empty one
+  for (uint32_t i = 0; i < outcomes.size(); ++i) {
+    const Outcome& o = outcomes[i];
+    if (o.forbid && yes == UINT32_MAX) yes = i;
+    if (!o.forbid && !o.permit && !o.approval && no == UINT32_MAX) no = i;
+  }
+  REQUIRE(yes != UINT32_MAX);
+  REQUIRE(no != UINT32_MAX);
+  // Program: $0 == string 0.
+  const uint32_t atom = static_cast<uint32_t>(programs.size());
+  programs.push_back(Program{static_cast<uint32_t>(insns.size()), 3, 0, 1});
+  insns.push_back(Insn{Op::kPushSlot, 0, 0, 0});
+  insns.push_back(Insn{Op::kPushString, 0, 0, 0});
+  insns.push_back(Insn{Op::kEq, 0, 0, 0});
+  program_text.push_back(0);
+  constexpr uint32_t kChain = 3000;
+  const uint32_t base = static_cast<uint32_t>(nodes.size());
+  for (uint32_t i = 0; i < kChain; ++i) {
+    const uint32_t next = i + 1 < kChain ? base + i + 1 : (kLeafBit | no);
+    nodes.push_back(Node{atom, {kLeafBit | yes, next, kLeafBit | yes}});
+    partitions.push_back(Partition{{base + i, kLeafBit | no, kLeafBit | no}, 0, 0});
+  }
+  b.Put(Section::kInsns, insns);
+  b.Put(Section::kPrograms, programs);
+  b.Put(Section::kProgramText, program_text);
+  b.Put(Section::kNodes, nodes);
+  b.Put(Section::kPartitions, partitions);
+  std::string error;
+  auto hostile = Bundle::Load(Serialize(b), &error);
+  REQUIRE_MESSAGE(hostile != nullptr, error);
+  CHECK(hostile->run_layout_shared());
+  CHECK(hostile->run_nodes_.size() <= hostile->nodes_.size());
+  CHECK(hostile->switch_ids_.empty());
+  for (const auto& n : hostile->run_nodes_) CHECK(n.fast.shape != Bundle::kSlotSwitch);
+  // The compiled bundle itself gets the per-chunk layout, and both decide alike.
+  auto compiled = Bundle::Load(bytes, &error);
+  REQUIRE_MESSAGE(compiled != nullptr, error);
+  CHECK(!compiled->run_layout_shared());
+  for (int n = 0; n < 8; ++n) {
+    const json doc = SampleRequest(n);
+    PreparedRequest r1, r2;
+    REQUIRE(PrepareRequest(*compiled, doc, &r1, &error));
+    REQUIRE(PrepareRequest(*hostile, doc, &r2, &error));
+    CHECK(DecisionToJson(*compiled, r1, Evaluate(*compiled, r1)) ==
+          DecisionToJson(*hostile, r2, Evaluate(*hostile, r2)));
+  }
+}
+
 }  // namespace
 }  // namespace writ::runtime
