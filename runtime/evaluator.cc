@@ -462,7 +462,6 @@ struct PlanAccess {
   static bool DagSaysYes(const Plan& plan, const PreparedRequest& req, PlanScratch* s,
                          uint32_t p, DagKind kind) {
     const Bundle& b = *plan.bundle_;
-    if (b.partition_no_[p] & (1u << kind)) return false;
     uint32_t ref = b.partitions_[p].root[kind];
     while (!(ref & kLeafBit)) {
       const Node& n = b.nodes_[ref];
