@@ -421,7 +421,12 @@ bool AppendJsonString(std::string* out, std::string_view s) {
     return true;
   }
   out->push_back('"');
-  for (unsigned char c : s) {
+  size_t plain = 0;  // start of the run of bytes copied as they are
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out->append(s.data() + plain, i - plain);
+    plain = i + 1;
     switch (c) {
       case '"': out->append("\\\""); break;
       case '\\': out->append("\\\\"); break;
@@ -430,16 +435,14 @@ bool AppendJsonString(std::string* out, std::string_view s) {
       case '\n': out->append("\\n"); break;
       case '\f': out->append("\\f"); break;
       case '\r': out->append("\\r"); break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-          out->append(buf);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
+      default: {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+        out->append(buf);
+      }
     }
   }
+  out->append(s.data() + plain, s.size() - plain);
   out->push_back('"');
   return true;
 }

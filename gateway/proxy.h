@@ -158,7 +158,8 @@ class Proxy {
   std::vector<std::string> ClientRequestsTo(size_t up);
 
  private:
-  using Done = std::function<void(const Json& reply)>;  // a full JSON-RPC response
+  // A full JSON-RPC response, handed over (the relay edits it in place rather than copying).
+  using Done = std::function<void(Json reply)>;
   using Filter = std::function<void(Json& reply)>;      // sees (and may change) a reply
   struct Upstream {
     std::string name;
