@@ -55,13 +55,14 @@ void Proxy::Enrich(Json* request, const std::string& server, const Json& tool_de
   // What the definition alone says is computed once per definition (the scanner costs tens of
   // microseconds): cached by tool name, reused while the definition is unchanged.
   const std::string key = server + kSeparator + tool_def.value("name", std::string());
-  ToolFacts facts;
+  ToolFacts facts;  // on a hit, without its def (not needed here; copying it costs)
   bool hit = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = tool_facts_.find(key);
     if (it != tool_facts_.end() && it->second.def == tool_def) {
-      facts = it->second;
+      facts.intent = it->second.intent;
+      facts.poisoning = it->second.poisoning;
       hit = true;
     }
   }
