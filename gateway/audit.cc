@@ -392,7 +392,7 @@ AuditStatus AuditLog::AppendBody(const std::function<nlohmann::json()>& build) {
 // Append's usual path writes an AuditRecord without building a nlohmann::json object and
 // dumping it: the members are written in canonical order (sorted by key, as dump() emits them)
 // with dump()'s escaping, so the bytes equal AuditCanonicalBytes of AuditRecordToJson(record)
-// plus the chain members, scrubbed (tests/gateway/audit_test.cc compares the two paths). Where
+// plus the chain members, scrubbed (tests/audit/audit_test.cc compares the two paths). Where
 // that equality is not plain the record takes the general path instead: a string whose dump()
 // holds U+FFFD (dump() replaced invalid UTF-8, or the text had one: FastLine's rule), a
 // secret that occurs in a member name (the scrubber would rename the member), and records near
