@@ -280,7 +280,10 @@ AuditLog::AuditLog(AuditOptions options)
     placeholder_.push_back(kHex[x & 15]);
   }
   secrets_sorted_ = SortedSecrets(options_.secrets);
-  if (options_.fsync == AuditFsync::kInterval)
+}
+
+void AuditLog::StartIntervalSync() {
+  if (options_.fsync == AuditFsync::kInterval && !interval_thread_.joinable())
     interval_thread_ = std::thread([this] { IntervalLoop(); });
 }
 
@@ -321,6 +324,7 @@ AuditStatus AuditLog::Open(const AuditOptions& options, std::unique_ptr<AuditLog
       log->hash_ = tail.hash;
     }
     if (!existed && options.fsync != AuditFsync::kNever) SyncDir(path);
+    log->StartIntervalSync();  // after fd_ and the chain are set
     *out = std::move(log);
     return AuditStatus::Ok();
   }
@@ -359,6 +363,7 @@ AuditStatus AuditLog::Open(const AuditOptions& options, std::unique_ptr<AuditLog
   AuditStatus s = log->AppendJsonLocked(std::move(start));
   if (s.ok() && options.fsync == AuditFsync::kAlways) s = log->SyncLocked();
   if (!s.ok()) return s;
+  log->StartIntervalSync();
   *out = std::move(log);
   return AuditStatus::Ok();
 }

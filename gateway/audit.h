@@ -224,6 +224,8 @@ class AuditLog {
   // REQUIRES: mu_ not held.
   AuditStatus SyncUnlocked();
   void IntervalLoop();  // kInterval: the background sync thread's body
+  // kInterval: starts IntervalLoop. Called by Open once the log is set up (not yet shared).
+  void StartIntervalSync();
 
   const AuditOptions options_;
   // AddSecrets: the values added since Open (null: none); swapped whole, read lock-free.
