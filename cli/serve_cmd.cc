@@ -462,17 +462,11 @@ int RunServeStdio(const ServeOptions& o) {
   std::thread sig_thread([&sig_ioc] { sig_ioc.run(); });
 
   std::atomic<bool> stop{false};
+  // (audit.fsync: interval is synced by the audit log's own thread, gateway/audit.h.)
   std::thread ticker([&] {
-    auto last_sync = std::chrono::steady_clock::now();
     while (!stop.load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       proxy.Tick();
-      // audit.fsync: interval syncs on a timer too, so a quiet period leaves nothing unsynced.
-      if (audit != nullptr && audit->options().fsync == gateway::AuditFsync::kInterval &&
-          std::chrono::steady_clock::now() - last_sync >= audit->options().fsync_interval) {
-        audit->Sync();
-        last_sync = std::chrono::steady_clock::now();
-      }
     }
   });
 

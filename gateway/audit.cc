@@ -221,14 +221,24 @@ json AuditReloadToJson(const AuditReload& r) {
   return j;
 }
 
-void ScrubSecrets(json* root, const std::vector<std::string>& secrets_in) {
+namespace {
+
+// The non-empty secrets, longest first (the order ScrubString replaces them in).
+std::vector<std::string> SortedSecrets(const std::vector<std::string>& secrets_in) {
   std::vector<std::string> secrets;
   for (const auto& s : secrets_in) {
     if (!s.empty()) secrets.push_back(s);
   }
-  if (secrets.empty()) return;
   std::sort(secrets.begin(), secrets.end(),
             [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  return secrets;
+}
+
+}  // namespace
+
+void ScrubSecrets(json* root, const std::vector<std::string>& secrets_in) {
+  std::vector<std::string> secrets = SortedSecrets(secrets_in);
+  if (secrets.empty()) return;
   std::vector<json*> stack{root};
   while (!stack.empty()) {
     json* n = stack.back();
@@ -269,9 +279,21 @@ AuditLog::AuditLog(AuditOptions options)
     placeholder_.push_back(kHex[x >> 4]);
     placeholder_.push_back(kHex[x & 15]);
   }
+  secrets_sorted_ = SortedSecrets(options_.secrets);
+}
+
+void AuditLog::StartIntervalSync() {
+  if (options_.fsync == AuditFsync::kInterval && !interval_thread_.joinable())
+    interval_thread_ = std::thread([this] { IntervalLoop(); });
 }
 
 AuditLog::~AuditLog() {
+  {
+    std::lock_guard<std::mutex> lock(interval_mu_);
+    interval_stop_ = true;
+  }
+  interval_cv_.notify_all();
+  if (interval_thread_.joinable()) interval_thread_.join();
   std::lock_guard<std::mutex> lock(mu_);
   if (fd_ >= 0) {
     if (options_.fsync != AuditFsync::kNever && dirty_ && !failed_) SyncLocked();
@@ -302,6 +324,7 @@ AuditStatus AuditLog::Open(const AuditOptions& options, std::unique_ptr<AuditLog
       log->hash_ = tail.hash;
     }
     if (!existed && options.fsync != AuditFsync::kNever) SyncDir(path);
+    log->StartIntervalSync();  // after fd_ and the chain are set
     *out = std::move(log);
     return AuditStatus::Ok();
   }
@@ -340,6 +363,7 @@ AuditStatus AuditLog::Open(const AuditOptions& options, std::unique_ptr<AuditLog
   AuditStatus s = log->AppendJsonLocked(std::move(start));
   if (s.ok() && options.fsync == AuditFsync::kAlways) s = log->SyncLocked();
   if (!s.ok()) return s;
+  log->StartIntervalSync();
   *out = std::move(log);
   return AuditStatus::Ok();
 }
@@ -368,10 +392,265 @@ AuditStatus AuditLog::AppendBody(const std::function<nlohmann::json()>& build) {
   }
 }
 
+// ---- Direct serialization ----
+//
+// Append's usual path writes an AuditRecord without building a nlohmann::json object and
+// dumping it: the members are written in canonical order (sorted by key, as dump() emits them)
+// with dump()'s escaping, so the bytes equal AuditCanonicalBytes of AuditRecordToJson(record)
+// plus the chain members, scrubbed (tests/audit/audit_test.cc compares the two paths). Where
+// that equality is not plain the record takes the general path instead: a string whose dump()
+// holds U+FFFD (dump() replaced invalid UTF-8, or the text had one: FastLine's rule), a
+// secret that occurs in a member name (the scrubber would rename the member), and records near
+// the size limit (args may need truncating). The record is assembled outside mu_; only the
+// chain members, the hash and the write happen under it.
+
+namespace {
+
+// The member names of AuditRecordToJson (a secret inside one of them renames it).
+constexpr std::string_view kRecordKeys[] = {
+    "kind",   "time",    "decision_id", "principal",   "on_behalf_of", "session", "client",
+    "method", "server",  "tool",        "args_digest", "args",         "decision",
+    "determining", "bundle_hash", "upstream", "outcome", "latency_us", "error", "detail"};
+
+constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";  // U+FFFD in UTF-8
+
+// Appends `s` as a JSON string exactly as dump() writes it (ensure_ascii off). False if the
+// result holds U+FFFD (see above).
+bool AppendJsonString(std::string* out, std::string_view s) {
+  bool ascii = true;
+  for (unsigned char c : s) ascii = ascii && c < 0x80;
+  if (!ascii) {
+    std::string d = AuditCanonicalBytes(json(std::string(s)));
+    if (d.find(kReplacementChar) != std::string::npos) return false;
+    out->append(d);
+    return true;
+  }
+  out->push_back('"');
+  size_t plain = 0;  // start of the run of bytes copied as they are
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out->append(s.data() + plain, i - plain);
+    plain = i + 1;
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\b': out->append("\\b"); break;
+      case '\t': out->append("\\t"); break;
+      case '\n': out->append("\\n"); break;
+      case '\f': out->append("\\f"); break;
+      case '\r': out->append("\\r"); break;
+      default: {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+        out->append(buf);
+      }
+    }
+  }
+  out->append(s.data() + plain, s.size() - plain);
+  out->push_back('"');
+  return true;
+}
+
+}  // namespace
+
+struct AuditLog::RecordParts {
+  // The canonical record is head + "," + mid + ",\"prev\":..." + principal + ",\"seq\":N," +
+  // rest; the line has "\"hash\":\"H\"," after head's comma (hash sorts between determining,
+  // the last member of head, and kind, the first of mid).
+  std::string head, mid, principal, rest;
+};
+
+bool AuditLog::BuildParts(const AuditRecord& r, RecordParts* p) const {
+  std::shared_ptr<const std::vector<std::string>> extra_in = extra_secrets_.load();
+  std::vector<std::string> extra;
+  if (extra_in != nullptr) extra = SortedSecrets(*extra_in);
+  const bool scrub = !secrets_sorted_.empty() || !extra.empty();
+  if (scrub) {
+    const std::vector<std::string>* lists[] = {&secrets_sorted_, &extra};
+    for (const std::vector<std::string>* list : lists)
+      for (const auto& secret : *list)
+        for (std::string_view key : kRecordKeys)
+          if (key.find(secret) != std::string_view::npos) return false;
+  }
+  bool ok = true;
+  // A string member value, scrubbed as ScrubSecrets would (its two passes, in order).
+  auto str = [&](std::string* out, std::string_view v) {
+    if (!scrub) {
+      ok = AppendJsonString(out, v) && ok;
+      return;
+    }
+    std::string copy(v);
+    ScrubString(&copy, secrets_sorted_);
+    ScrubString(&copy, extra);
+    ok = AppendJsonString(out, copy) && ok;
+  };
+  auto value = [&](std::string* out, const json& v) {
+    std::string d;
+    if (scrub) {
+      json copy = v;
+      ScrubSecrets(&copy, options_.secrets);
+      if (extra_in != nullptr) ScrubSecrets(&copy, *extra_in);
+      d = AuditCanonicalBytes(copy);
+    } else {
+      d = AuditCanonicalBytes(v);
+    }
+    if (d.find(kReplacementChar) != std::string::npos) ok = false;
+    out->append(d);
+  };
+  auto member = [&](std::string* out, const char* key) {
+    out->push_back('"');
+    out->append(key);
+    out->append("\":");
+  };
+
+  std::string& h = p->head;
+  h.reserve(512);
+  h.append("{\"alg\":\"");
+  h.append(Alg(options_.key));
+  h.push_back('"');
+  if (r.args.has_value()) {
+    if (options_.record_args && !r.redact_args) {
+      h.push_back(',');
+      member(&h, "args");
+      value(&h, *r.args);
+    }
+    h.push_back(',');
+    member(&h, "args_digest");
+    str(&h, Sha256Hex(AuditCanonicalBytes(*r.args)));
+  }
+  h.push_back(',');
+  member(&h, "bundle_hash");
+  str(&h, r.bundle_hash);
+  h.push_back(',');
+  member(&h, "client");
+  str(&h, r.client);
+  h.push_back(',');
+  member(&h, "decision");
+  str(&h, r.decision);
+  h.push_back(',');
+  member(&h, "decision_id");
+  str(&h, r.decision_id);
+  if (!r.detail.is_null()) {
+    h.push_back(',');
+    member(&h, "detail");
+    value(&h, r.detail);
+  }
+  h.push_back(',');
+  member(&h, "determining");
+  h.push_back('[');
+  for (size_t i = 0; i < r.determining.size(); ++i) {
+    if (i > 0) h.push_back(',');
+    str(&h, r.determining[i]);
+  }
+  h.push_back(']');
+
+  std::string& m = p->mid;
+  member(&m, "kind");
+  str(&m, r.kind);
+  m.push_back(',');
+  member(&m, "method");
+  str(&m, r.method);
+  m.push_back(',');
+  member(&m, "on_behalf_of");
+  str(&m, r.on_behalf_of);
+
+  member(&p->principal, "principal");
+  str(&p->principal, r.principal);
+
+  std::string& t = p->rest;
+  member(&t, "server");
+  str(&t, r.server);
+  t.push_back(',');
+  member(&t, "session");
+  str(&t, r.session);
+  t.push_back(',');
+  member(&t, "time");
+  str(&t, FormatAuditTime(r.time == std::chrono::system_clock::time_point{}
+                              ? std::chrono::system_clock::now()
+                              : r.time));
+  t.push_back(',');
+  member(&t, "tool");
+  str(&t, r.tool);
+  if (r.upstream.has_value()) {
+    t.push_back(',');
+    member(&t, "upstream");
+    t.push_back('{');
+    if (!r.upstream->error.empty()) {
+      member(&t, "error");
+      str(&t, r.upstream->error);
+      t.push_back(',');
+    }
+    member(&t, "latency_us");
+    t.append(std::to_string(r.upstream->latency_us));
+    t.push_back(',');
+    member(&t, "outcome");
+    str(&t, r.upstream->outcome);
+    t.push_back('}');
+  }
+  t.push_back(',');
+  member(&t, "v");
+  t.append(std::to_string(kAuditFormatVersion));
+  t.push_back('}');
+  // Room for prev, seq, hash and punctuation; beyond, args may need truncating (general path).
+  size_t size = h.size() + m.size() + p->principal.size() + t.size() + 256;
+  return ok && size <= kAuditMaxRecordBytes - 100;
+}
+
+AuditStatus AuditLog::AppendParts(const RecordParts& p) {
+  uint64_t seq;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (failed_ || fd_ < 0) {
+      Metrics::Global().audit_failures().Inc();
+      return AuditStatus::Error(Code::kFailed,
+                                "audit log " + options_.path + " failed earlier; reopen it");
+    }
+    std::string tail;
+    tail.reserve(p.principal.size() + p.rest.size() + 120);
+    tail.append(",\"prev\":\"");
+    tail.append(hash_);
+    tail.append("\",");
+    tail.append(p.principal);
+    tail.append(",\"seq\":");
+    tail.append(std::to_string(seq_ + 1));
+    tail.push_back(',');
+    tail.append(p.rest);
+    std::string canonical;
+    canonical.reserve(p.head.size() + p.mid.size() + tail.size() + 1);
+    canonical.append(p.head).append(",").append(p.mid).append(tail);
+    std::string hash =
+        options_.key.empty() ? Sha256Hex(canonical) : HmacSha256Hex(options_.key, canonical);
+    if (hash.size() != placeholder_.size()) {
+      Metrics::Global().audit_failures().Inc();
+      return AuditStatus::Error(Code::kInvalid, "hashing the audit record failed");
+    }
+    std::string line;
+    line.reserve(canonical.size() + hash.size() + 12);
+    line.append(p.head).append(",\"hash\":\"").append(hash).append("\",").append(p.mid);
+    line.append(tail).push_back('\n');
+    AuditStatus st = WriteLineLocked(line, std::move(hash));
+    if (!st.ok()) {
+      Metrics::Global().audit_failures().Inc();
+      return st;
+    }
+    seq = seq_;
+  }
+  if (options_.fsync == AuditFsync::kAlways) return WaitDurable(seq);
+  return AuditStatus::Ok();
+}
+
 AuditStatus AuditLog::Append(const AuditRecord& record) {
+  try {
+    RecordParts parts;
+    if (BuildParts(record, &parts)) return AppendParts(parts);
+  } catch (const std::exception&) {
+    // (Only allocation can throw here.) The general path reports it.
+  }
   return AppendBody(
       [&] { return AuditRecordToJson(record, options_.record_args && !record.redact_args); });
 }
+
 
 void AuditLog::AddSecrets(const std::vector<std::string>& secrets) {
   std::lock_guard<std::mutex> lock(mu_);  // serializes writers; readers load lock-free
@@ -452,7 +731,10 @@ AuditStatus AuditLog::AppendJsonLocked(json body) {
     return AuditStatus::Error(Code::kInvalid, "audit record is longer than the format allows");
   }
   line.push_back('\n');
+  return WriteLineLocked(line, std::move(hash));
+}
 
+AuditStatus AuditLog::WriteLineLocked(const std::string& line, std::string hash) {
   size_t done = 0;
   while (done < line.size()) {
     ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
@@ -468,11 +750,8 @@ AuditStatus AuditLog::AppendJsonLocked(json body) {
   seq_ += 1;
   hash_ = std::move(hash);
   dirty_ = true;
-  // kAlways: the caller waits in WaitDurable, after releasing mu_ (group commit).
-  if (options_.fsync == AuditFsync::kInterval &&
-      std::chrono::steady_clock::now() - last_sync_ >= options_.fsync_interval) {
-    return SyncLocked();
-  }
+  // kAlways: the caller waits in WaitDurable, after releasing mu_ (group commit); kInterval:
+  // IntervalLoop syncs.
   return AuditStatus::Ok();
 }
 
@@ -539,9 +818,9 @@ AuditStatus AuditLog::Sync() {
       return AuditStatus::Error(Code::kFailed,
                                 "audit log " + options_.path + " failed earlier; reopen it");
     }
-    if (options_.fsync != AuditFsync::kAlways) return SyncLocked();
     seq = seq_;
   }
+  if (options_.fsync != AuditFsync::kAlways) return SyncUnlocked();
   // fsync: always: through the group commit, so every fsync result lands in one state and this
   // returns only once a sync that started after the last write has succeeded.
   return WaitDurable(seq);
@@ -558,6 +837,45 @@ AuditStatus AuditLog::SyncLocked() {
   dirty_ = false;
   last_sync_ = std::chrono::steady_clock::now();
   return AuditStatus::Ok();
+}
+
+AuditStatus AuditLog::SyncUnlocked() {
+  std::lock_guard<std::mutex> serial(fsync_mu_);
+  int fd;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (failed_ || fd_ < 0) {
+      return AuditStatus::Error(Code::kFailed,
+                                "audit log " + options_.path + " failed earlier; reopen it");
+    }
+    if (!dirty_) return AuditStatus::Ok();
+    dirty_ = false;  // a record written during the fdatasync sets it again
+    fd = fd_;        // fixed until the destructor, which joins IntervalLoop first
+  }
+  int rc = ::fdatasync(fd);
+  int err = errno;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (rc != 0) {
+    // As in SyncLocked: durability of what was written is unknown; stop.
+    failed_ = true;
+    errno = err;
+    return AuditStatus::Error(Code::kIoError, ErrnoText("cannot fsync", options_.path));
+  }
+  last_sync_ = std::chrono::steady_clock::now();
+  return AuditStatus::Ok();
+}
+
+void AuditLog::IntervalLoop() {
+  const auto period = std::max(options_.fsync_interval, std::chrono::milliseconds(1));
+  std::unique_lock<std::mutex> lk(interval_mu_);
+  while (!interval_stop_) {
+    interval_cv_.wait_for(lk, period, [this] { return interval_stop_; });
+    if (interval_stop_) break;
+    lk.unlock();
+    // A failure marks the log failed; the next Append reports it (fail closed).
+    if (!SyncUnlocked().ok()) Metrics::Global().audit_failures().Inc();
+    lk.lock();
+  }
 }
 
 uint64_t AuditLog::last_seq() const {

@@ -14,10 +14,12 @@
 //   if (!log->Append(record).ok() && opts.on_failure == AuditFailurePolicy::kDeny) deny;
 //
 // Thread safety: an AuditLog may be shared by any number of threads. One mutex serializes
-// Append/Sync, so records are numbered, chained and written in one total order, each with a
-// single write(2) to an O_APPEND descriptor; with fsync kAlways the fdatasync happens after
-// that mutex is released, shared by all records written meanwhile (group commit). Nothing
-// here throws; errors are values.
+// the numbering, chaining and writing of records, so they get one total order, each with a
+// single write(2) to an O_APPEND descriptor; a record is serialized before that mutex is taken
+// and only hashed and written under it. No fdatasync runs under it: with fsync kAlways the
+// fdatasync is shared by all records written meanwhile (group commit); with kInterval a
+// background thread of the log syncs, so no Append waits for the disk. Nothing here throws;
+// errors are values.
 //
 // Restart and damage: Open reads the last line of an existing file and continues the chain
 // from it (its seq + 1, its hash as prev). If that tail is damaged -- a torn last line (no
@@ -48,6 +50,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace writ::gateway {
@@ -76,9 +79,9 @@ enum class AuditFsync {
   kAlways,    // before Append returns, the record is on disk: a call is never forwarded
               // before its record is durable. Concurrent Appends share one fdatasync (group
               // commit), so N calls at once cost about two disk flushes, not N.
-  kInterval,  // on the first Append at least fsync_interval after the last sync, and on
-              // Sync()/close: at most that window of records (plus any written since the
-              // last Append, if the gateway does not call Sync() on a timer) can be lost.
+  kInterval,  // every fsync_interval while records were written since the last sync, by a
+              // background thread of the log (never on an Append), and on Sync()/close: at
+              // most about that window of records can be lost.
   kNever,     // leave it to the OS (typically ~30 s of records at risk). Tests, benchmarks.
 };
 
@@ -184,7 +187,8 @@ class AuditLog {
   // Adds exact strings to scrub from every later record, next to AuditOptions::secrets
   // (credential rotation: the new values of rotated secrets). Any thread.
   void AddSecrets(const std::vector<std::string>& secrets);
-  // fdatasync now (for kInterval timers and shutdown).
+  // fdatasync now (shutdown; kInterval also syncs on its own timer). Does not hold the lock
+  // Append needs while the disk flushes.
   AuditStatus Sync();
 
   const AuditOptions& options() const { return options_; }
@@ -201,6 +205,14 @@ class AuditLog {
   // it is durable. Never throws (a throwing `build` is an error status).
   AuditStatus AppendBody(const std::function<nlohmann::json()>& build);
   AuditStatus AppendJsonLocked(nlohmann::json body);  // REQUIRES: mu_ held
+  // The direct path of Append (see audit.cc, "Direct serialization"): the record's canonical
+  // bytes are written without building a JSON object. False: the record needs the general
+  // path (non-ASCII text, secrets inside key names, oversized args). Runs without mu_.
+  struct RecordParts;
+  bool BuildParts(const AuditRecord& record, RecordParts* parts) const;
+  AuditStatus AppendParts(const RecordParts& parts);
+  // Writes `line` (which ends in '\n') and makes `hash` the chain's last. REQUIRES: mu_ held.
+  AuditStatus WriteLineLocked(const std::string& line, std::string hash);
   // The single-serialization path of AppendJsonLocked (see audit.cc); false: use the general
   // one. REQUIRES: mu_ held.
   bool FastLine(nlohmann::json* body, std::string* line, std::string* hash);
@@ -208,12 +220,19 @@ class AuditLog {
   // every concurrent Append (group commit, see audit.cc). REQUIRES: mu_ not held.
   AuditStatus WaitDurable(uint64_t seq);
   AuditStatus SyncLocked();                           // REQUIRES: mu_ held
+  // fdatasync if anything was written since the last sync, without holding mu_ meanwhile.
+  // REQUIRES: mu_ not held.
+  AuditStatus SyncUnlocked();
+  void IntervalLoop();  // kInterval: the background sync thread's body
+  // kInterval: starts IntervalLoop. Called by Open once the log is set up (not yet shared).
+  void StartIntervalSync();
 
   const AuditOptions options_;
   // AddSecrets: the values added since Open (null: none); swapped whole, read lock-free.
   std::atomic<std::shared_ptr<const std::vector<std::string>>> extra_secrets_;
   std::string damaged_path_;
   std::string placeholder_;  // 64 random hex digits: the hash member's stand-in (FastLine)
+  std::vector<std::string> secrets_sorted_;  // options_.secrets, non-empty, longest first
   mutable std::mutex mu_;
   int fd_ = -1;                                      // guarded by mu_
   uint64_t size_ = 0;                                // guarded by mu_: end of file, for rollback
@@ -229,6 +248,12 @@ class AuditLog {
   uint64_t durable_seq_ = 0;   // guarded by sync_mu_: records up to this seq are on disk
   bool sync_failed_ = false;   // guarded by sync_mu_
   std::string sync_error_;     // guarded by sync_mu_
+  // kInterval: the background sync thread and its stop flag.
+  std::mutex fsync_mu_;  // serializes SyncUnlocked (so a Sync returns after any running one)
+  std::mutex interval_mu_;
+  std::condition_variable interval_cv_;
+  bool interval_stop_ = false;  // guarded by interval_mu_
+  std::thread interval_thread_;
 };
 
 }  // namespace writ::gateway

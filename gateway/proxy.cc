@@ -43,7 +43,13 @@ Json TimeContext(std::time_t now) {
   gmtime_r(&now, &tm);
   char date[16];
   std::strftime(date, sizeof date, "%Y-%m-%d", &tm);
-  return {{"time", {{"hour", tm.tm_hour}, {"weekday", kDays[tm.tm_wday % 7]}, {"date", date}}}};
+  // Built member by member: nlohmann's initializer lists copy every value (request path).
+  Json out = Json::object();
+  Json& time = out["time"];
+  time["hour"] = tm.tm_hour;
+  time["weekday"] = kDays[tm.tm_wday % 7];
+  time["date"] = date;
+  return out;
 }
 
 std::string EntityUid(std::string_view type, std::string_view id) {
@@ -59,12 +65,20 @@ std::string EntityUid(std::string_view type, std::string_view id) {
 
 namespace {
 
+// (The request builders below fill objects member by member rather than with initializer
+// lists, which copy every value: they run for every decided call.)
 Json PrincipalJson(const PrincipalConfig& p) {
-  return {{"uid", p.uid}, {"attrs", p.attrs}, {"parents", p.parents}};
+  Json out = Json::object();
+  out["uid"] = p.uid;
+  out["attrs"] = p.attrs;
+  out["parents"] = p.parents;
+  return out;
 }
 
 Json ServerParents(const std::string& server) {
-  return Json::array({EntityUid("Server", server)});
+  Json out = Json::array();
+  out.push_back(EntityUid("Server", server));
+  return out;
 }
 
 }  // namespace
@@ -81,14 +95,15 @@ Json BuildToolRequest(const PrincipalConfig& p, const std::string& server, const
       if (it.value().is_boolean() || it.value().is_string()) attrs[it.key()] = it.value();
     }
   }
-  Json req = {{"principal", PrincipalJson(p)},
-              {"action", "tools/call"},
-              {"resource",
-               {{"uid", EntityUid("Tool", server + kSeparator + name)},
-                {"attrs", attrs},
-                {"parents", ServerParents(server)}}},
-              {"context", TimeContext(now)},
-              {"call", {{"intent", IntentOf(tool)}}}};
+  Json req = Json::object();
+  req["principal"] = PrincipalJson(p);
+  req["action"] = "tools/call";
+  Json& resource = req["resource"];
+  resource["uid"] = EntityUid("Tool", server + kSeparator + name);
+  resource["attrs"] = std::move(attrs);
+  resource["parents"] = ServerParents(server);
+  req["context"] = TimeContext(now);
+  req["call"]["intent"] = IntentOf(tool);
   if (args.is_object()) req["args"] = args;
   return req;
 }
@@ -467,7 +482,7 @@ void Proxy::OnUpstreamLine(size_t up, std::string_view line) {
         done = std::move(it->second.done);
         pending_.erase(it);
       }
-      done(msg);
+      done(std::move(msg));
       return;
     }
     const std::string method = msg["method"];
@@ -679,13 +694,12 @@ void Proxy::ForwardClientRequest(size_t up, const Json& client_id, const std::st
   auto start = std::chrono::steady_clock::now();
   SendUpstream(
       up, method, std::move(params),
-      [this, client_id, key, on_reply, latency, errors, start](const Json& reply) {
+      [this, client_id, key, on_reply, latency, errors, start](Json out) {
         Metrics::Global().in_flight().Dec();
         if (latency != nullptr)
           latency->Observe(
               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-        if (errors != nullptr && reply.contains("error")) errors->Inc();
-        Json out = reply;
+        if (errors != nullptr && out.contains("error")) errors->Inc();
         if (on_reply) on_reply(out);
         {
           std::lock_guard<std::mutex> lock(mu_);

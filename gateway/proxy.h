@@ -158,7 +158,8 @@ class Proxy {
   std::vector<std::string> ClientRequestsTo(size_t up);
 
  private:
-  using Done = std::function<void(const Json& reply)>;  // a full JSON-RPC response
+  // A full JSON-RPC response, handed over (the relay edits it in place rather than copying).
+  using Done = std::function<void(Json reply)>;
   using Filter = std::function<void(Json& reply)>;      // sees (and may change) a reply
   struct Upstream {
     std::string name;
@@ -200,6 +201,8 @@ class Proxy {
     DlpReport args_report;            // the DLP scan of args (guards with dlp only)
     std::vector<std::string> redact;  // redact targets of the decision
     int64_t retry_after_ms = 0;       // set when a rate limit denied the call
+    bool log_pending = false;         // an allowed call's decision log line, written once
+                                      // the call is on its way (LogDecision)
     // Held for approval (Hold/CheckHeld).
     std::string approval_id;
     int64_t held_since_ms = 0, held_until_ms = 0, next_progress_ms = 0;
@@ -246,6 +249,7 @@ class Proxy {
   void Forward(std::shared_ptr<CallState> s);  // redact args, breaker, result filters
   StageStatus GatewayDeny(CallState& s, const std::string& reason, Json data);
   void Notify(const CallState& s);
+  void LogDecision(const CallState& s);  // the decision's info log line
   // Adds tool.intent and tool.poisoning (and call.intent from the tool) to a request.
   // `args` null: list time. Fills *detail (may be null) with the why, for the audit.
   void Enrich(Json* request, const std::string& server, const Json& tool_def, const Json* args,

@@ -55,13 +55,14 @@ void Proxy::Enrich(Json* request, const std::string& server, const Json& tool_de
   // What the definition alone says is computed once per definition (the scanner costs tens of
   // microseconds): cached by tool name, reused while the definition is unchanged.
   const std::string key = server + kSeparator + tool_def.value("name", std::string());
-  ToolFacts facts;
+  ToolFacts facts;  // on a hit, without its def (not needed here; copying it costs)
   bool hit = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = tool_facts_.find(key);
     if (it != tool_facts_.end() && it->second.def == tool_def) {
-      facts = it->second;
+      facts.intent = it->second.intent;
+      facts.poisoning = it->second.poisoning;
       hit = true;
     }
   }
@@ -117,7 +118,10 @@ void Proxy::CallTool(const Json& id, const Json& params) {
     if (Guard(*s) != StageStatus::kContinue) return;
     switch (Decide(*s)) {
       case StageStatus::kContinue:
-        return Forward(s);
+        Forward(s);
+        // An allowed call's log line is written once the call is on its way, off its latency.
+        if (s->log_pending) LogDecision(*s);
+        return;
       case StageStatus::kHoldForApproval:
         return Hold(s);
       case StageStatus::kRespondNow:
@@ -271,14 +275,15 @@ StageStatus Proxy::Decide(CallState& s) {
       }
     }
   }
-  LogInfo("decision " + s.decided.id + " " + runtime::EffectName(s.decided.effect) +
-              " tools/call " + s.server + kSeparator + s.tool,
-          {{"decision_id", s.decided.id},
-           {"effect", runtime::EffectName(s.decided.effect)},
-           {"method", "tools/call"},
-           {"tool", s.server + kSeparator + s.tool}});
+  if (s.decided.effect == runtime::Effect::kAllow) {
+    s.log_pending = true;  // CallTool logs it after Forward
+  } else {
+    LogDecision(s);
+  }
   if (!AuditDecision({"tools/call", s.server, s.tool, s.args}, s.decided, detail) &&
       s.decided.effect != runtime::Effect::kDeny) {
+    if (s.log_pending) LogDecision(s);
+    s.log_pending = false;
     FailClosed(s.client_id, s.decided);
     return StageStatus::kRespondNow;
   }
@@ -296,6 +301,15 @@ StageStatus Proxy::Decide(CallState& s) {
       return StageStatus::kHoldForApproval;
   }
   return StageStatus::kRespondNow;
+}
+
+void Proxy::LogDecision(const CallState& s) {
+  LogInfo("decision " + s.decided.id + " " + runtime::EffectName(s.decided.effect) +
+              " tools/call " + s.server + kSeparator + s.tool,
+          {{"decision_id", s.decided.id},
+           {"effect", runtime::EffectName(s.decided.effect)},
+           {"method", "tools/call"},
+           {"tool", s.server + kSeparator + s.tool}});
 }
 
 void Proxy::Notify(const CallState& s) {

@@ -453,6 +453,100 @@ TEST_CASE("each line is the canonical form of itself, hash member included") {
   CHECK(v.kind == Kind::kOk);
 }
 
+TEST_CASE("Append's direct serialization writes exactly what the JSON object path gives") {
+  // Append writes most records without building a JSON object (audit.cc, "Direct
+  // serialization"). Each line must be byte for byte the canonical dump of
+  // AuditRecordToJson(record), scrubbed, plus the chain members -- for awkward strings,
+  // secrets (in values and in detail's keys), stored or redacted args, and every optional
+  // member present or absent. Records the direct path leaves to the general one (invalid
+  // UTF-8, a secret inside a member name) must still verify.
+  const std::string token = "tok_3xAmple";
+  auto make = [&](int i) {
+    AuditRecord r = Sample(i);
+    r.time = std::chrono::system_clock::time_point(std::chrono::microseconds(1700000000123456));
+    return r;
+  };
+  std::vector<AuditRecord> records;
+  records.push_back(make(1));
+  {
+    AuditRecord r = make(2);
+    r.client = "h\u00e9 \u2603 \U0001F600 \x01\"";
+    r.tool = std::string("ctl \x01\x1f\x7f \b\f\n\r\t \" \\ / ") + std::string(1, '\0');
+    r.determining = {};
+    r.detail = nullptr;
+    r.args.reset();
+    records.push_back(r);
+  }
+  {
+    AuditRecord r = make(3);
+    r.principal = "User::\"" + token + "\"";
+    r.args = json{{"auth", "Bearer " + token}, {token, 1}, {"n", {{"l", {1.5, token}}}}};
+    r.detail = json{{"why", "had " + token}, {token + "_key", true}, {"empty", json::object()}};
+    r.upstream = AuditUpstream{"error", 42, "401 for " + token};
+    r.determining = {"a", token, "c"};
+    records.push_back(r);
+  }
+  {
+    AuditRecord r = make(4);
+    r.redact_args = true;
+    r.detail = json::object();
+    r.upstream = AuditUpstream{"ok", 0, ""};
+    records.push_back(r);
+  }
+  for (bool store_args : {false, true}) {
+    for (const std::string& key : {std::string(), std::string(kKey)}) {
+      CAPTURE(store_args);
+      CAPTURE(key.size());
+      fs::path p = TestDir("direct") / "audit.jsonl";
+      AuditOptions o = Options(p, key);
+      o.record_args = store_args;
+      o.secrets = {token, "", "zz-never-present"};
+      std::unique_ptr<AuditLog> log;
+      REQUIRE(AuditLog::Open(o, &log).ok());
+      for (const auto& r : records) REQUIRE(log->Append(r).ok());
+      log->AddSecrets({"Bearer"});  // the second scrub pass (rotation)
+      REQUIRE(log->Append(records[2]).ok());
+      log.reset();
+      std::vector<std::string> lines = Lines(p);
+      REQUIRE(lines.size() == records.size() + 1);
+      std::string prev(kAuditGenesisHash);
+      for (size_t i = 0; i < lines.size(); ++i) {
+        CAPTURE(i);
+        const AuditRecord& r = i < records.size() ? records[i] : records[2];
+        json want = AuditRecordToJson(r, store_args && !r.redact_args);
+        ScrubSecrets(&want, o.secrets);
+        if (i == records.size()) ScrubSecrets(&want, {"Bearer"});
+        want["v"] = kAuditFormatVersion;
+        want["alg"] = key.empty() ? std::string(kAuditAlgSha256) : std::string(kAuditAlgHmacSha256);
+        want["seq"] = i + 1;
+        want["prev"] = prev;
+        want["hash"] = AuditRecordHash(want, &key);
+        CHECK(lines[i] == AuditCanonicalBytes(want));
+        prev = want["hash"];
+      }
+      CHECK(lines[2].find(token) == std::string::npos);
+      CHECK(lines[4].find("Bearer") == std::string::npos);
+      CHECK(Verify(p, key).kind == Kind::kOk);
+    }
+  }
+  // Left to the general path: invalid UTF-8 (replaced), a secret inside a member name.
+  fs::path p = TestDir("direct_general") / "audit.jsonl";
+  AuditOptions o = Options(p);
+  o.secrets = {"ool"};  // in the member name "tool"
+  std::unique_ptr<AuditLog> log;
+  REQUIRE(AuditLog::Open(o, &log).ok());
+  AuditRecord bad = make(5);
+  bad.client = std::string("a\xff\xfe");
+  REQUIRE(log->Append(bad).ok());
+  REQUIRE(log->Append(make(6)).ok());
+  log.reset();
+  std::vector<std::string> lines = Lines(p);
+  REQUIRE(lines.size() == 2);
+  CHECK(json::parse(lines[0])["client"] == "a\xEF\xBF\xBD\xEF\xBF\xBD");
+  CHECK(json::parse(lines[1]).contains("t[REDACTED]"));
+  CHECK(Verify(p).kind == Kind::kOk);
+}
+
 TEST_CASE("fsync always: concurrent appends share fsyncs and every record is durable") {
   fs::path p = TestDir("group") / "audit.jsonl";
   AuditOptions o = Options(p);
