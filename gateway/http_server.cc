@@ -911,7 +911,6 @@ struct HttpServer::Impl {
 
   void Ticker() {
     int64_t last_reap = NowMs();
-    auto last_sync = std::chrono::steady_clock::now();
     while (!stopping) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       std::vector<std::shared_ptr<Session>> all, expired;
@@ -931,12 +930,7 @@ struct HttpServer::Impl {
         }
       }
       for (auto& s : all) s->proxy->Tick();
-      // audit.fsync: interval syncs on a timer too, so a quiet period leaves nothing unsynced.
-      if (o.audit != nullptr && o.audit->options().fsync == AuditFsync::kInterval &&
-          std::chrono::steady_clock::now() - last_sync >= o.audit->options().fsync_interval) {
-        o.audit->Sync();
-        last_sync = std::chrono::steady_clock::now();
-      }
+      // audit.fsync: interval is synced by the audit log's own thread (gateway/audit.h).
       for (auto& s : expired) {
         Log("session " + s->label + " expired (idle)");
         s->Close();
