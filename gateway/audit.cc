@@ -503,6 +503,12 @@ bool AuditLog::BuildParts(const AuditRecord& r, RecordParts* p) const {
     out->append(key);
     out->append("\":");
   };
+  // ,"key":"value" for a string member after the first.
+  auto comma_str = [&](std::string* out, const char* key, std::string_view v) {
+    out->push_back(',');
+    member(out, key);
+    str(out, v);
+  };
 
   std::string& h = p->head;
   h.reserve(512);
@@ -519,18 +525,10 @@ bool AuditLog::BuildParts(const AuditRecord& r, RecordParts* p) const {
     member(&h, "args_digest");
     str(&h, Sha256Hex(AuditCanonicalBytes(*r.args)));
   }
-  h.push_back(',');
-  member(&h, "bundle_hash");
-  str(&h, r.bundle_hash);
-  h.push_back(',');
-  member(&h, "client");
-  str(&h, r.client);
-  h.push_back(',');
-  member(&h, "decision");
-  str(&h, r.decision);
-  h.push_back(',');
-  member(&h, "decision_id");
-  str(&h, r.decision_id);
+  comma_str(&h, "bundle_hash", r.bundle_hash);
+  comma_str(&h, "client", r.client);
+  comma_str(&h, "decision", r.decision);
+  comma_str(&h, "decision_id", r.decision_id);
   if (!r.detail.is_null()) {
     h.push_back(',');
     member(&h, "detail");
@@ -548,12 +546,8 @@ bool AuditLog::BuildParts(const AuditRecord& r, RecordParts* p) const {
   std::string& m = p->mid;
   member(&m, "kind");
   str(&m, r.kind);
-  m.push_back(',');
-  member(&m, "method");
-  str(&m, r.method);
-  m.push_back(',');
-  member(&m, "on_behalf_of");
-  str(&m, r.on_behalf_of);
+  comma_str(&m, "method", r.method);
+  comma_str(&m, "on_behalf_of", r.on_behalf_of);
 
   member(&p->principal, "principal");
   str(&p->principal, r.principal);
@@ -561,17 +555,12 @@ bool AuditLog::BuildParts(const AuditRecord& r, RecordParts* p) const {
   std::string& t = p->rest;
   member(&t, "server");
   str(&t, r.server);
-  t.push_back(',');
-  member(&t, "session");
-  str(&t, r.session);
-  t.push_back(',');
-  member(&t, "time");
-  str(&t, FormatAuditTime(r.time == std::chrono::system_clock::time_point{}
-                              ? std::chrono::system_clock::now()
-                              : r.time));
-  t.push_back(',');
-  member(&t, "tool");
-  str(&t, r.tool);
+  comma_str(&t, "session", r.session);
+  comma_str(&t, "time",
+            FormatAuditTime(r.time == std::chrono::system_clock::time_point{}
+                                ? std::chrono::system_clock::now()
+                                : r.time));
+  comma_str(&t, "tool", r.tool);
   if (r.upstream.has_value()) {
     t.push_back(',');
     member(&t, "upstream");

@@ -150,6 +150,18 @@ int LogRank(const std::string& level) {
   return -1;
 }
 
+// Whether statement `s` could be determining for a decision of `effect` (docs/semantics.md):
+// forbids for deny, permits for allow, permits and approval rules for require_approval.
+bool IsCandidate(const Bundle& b, uint32_t s, Effect effect) {
+  const uint8_t stmt_effect = b.statements_[s].effect;
+  switch (effect) {
+    case Effect::kDeny: return stmt_effect == 1;
+    case Effect::kAllow: return stmt_effect == 0;
+    case Effect::kRequireApproval: return stmt_effect == 0 || b.statement_approval_[s] != 0;
+  }
+  return false;
+}
+
 }  // namespace
 
 // Which statements of the selected partitions matched and which errored: each statement's
@@ -190,16 +202,8 @@ void DeterminingStatements(const Bundle& b, const PreparedRequest& req, const De
     const Partition& part = b.partitions_[p];
     for (uint32_t k = 0; k < part.stmt_count; ++k) {
       uint32_t s = b.stmt_pool_[part.stmt_begin + k];
+      if (!IsCandidate(b, s, d.effect)) continue;
       const uint8_t effect = b.statements_[s].effect;
-      bool candidate = false;  // could be determining for this effect (docs/semantics.md)
-      switch (d.effect) {
-        case Effect::kDeny: candidate = effect == 1; break;
-        case Effect::kAllow: candidate = effect == 0; break;
-        case Effect::kRequireApproval:
-          candidate = effect == 0 || b.statement_approval_[s] != 0;
-          break;
-      }
-      if (!candidate) continue;
       Tri t = RunAtom(b, req, b.statements_[s].formula);
       if (effect == 0 ? t == Tri::kTrue : t != Tri::kFalse) out->push_back(s);
     }
@@ -504,16 +508,8 @@ void DeterminingStatements(const StatementPlan& plan, const PreparedRequest& req
     const Partition& part = b.partitions_[p];
     for (uint32_t k = 0; k < part.stmt_count; ++k) {
       const uint32_t s = b.stmt_pool_[part.stmt_begin + k];
+      if (!IsCandidate(b, s, d.effect)) continue;
       const uint8_t effect = b.statements_[s].effect;
-      bool candidate = false;
-      switch (d.effect) {
-        case Effect::kDeny: candidate = effect == 1; break;
-        case Effect::kAllow: candidate = effect == 0; break;
-        case Effect::kRequireApproval:
-          candidate = effect == 0 || b.statement_approval_[s] != 0;
-          break;
-      }
-      if (!candidate) continue;
       const Tri t = A::Statement(plan, req, scratch, s);
       if (effect == 0 ? t == Tri::kTrue : t != Tri::kFalse) out->push_back(s);
     }
