@@ -15,6 +15,7 @@
 #include <random>
 
 #include "gateway/audit_format.h"
+#include "gateway/log.h"
 #include "gateway/metrics.h"
 
 namespace writ::gateway {
@@ -630,11 +631,23 @@ AuditStatus AuditLog::AppendParts(const RecordParts& p) {
 }
 
 AuditStatus AuditLog::Append(const AuditRecord& record) {
+  RecordParts parts;
+  bool direct = false;
   try {
-    RecordParts parts;
-    if (BuildParts(record, &parts)) return AppendParts(parts);
+    direct = BuildParts(record, &parts);
   } catch (const std::exception&) {
-    // (Only allocation can throw here.) The general path reports it.
+    // (Only allocation can throw here.) Nothing was written; the general path reports it.
+  }
+  if (direct) {
+    // Not retried on the general path: the line may already be written, and a second copy
+    // would be a second record. A failure here is reported (the call fails closed).
+    try {
+      return AppendParts(parts);
+    } catch (const std::exception& e) {
+      Metrics::Global().audit_failures().Inc();
+      return AuditStatus::Error(Code::kIoError,
+                                std::string("audit record not confirmed: ") + e.what());
+    }
   }
   return AppendBody(
       [&] { return AuditRecordToJson(record, options_.record_args && !record.redact_args); });
@@ -861,8 +874,14 @@ void AuditLog::IntervalLoop() {
     interval_cv_.wait_for(lk, period, [this] { return interval_stop_; });
     if (interval_stop_) break;
     lk.unlock();
-    // A failure marks the log failed; the next Append reports it (fail closed).
-    if (!SyncUnlocked().ok()) Metrics::Global().audit_failures().Inc();
+    // A failure marks the log failed for good; the next Append reports it (fail closed).
+    // Counted and logged once; there is nothing left for this thread to sync.
+    AuditStatus st = SyncUnlocked();
+    if (!st.ok()) {
+      Metrics::Global().audit_failures().Inc();
+      LogError("audit: " + st.message + "; every later record fails (fail closed)");
+      return;
+    }
     lk.lock();
   }
 }

@@ -282,11 +282,20 @@ struct PlanAccess {
       plan->atom_leaf_[n.atom] = leaf_of(n.atom, p.begin, p.count);
     }
     plan->root_.assign(b.statements_.size(), Plan::kWhole);
+    // Statements sharing a formula program share its tree: the plan's size is bounded by the
+    // programs' code, not by how many statements a (possibly hostile) bundle points at one.
+    constexpr uint32_t kUnset = Plan::kWhole - 1;
+    std::vector<uint32_t> root_of_formula(b.programs_.size(), kUnset);
     for (size_t s = 0; s < b.statements_.size(); ++s) {
-      std::vector<TNode> tree;
-      uint32_t root = 0;
-      if (!Parse(b, b.programs_[b.statements_[s].formula], &tree, &root, leaf_of)) continue;
-      plan->root_[s] = Emit(plan, tree, root, 0);
+      const uint32_t formula = b.statements_[s].formula;
+      uint32_t& memo = root_of_formula[formula];
+      if (memo == kUnset) {
+        std::vector<TNode> tree;
+        uint32_t root = 0;
+        memo = Parse(b, b.programs_[formula], &tree, &root, leaf_of) ? Emit(plan, tree, root, 0)
+                                                                      : Plan::kWhole;
+      }
+      plan->root_[s] = memo;
     }
   }
 

@@ -51,7 +51,9 @@ struct PreparedRequest {
 };
 
 // Validates the request JSON and fills `out`. Returns false with *error for a malformed
-// request (wrong types at the top level, a bad uid). `doc` must outlive `out`.
+// request (wrong types at the top level, a bad uid). `doc` must outlive `out`. `out` may be
+// reused across requests (its buffers are kept); after a false return it holds a mix of this
+// and an earlier request and must not be evaluated: the caller denies (fail closed).
 bool PrepareRequest(const Bundle& bundle, const nlohmann::json& doc, PreparedRequest* out,
                     std::string* error);
 
