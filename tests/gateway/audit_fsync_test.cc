@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -152,6 +153,39 @@ TEST_CASE("audit fsync always: a failed fdatasync is an error and the log stays 
   CHECK(st.message.find("failed earlier") != std::string::npos);
   CHECK_FALSE(log->Sync().ok());
   CHECK_FALSE(log->AppendReload({}).ok());
+}
+
+TEST_CASE("audit fsync interval: the sync thread's failure fails later appends, counted once") {
+  if (!FsyncFailsOnDevNull()) {
+    MESSAGE("skipped: fdatasync on /dev/null does not fail here");
+    return;
+  }
+  AuditOptions o;
+  o.path = kDevNull;
+  o.fsync = AuditFsync::kInterval;
+  o.fsync_interval = std::chrono::milliseconds(5);
+  std::unique_ptr<AuditLog> log;
+  REQUIRE(AuditLog::Open(o, &log).ok());
+  LogCapture logs;
+  const uint64_t failures = Metrics::Global().audit_failures().Value();
+
+  // In this mode an append does not wait for the disk: the first one is ok.
+  REQUIRE(log->Append(Sample(1)).ok());
+  // The log's own thread syncs within the interval, fails, and marks the log failed; the next
+  // append reports it (bounded wait: 2 s).
+  AuditStatus st;
+  for (int i = 0; i < 400; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    st = log->Append(Sample(2 + i));
+    if (!st.ok()) break;
+  }
+  CHECK(st.code == AuditStatus::Code::kFailed);
+  CHECK_MESSAGE(logs.text().find("cannot fsync /dev/null") != std::string::npos, logs.text());
+  // Counted once by the thread plus once per failed append, not once per interval forever.
+  const uint64_t after = Metrics::Global().audit_failures().Value();
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));  // 12 intervals
+  CHECK(Metrics::Global().audit_failures().Value() == after);
+  CHECK(after >= failures + 1);
 }
 
 TEST_CASE("audit fsync always: concurrent appends sharing a failed group commit all fail") {
