@@ -6,14 +6,19 @@
 // (a) directly over stdio and (b) through `writ serve --stdio` (permit-all policy, audit trail
 // on). It measures
 //   - paced: COUNT tools/call at RATE calls/s, open loop (each call is sent at its scheduled
-//     time whatever the previous ones do), round-trip p50/p90/p99/max;
+//     time whatever the previous ones do), round-trip p50/p90/p99/max. The paced client is
+//     bench/gateway/loadgen.cc (writ_gateway_loadgen), which sleeps until each send time and
+//     blocks on replies; `--client js` uses the JavaScript client of earlier measurements,
+//     which waits with a setImmediate loop and so keeps one of the machine's cores busy
+//     (docs/performance.md, "Gateway added latency", says what that changed);
 //   - throughput: SESSIONS sessions (one child process each), WINDOW calls in flight per
 //     session, TCOUNT calls in all; calls/s.
 // and prints a markdown table with the added p50/p99 (gateway minus direct).
 // The gateway's limits.max_in_flight is raised so that a stall of the (shared) machine queues
 // calls instead of failing the run with -32005.
 //
-// Flags: --writ PATH (build/cli/writ) --count N (5000) --rate R (1000) --sessions S (2)
+// Flags: --writ PATH (build/cli/writ) --loadgen PATH (build/bench/writ_gateway_loadgen)
+//        --client native|js (native) --count N (5000) --rate R (1000) --sessions S (2)
 //        --window W (32) --tcount N (20000) --fsync always|interval|never (interval)
 // Every child is killed by pid at the end and the whole run is bounded by a watchdog.
 
@@ -28,6 +33,8 @@ const ECHO = join(REPO, "bench/gateway/echo-server.mjs");
 
 const opt = {
   writ: join(REPO, "build/cli/writ"),
+  loadgen: join(REPO, "build/bench/writ_gateway_loadgen"),
+  client: "native",
   count: 5000,
   rate: 1000,
   sessions: 2,
@@ -113,8 +120,9 @@ class Session {
 }
 
 let gwIndex = 0;
-function makeSession(mode) {
-  if (mode === "direct") return new Session(process.execPath, [ECHO]);
+// The command line of a session: the echo server itself, or the gateway in front of it.
+function sessionCommand(mode) {
+  if (mode === "direct") return [process.execPath, ECHO];
   const dir = join(work, `gw${gwIndex++}`);
   const policies = join(dir, "policies");
   mkdirSync(policies, { recursive: true });
@@ -133,7 +141,12 @@ limits:
   max_in_flight: 100000
 `,
   );
-  return new Session(opt.writ, ["serve", "--stdio", "--config", join(dir, "gateway.yaml")]);
+  return [opt.writ, "serve", "--stdio", "--config", join(dir, "gateway.yaml")];
+}
+
+function makeSession(mode) {
+  const [cmd, ...args] = sessionCommand(mode);
+  return new Session(cmd, args);
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -142,8 +155,38 @@ function pct(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-// Open-loop paced run: call i is sent at t0 + i/rate.
+// Open-loop paced run with the native client (bench/gateway/loadgen.cc): call i is sent at
+// t0 + i/rate; the server's stderr goes to a file, shown if the run fails.
+function pacedNative(mode) {
+  const tool = mode === "direct" ? "echo" : "fast__echo";
+  const errFile = join(work, `paced-${mode}.stderr`);
+  const args = ["--tool", tool, "--rate", String(opt.rate), "--count", String(opt.count),
+                "--warmup", "500", "--stderr", errFile, "--", ...sessionCommand(mode)];
+  return new Promise((res, rej) => {
+    const child = spawn(opt.loadgen, args, { stdio: ["ignore", "pipe", "pipe"] });
+    children.add(child);
+    let out = "", err = "";
+    child.stdout.setEncoding("utf8").on("data", (d) => (out += d));
+    child.stderr.setEncoding("utf8").on("data", (d) => (err += d));
+    child.on("error", rej);
+    child.on("exit", (code) => {
+      children.delete(child);
+      if (code !== 0) {
+        let log = "";
+        try {
+          log = readFileSync(errFile, "utf8").slice(-4000);
+        } catch {}
+        return rej(new Error(`${mode}: loadgen exited ${code}: ${err}\n${log}`));
+      }
+      res(JSON.parse(out));
+    });
+  });
+}
+
+// Open-loop paced run with the JavaScript client: call i is sent at t0 + i/rate.
 async function paced(mode) {
+  if (opt.client === "native") return pacedNative(mode);
+  if (opt.client !== "js") throw new Error(`--client must be native or js, not ${opt.client}`);
   const s = makeSession(mode);
   const tools = await s.open();
   const tool = mode === "direct" ? "echo" : "fast__echo";
@@ -166,7 +209,7 @@ async function paced(mode) {
       );
       sent++;
     }
-    // Sub-millisecond wait without burning a core: setImmediate lets responses in.
+    // setImmediate lets responses in between sends; it also keeps this process busy (a core).
     await new Promise((r) => setImmediate(r));
   }
   await Promise.all(calls);
@@ -220,7 +263,7 @@ async function throughput(mode) {
 const f = (x) => x.toFixed(0);
 const load = loadavg().map((x) => x.toFixed(1)).join(" ");
 console.log(`# gateway added latency: ${cpus().length} CPUs, load average ${load} at start`);
-console.log(`# paced ${opt.count} calls at ${opt.rate}/s; throughput ${opt.tcount} calls, ${opt.sessions} sessions x ${opt.window} in flight; audit fsync=${opt.fsync}`);
+console.log(`# paced ${opt.count} calls at ${opt.rate}/s (${opt.client} client); throughput ${opt.tcount} calls, ${opt.sessions} sessions x ${opt.window} in flight; audit fsync=${opt.fsync}`);
 const d = await paced("direct");
 const g = await paced("gateway");
 await sleep(200);
