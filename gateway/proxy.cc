@@ -5,9 +5,11 @@
 // resources, completion), proxy_audit.cc (decision and outcome records).
 #include "gateway/proxy.h"
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <cstring>
 #include <iostream>
 #include <random>
 #include <set>
@@ -135,9 +137,23 @@ Json BuildResourceRequest(const PrincipalConfig& p, const std::string& server,
 }
 
 std::string NewDecisionId() {
+  // OpenSSL's generator is asked for 32 ids' worth of bytes at a time, per thread (one call
+  // costs about as much as the rest of an id's request path); used bytes are wiped.
+  struct Pool {
+    unsigned char bytes[512];
+    size_t used = sizeof bytes;
+  };
+  thread_local Pool pool;
   unsigned char b[16];
-  if (RAND_bytes(b, sizeof b) != 1) {
-    std::random_device rd;
+  if (pool.used + sizeof b > sizeof pool.bytes) {
+    if (RAND_bytes(pool.bytes, sizeof pool.bytes) == 1) pool.used = 0;
+  }
+  if (pool.used + sizeof b <= sizeof pool.bytes) {
+    std::memcpy(b, pool.bytes + pool.used, sizeof b);
+    OPENSSL_cleanse(pool.bytes + pool.used, sizeof b);
+    pool.used += sizeof b;
+  } else {
+    std::random_device rd;  // RAND_bytes failed: the OS's generator, as before
     for (auto& x : b) x = static_cast<unsigned char>(rd());
   }
   static const char* kHex = "0123456789abcdef";
@@ -175,8 +191,13 @@ int64_t CountRecords(const Json& result) {
     }
     const Json* text = item.contains("text") && item["text"].is_string() ? &item["text"] : nullptr;
     int64_t n = -1;
-    if (text != nullptr && text->get_ref<const std::string&>().size() <= kMaxRecordParseBytes) {
-      Json parsed = Json::parse(text->get_ref<const std::string&>(), nullptr, false);
+    // Only an object or an array can hold an array; anything else (plain text) counts as one
+    // record without a parse attempt (a failed parse builds an error message: costly).
+    const std::string* str = text != nullptr ? &text->get_ref<const std::string&>() : nullptr;
+    size_t first = str != nullptr ? str->find_first_not_of(" \t\r\n") : std::string::npos;
+    if (first != std::string::npos && ((*str)[first] == '{' || (*str)[first] == '[') &&
+        str->size() <= kMaxRecordParseBytes) {
+      Json parsed = Json::parse(*str, nullptr, false);
       if (!parsed.is_discarded()) n = largest(parsed);
     }
     total += n >= 0 ? n : 1;
@@ -375,7 +396,8 @@ void Proxy::OnClientLine(std::string_view line, bool oversized) {
 void Proxy::HandleClientRequest(Json msg) {
   const Json id = msg["id"];
   const std::string method = msg["method"];
-  Json params = msg.value("params", Json::object());
+  auto params_it = msg.find("params");  // moved out: msg is not used after this
+  Json params = params_it != msg.end() ? std::move(*params_it) : Json::object();
   if (method == "initialize") return Initialize(id, params);
   if (method == "ping") return ToClient(ResultReply(id, Json::object()));
   if (draining_)
@@ -395,7 +417,7 @@ void Proxy::HandleClientRequest(Json msg) {
                           std::to_string(opts_.limits.max_in_flight) + ")");
   }
   if (method == "tools/list") return ListTools(id);
-  if (method == "tools/call") return CallTool(id, params);
+  if (method == "tools/call") return CallTool(id, std::move(params));
   if (method == "prompts/list") return ListOther(id, method, "prompts");
   if (method == "resources/list") return ListOther(id, method, "resources");
   if (method == "resources/templates/list") return ListOther(id, method, "resourceTemplates");

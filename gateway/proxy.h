@@ -124,6 +124,7 @@ class Proxy {
   using WriteFn = std::function<void(const std::string& line)>;
   using SendFn = std::function<bool(const std::string& line)>;
   using Json = nlohmann::json;
+  using ToolDef = std::shared_ptr<const Json>;  // a tool definition, shared, never mutated
 
   Proxy(ProxyOptions opts, std::shared_ptr<const runtime::Bundle> bundle, WriteFn to_client);
   ~Proxy();  // (counts the session out of writ_sessions_active)
@@ -167,7 +168,7 @@ class Proxy {
     bool alive = true;
     bool initialized = false;
     Json capabilities = Json::object();
-    std::map<std::string, Json> tools;  // original name -> definition (last tools/list)
+    std::map<std::string, ToolDef> tools;  // original name -> definition (last tools/list)
     bool tools_known = false;
     bool restarting = false;  // restarted, being initialized again
     Histogram* latency = nullptr;  // its metrics series, looked up once in AddUpstream
@@ -195,7 +196,7 @@ class Proxy {
     Json progress_token;         // params._meta.progressToken, if the client sent one
     size_t up = 0;
     std::string server, tool;
-    Json tool_def;
+    ToolDef tool_def;  // shared with ups_[up].tools: never copied per call
     Json request;
     Decided decided;
     DlpReport args_report;            // the DLP scan of args (guards with dlp only)
@@ -215,7 +216,7 @@ class Proxy {
   void Initialize(const Json& id, const Json& params);
   void ListTools(const Json& id);
   void ListOther(const Json& id, const std::string& method, const std::string& key);
-  void CallTool(const Json& id, const Json& params);
+  void CallTool(const Json& id, Json params);
   void GetPrompt(const Json& id, Json params);
   void ReadResource(const Json& id, const std::string& method, Json params);
   void Complete(const Json& id, Json params);
@@ -252,7 +253,7 @@ class Proxy {
   void LogDecision(const CallState& s);  // the decision's info log line
   // Adds tool.intent and tool.poisoning (and call.intent from the tool) to a request.
   // `args` null: list time. Fills *detail (may be null) with the why, for the audit.
-  void Enrich(Json* request, const std::string& server, const Json& tool_def, const Json* args,
+  void Enrich(Json* request, const std::string& server, const ToolDef& tool_def, const Json* args,
               Json* detail = nullptr);
   int64_t NowMs() const;
   void ReportShadowing(const std::map<std::string, std::vector<Json>>& by_server);
@@ -307,7 +308,7 @@ class Proxy {
   int in_flight_ = 0;
   std::vector<std::shared_ptr<CallState>> held_;  // calls waiting for an approval
   struct ToolFacts {  // what Enrich derives from a definition alone
-    Json def;
+    ToolDef def;
     std::string intent;
     std::vector<std::string> poisoning;
   };

@@ -47,27 +47,32 @@ int64_t Proxy::NowMs() const {
   return gateway::NowMs();
 }
 
-void Proxy::Enrich(Json* request, const std::string& server, const Json& tool_def,
+void Proxy::Enrich(Json* request, const std::string& server, const ToolDef& def,
                    const Json* args, Json* detail) {
+  const Json& tool_def = *def;
   const Guards* g = opts_.guards.get();
   if (g == nullptr) return;  // BuildToolRequest's annotation-only intent stays
   Json& attrs = (*request)["resource"]["attrs"];
   // What the definition alone says is computed once per definition (the scanner costs tens of
-  // microseconds): cached by tool name, reused while the definition is unchanged.
+  // microseconds): cached by tool name, reused while the definition is unchanged. The same
+  // tools/list answer gives the same shared definition, so a hit is a pointer comparison; a
+  // new answer with an equal definition is compared once and then shares the new pointer.
   const std::string key = server + kSeparator + tool_def.value("name", std::string());
-  ToolFacts facts;  // on a hit, without its def (not needed here; copying it costs)
+  ToolFacts facts;  // on a hit, without its def (not needed here)
   bool hit = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = tool_facts_.find(key);
-    if (it != tool_facts_.end() && it->second.def == tool_def) {
+    if (it != tool_facts_.end() &&
+        (it->second.def == def || (it->second.def != nullptr && *it->second.def == tool_def))) {
+      it->second.def = def;
       facts.intent = it->second.intent;
       facts.poisoning = it->second.poisoning;
       hit = true;
     }
   }
   if (!hit) {
-    facts.def = tool_def;
+    facts.def = def;
     facts.intent = IntentName(g->intent->ClassifyTool(server, tool_def).intent);
     facts.poisoning = FindingKinds(ScanToolDefinition(tool_def));
     std::lock_guard<std::mutex> lock(mu_);
@@ -99,10 +104,10 @@ bool Proxy::HiddenByLock(const std::string& full, const Json& tool_def) {
 }
 
 // tools/call: Route -> (refresh the tool catalog if needed) -> Guard -> Decide -> Hold|Forward.
-void Proxy::CallTool(const Json& id, const Json& params) {
+void Proxy::CallTool(const Json& id, Json params) {
   auto s = std::make_shared<CallState>();
   s->client_id = id;
-  s->params = params;
+  s->params = std::move(params);
   if (Route(*s) != StageStatus::kContinue) return;
   auto rest = [this, s] {
     {
@@ -110,7 +115,7 @@ void Proxy::CallTool(const Json& id, const Json& params) {
       auto it = ups_[s->up].tools.find(s->tool);
       if (it != ups_[s->up].tools.end()) s->tool_def = it->second;
     }
-    if (s->tool_def.is_null()) {
+    if (s->tool_def == nullptr) {
       ReplyError(s->client_id, kInvalidParams, "unknown tool: " + s->server + kSeparator + s->tool,
                  Json{{"help", "list the tools with tools/list"}});
       return;
@@ -200,7 +205,7 @@ StageStatus Proxy::Guard(CallState& s) {
   }
   if (g->lock != nullptr) {
     const std::string full = s.server + kSeparator + s.tool;
-    LockStatus st = g->lock->Check(full, s.tool_def);
+    LockStatus st = g->lock->Check(full, *s.tool_def);
     LockAction action = st == LockStatus::kNew ? g->on_new : g->on_drift;
     if (st != LockStatus::kLocked) {
       std::cerr << "writ: ALERT: tool " << full << " is " << LockStatusName(st)
@@ -228,7 +233,7 @@ StageStatus Proxy::Decide(CallState& s) {
     ++session_calls_;  // this call counts: context.session.calls includes it
   }
   const Guards* g = opts_.guards.get();
-  s.request = WithContext(BuildToolRequest(opts_.principal, s.server, s.tool_def, s.args,
+  s.request = WithContext(BuildToolRequest(opts_.principal, s.server, *s.tool_def, s.args,
                                            opts_.clock()));
   Json detail = Json::object();
   Enrich(&s.request, s.server, s.tool_def, &s.args, &detail);
@@ -460,7 +465,7 @@ void Proxy::CheckHeld() {
 
 void Proxy::Forward(std::shared_ptr<CallState> s) {
   const Guards* g = opts_.guards.get();
-  Json params = s->params;
+  Json params = std::move(s->params);  // not needed once forwarded (s->args has the arguments)
   params["name"] = s->tool;
   auto result_detail = std::make_shared<Json>(Json::object());
   CircuitBreaker* breaker = nullptr;

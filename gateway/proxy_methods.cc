@@ -148,7 +148,7 @@ void Proxy::ListTools(const Json& id) {
     std::time_t now = opts_.clock();
     std::map<std::string, std::vector<Json>> by_server;  // for the shadowing report
     for (auto& [up, unused] : replies) {
-      std::map<std::string, Json> defs;
+      std::map<std::string, ToolDef> defs;
       std::string server;
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -156,8 +156,9 @@ void Proxy::ListTools(const Json& id) {
         defs = ups_[up].tools;
         server = ups_[up].name;
       }
-      for (auto& [name, def] : defs) by_server[server].push_back(def);
-      for (auto& [name, def] : defs) {
+      for (auto& [name, def] : defs) by_server[server].push_back(*def);
+      for (auto& [name, shared_def] : defs) {
+        const Json& def = *shared_def;
         std::string full = server + kSeparator + name;
         if (!seen.insert(full).second) {
           LogWarn("tool name collision on `" + full + "`; the later one is dropped");
@@ -165,7 +166,7 @@ void Proxy::ListTools(const Json& id) {
         }
         if (HiddenByLock(full, def)) continue;
         Json request = WithContext(BuildToolRequest(opts_.principal, server, def, nullptr, now));
-        Enrich(&request, server, def, nullptr);
+        Enrich(&request, server, shared_def, nullptr);
         if (!Visible(request)) continue;
         Json t = def;
         t["name"] = full;
@@ -381,7 +382,7 @@ void Proxy::RefreshTools(size_t up, std::function<void()> then) {
         for (auto& t : items) {
           if (!t.is_object() || !t.contains("name") || !t["name"].is_string()) continue;
           std::string name = t["name"];
-          if (!u.tools.emplace(name, t).second)
+          if (!u.tools.emplace(name, std::make_shared<const Json>(std::move(t))).second)
             LogWarn("upstream " + u.name + " lists tool `" + name +
                     "` twice; the later definition is dropped",
                     {{"upstream", u.name}});

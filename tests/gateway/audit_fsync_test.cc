@@ -180,6 +180,9 @@ TEST_CASE("audit fsync interval: the sync thread's failure fails later appends, 
     if (!st.ok()) break;
   }
   CHECK(st.code == AuditStatus::Code::kFailed);
+  // The thread marks the log failed before it writes its log line: wait for it (bounded).
+  for (int i = 0; i < 400 && logs.text().find("cannot fsync /dev/null") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   CHECK_MESSAGE(logs.text().find("cannot fsync /dev/null") != std::string::npos, logs.text());
   // Counted once by the thread plus once per failed append, not once per interval forever.
   const uint64_t after = Metrics::Global().audit_failures().Value();

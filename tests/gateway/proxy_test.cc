@@ -3,11 +3,14 @@
 
 #include <chrono>
 #include <cstdio>
+#include <set>
 #include <thread>
+#include <vector>
 
 #include "compiler/compile.h"
 #include "gateway/approvals.h"
 #include "gateway/governance.h"
+#include "gateway/guards.h"
 #include "gateway/jsonrpc.h"
 #include "gateway/proxy.h"
 
@@ -56,6 +59,24 @@ TEST_CASE("request construction") {
         "Resource::\"file:///a\\\"b\"");
   CHECK(NewDecisionId().size() == 32);
   CHECK(NewDecisionId() != NewDecisionId());
+}
+
+TEST_CASE("decision ids: hex, distinct across the per-thread pool's refills and threads") {
+  // Ids come from a per-thread pool of OpenSSL random bytes refilled every 32 ids: 1,000 ids
+  // on each of two threads cross many refills; none may repeat or reuse a pool's bytes.
+  std::vector<std::string> a, b;
+  std::thread other([&b] {
+    for (int i = 0; i < 1000; ++i) b.push_back(NewDecisionId());
+  });
+  for (int i = 0; i < 1000; ++i) a.push_back(NewDecisionId());
+  other.join();
+  std::set<std::string> all(a.begin(), a.end());
+  all.insert(b.begin(), b.end());
+  CHECK(all.size() == 2000);
+  for (const auto& id : all) {
+    REQUIRE(id.size() == 32);
+    CHECK(id.find_first_not_of("0123456789abcdef") == std::string::npos);
+  }
 }
 
 TEST_CASE("framing: parse errors, depth, size, lines") {
@@ -246,6 +267,18 @@ TEST_CASE("CountRecords: structuredContent, JSON text, errors") {
   CHECK(CountRecords({{"isError", true}, {"content", json::array({{{"type", "text"}, {"text", "[1]"}}})}}) ==
         0);
   CHECK(CountRecords(json::array()) == 0);
+  // Leading whitespace before JSON is still parsed; text that is not an object or array (a
+  // number, a string, words that start like JSON) counts as one record.
+  auto text = [](const char* t) {
+    return json{{"content", json::array({{{"type", "text"}, {"text", t}}})}};
+  };
+  CHECK(CountRecords(text(" \n\t[1,2,3]")) == 3);
+  CHECK(CountRecords(text("\r\n {\"rows\":[1,2]}")) == 2);
+  CHECK(CountRecords(text("[1,2")) == 1);
+  CHECK(CountRecords(text("42")) == 1);
+  CHECK(CountRecords(text("\"[1,2]\"")) == 1);
+  CHECK(CountRecords(text("")) == 1);
+  CHECK(CountRecords(text("   ")) == 1);
 }
 
 TEST_CASE("context.session counts calls and records; context.identity reaches policies") {
@@ -411,4 +444,65 @@ TEST_CASE("call timeout: the call fails with -32004, the upstream is told, the b
   // The other upstream is unaffected.
   h.Client({{"jsonrpc", "2.0"}, {"id", 3}, {"method", "tools/call"}, {"params", {{"name", "b__run"}}}});
   CHECK(h.up_b.back()["method"] == "tools/call");
+}
+
+TEST_CASE("tool facts follow the definition: a changed tools/list re-classifies, an equal one "
+          "keeps the cached facts") {
+  // Enrich caches what a definition alone says (resource.intent, resource.poisoning) and hits
+  // by the shared definition's pointer; a refreshed list holds new pointers, so a changed
+  // definition must be re-classified and an equal one must give the same answer.
+  std::string bytes, error;
+  REQUIRE_MESSAGE(writ::CompileText("t.writ", R"(
+@id("reads-only") permit (principal, action, resource) when { resource.intent == "read" };
+)",
+                                    &bytes, &error),
+                  error);
+  auto bundle = writ::runtime::Bundle::Load(bytes, &error);
+  REQUIRE(bundle != nullptr);
+  Governance gov;
+  Config config;
+  REQUIRE(StartGovernance(config, nullptr, &gov, &error));
+  auto guards = std::make_shared<Guards>();
+  REQUIRE_MESSAGE(BuildGuards(config, {}, &gov, guards.get(), &error), error);
+  ProxyOptions opts;
+  opts.principal.uid = "User::\"alice\"";
+  opts.guards = guards;
+  std::vector<json> client, up;
+  Proxy proxy(opts, bundle, [&](const std::string& l) { client.push_back(json::parse(l)); });
+  proxy.AddUpstream("s", [&](const std::string& l) {
+    up.push_back(json::parse(l));
+    return true;
+  });
+  auto from_client = [&](const json& m) { proxy.OnClientLine(m.dump()); };
+  auto from_up = [&](const json& m) { proxy.OnUpstreamLine(0, m.dump()); };
+  from_client({{"jsonrpc", "2.0"}, {"id", 0}, {"method", "initialize"},
+               {"params", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()}}}});
+  from_up({{"jsonrpc", "2.0"}, {"id", up.back()["id"]},
+           {"result",
+            {{"protocolVersion", "2025-06-18"}, {"capabilities", {{"tools", json::object()}}}}}});
+  const json plain = {{"name", "get_report"}, {"description", "Returns the report."}};
+  json destructive = plain;
+  destructive["annotations"] = {{"destructiveHint", true}};  // raises the intent (untrusted)
+  // Lists tools with `def` as the upstream's answer; then calls it: true if forwarded.
+  int id = 1;
+  auto list_then_call = [&](const json& def) {
+    from_client({{"jsonrpc", "2.0"}, {"id", id++}, {"method", "tools/list"}});
+    from_up({{"jsonrpc", "2.0"}, {"id", up.back()["id"]},
+             {"result", {{"tools", json::array({def})}}}});
+    size_t before = up.size();
+    from_client({{"jsonrpc", "2.0"}, {"id", id++}, {"method", "tools/call"},
+                 {"params", {{"name", "s__get_report"}, {"arguments", json::object()}}}});
+    bool forwarded = up.size() > before && up.back().value("method", "") == "tools/call";
+    if (forwarded)  // answer it, so nothing stays in flight
+      from_up({{"jsonrpc", "2.0"}, {"id", up.back()["id"]},
+               {"result", {{"content", json::array()}}}});
+    return forwarded;
+  };
+  CHECK(list_then_call(plain));         // classified: read
+  CHECK(list_then_call(plain));         // a new list, an equal definition: still read
+  CHECK_FALSE(list_then_call(destructive));  // changed: re-classified, denied
+  CHECK(client.back()["error"]["code"] == kDenied);
+  CHECK_FALSE(list_then_call(destructive));  // equal to the cached one: still denied
+  CHECK(list_then_call(plain));         // changed back: read again
+  gov.Stop();
 }
