@@ -113,15 +113,6 @@ uint32_t Bundle::Find(std::string_view s) const {
   return it == index_.end() ? kAnyKey : it->second;
 }
 
-std::string Bundle::source_hash_hex() const {
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (uint8_t b : source_hash_) {
-    out += kHex[b >> 4];
-    out += kHex[b & 15];
-  }
-  return out;
-}
 
 namespace {
 
@@ -174,6 +165,11 @@ std::shared_ptr<const Bundle> Bundle::Load(std::string_view bytes, std::string* 
 
   std::shared_ptr<Bundle> b(new Bundle());
   std::memcpy(b->source_hash_.data(), p + 32, 32);
+  static const char* kHex = "0123456789abcdef";
+  for (uint8_t x : b->source_hash_) {
+    b->source_hash_hex_ += kHex[x >> 4];
+    b->source_hash_hex_ += kHex[x & 15];
+  }
   std::set<uint32_t> seen;
   const unsigned char* q = p + kHeaderSize;
   uint64_t left = payload.size();

@@ -296,7 +296,7 @@ class Bundle {
   uint8_t key_roles(uint32_t id) const { return id < key_roles_.size() ? key_roles_[id] : 0; }
 
   const std::array<uint8_t, 32>& source_hash() const { return source_hash_; }
-  std::string source_hash_hex() const;
+  const std::string& source_hash_hex() const { return source_hash_hex_; }  // set at load
 
   // Tables (public for the evaluator, disassembler and tests; immutable).
   std::string blob_;
@@ -409,6 +409,7 @@ class Bundle {
   bool BuildRunLayout(bool per_chunk, bool switches);
   bool run_layout_shared_ = false;
   std::array<uint8_t, 32> source_hash_{};
+  std::string source_hash_hex_;  // source_hash_ in lowercase hex
   std::unordered_map<std::string_view, uint32_t> index_;
   std::vector<uint32_t> candidate_parts_;
   std::vector<Group> groups_;
