@@ -89,10 +89,12 @@ struct Stream;
 
 // The kept messages of one resumable POST stream (docs/gateway.md, "Resuming a POST stream"):
 // a request POSTed by a client that accepts text/event-stream while resumption is on. Its
-// events have ids "p<k>-<n>": k numbers the session's POST streams (1, 2, ...), n the stream's
-// messages (1, 2, ...; 0 is the priming event). Messages are kept from the first one on (and
-// the reply with them) until the session's POST buffer evicts them (http.resume_buffer_*,
-// oldest first), so a client whose POST connection broke resumes with a GET and
+// events have ids "p<k>-<n>": k numbers the session's POST streams in the order they start
+// (1, 2, ...: when the first message or the priming event goes out; a request answered with
+// plain JSON gets none), n the stream's messages (1, 2, ...; 0 is the priming event). Messages
+// are kept from the first one on (the reply too) until the session's POST buffer evicts them
+// (http.resume_buffer_*, oldest first), also after the reply was written (a write is not a
+// delivery), so a client whose POST connection broke resumes with a GET and
 // `Last-Event-ID: p<k>-<n>`. Guarded by Session::mu.
 struct PostLog {
   struct Kept {
@@ -219,11 +221,21 @@ struct Session {
     return "p" + std::to_string(k) + "-" + std::to_string(n);
   }
 
+  // REQUIRES: mu held. The client may get an id of POST stream `log` from now on: the stream
+  // gets its number (streams that never start, e.g. answered as plain JSON, use none, so a
+  // number below next_post without a log is one whose messages were all evicted).
+  void StartPost(const std::shared_ptr<PostLog>& log) {
+    if (log->k != 0) return;
+    log->k = next_post++;
+    posts[log->k] = log;
+  }
+
   // REQUIRES: mu held. Keeps `line` as the next message of POST stream `log`; its event id.
   // The oldest kept POST messages of the session go first when the buffer is over its bounds;
   // a replied stream with nothing left is forgotten.
   std::string LogForPost(const std::shared_ptr<PostLog>& log, const std::string& line,
                          bool reply) {
+    StartPost(log);
     uint64_t n = log->next_n++;
     if (reply) log->replied = true;
     log->kept.push_back({n, line, reply});
@@ -296,7 +308,7 @@ struct Session {
           } else {
             // Nothing went out on the stream yet: the reply is plain JSON, no id to resume.
             log->replied = true;
-            posts.erase(log->k);
+            log->live = nullptr;
           }
         }
       }
@@ -533,11 +545,7 @@ struct HttpServer::Impl {
     {
       std::lock_guard<std::mutex> lock(s.mu);
       if (!s.waiters.emplace(key, st).second) return false;
-      if (st->log != nullptr) {
-        st->log->k = s.next_post++;
-        st->log->live = st;
-        s.posts[st->log->k] = st->log;
-      }
+      if (st->log != nullptr) st->log->live = st;  // until the reply is written or it ends
       const Json& params = msg.contains("params") ? msg["params"] : Json();
       if (params.is_object() && params.contains("_meta") && params["_meta"].is_object() &&
           params["_meta"].contains("progressToken"))
@@ -567,7 +575,6 @@ struct HttpServer::Impl {
       std::lock_guard<std::mutex> lock(s.mu);
       if (log->live.get() == st) log->live = nullptr;
       if (log->started() || log->replied) return;
-      s.posts.erase(log->k);
     }
     Abandon(s, id);
   }
@@ -994,7 +1001,14 @@ struct HttpServer::Impl {
     auto begin_post = [&]() {
       if (!send_headers()) return false;
       if (!out.prime) return true;
-      return send(SseEvent("", "message", Session::PostEventId(out.post->k, 0)));
+      uint64_t k;
+      {
+        std::lock_guard<std::mutex> lock(s.mu);
+        s.StartPost(out.post);
+        out.post->primed = true;
+        k = out.post->k;
+      }
+      return send(SseEvent("", "message", Session::PostEventId(k, 0)));
     };
     if ((out.get || out.resume) && !send_headers()) return false;
     auto start = std::chrono::steady_clock::now();
@@ -1029,7 +1043,10 @@ struct HttpServer::Impl {
         bool primed;
         {
           std::lock_guard<std::mutex> lock(s.mu);
-          if (!out.post->replied) out.post->primed = true;
+          if (!out.post->replied) {
+            s.StartPost(out.post);
+            out.post->primed = true;
+          }
           primed = out.post->primed;
         }
         if (primed) {
@@ -1173,16 +1190,20 @@ struct HttpServer::Impl {
         std::unique_lock<std::mutex> lock(st.mu);
         st.cv.wait_for(lock, wait, [&] { return st.done || st.closed || s.closed.load(); });
       }
+      uint64_t k = 0;
       if (post && out.prime) {
         std::lock_guard<std::mutex> lock(s.mu);
-        if (!out.post->replied) out.post->primed = true;
+        if (!out.post->replied) {
+          s.StartPost(out.post);
+          out.post->primed = true;
+        }
+        k = out.post->k;
       }
       {
         std::unique_lock<std::mutex> lock(st.mu);
         done = st.done && !st.closed;
         plain = post && done && st.events.empty() && st.reply_id.empty();
-        if (post && out.prime && !plain)
-          body += SseEvent("", "message", Session::PostEventId(out.post->k, 0));
+        if (post && out.prime && !plain) body += SseEvent("", "message", Session::PostEventId(k, 0));
         for (const auto& e : st.events) body += SseEvent(e.data, "message", e.id);
         st.events.clear();
         if (done) body += plain ? st.reply : SseEvent(st.reply, "message", st.reply_id);

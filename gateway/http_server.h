@@ -78,7 +78,10 @@ class HttpServer {
   // serialized response is returned ("" if `raw` is not a complete request). A POST whose
   // answer is a stream waits up to `wait` for its reply and returns the events and the reply
   // as one text/event-stream body; a GET stream returns what was queued (replays, the
-  // priming event) and then ends as if the client left. Listen/Run are not needed.
+  // priming event) and then ends as if the client left; a GET resuming a POST stream
+  // (Last-Event-ID p<k>-<n>) waits like the POST. A resumable POST still unanswered after
+  // `wait` counts as primed (what a connection does after 1 s), and its end counts as the
+  // client leaving (the call goes on; the stream can be resumed). Listen/Run are not needed.
   std::string DispatchForTesting(std::string_view raw, std::chrono::milliseconds wait);
   // Ends every session (their upstreams stop). For the fuzz target, between inputs.
   void CloseSessionsForTesting();
