@@ -390,6 +390,7 @@ struct Session {
   }
   ~Session() {
     Close();
+    for (auto& [k, p] : posts) p->live = nullptr;  // a log and its stream point at each other
     children.clear();  // reader threads joined before the proxy goes
     remotes.clear();
     proxy.reset();

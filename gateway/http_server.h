@@ -6,7 +6,9 @@
 // principal. POST carries one JSON-RPC message: a request is answered with application/json,
 // or with an SSE stream (gateway/sse.h) when the client accepts one and the upstream sends
 // related progress, logs or server-to-client requests before the reply; notifications and
-// responses get 202. GET opens the session's SSE stream for server-initiated messages.
+// responses get 202. GET opens the session's SSE stream for server-initiated messages, or,
+// with `Last-Event-ID`, resumes the GET stream (ids g<N>) or a POST's stream (ids p<k>-<n>)
+// whose connection broke (docs/gateway.md, "Resuming the GET stream", "Resuming a POST stream").
 // DELETE ends a session. docs/gateway.md, "Server-to-client messages over HTTP", has the
 // routing rules. Host and Origin are checked (DNS rebinding) before anything else;
 // credentials come from `Authorization` through gateway::Authenticator. Upstreams are child

@@ -406,3 +406,29 @@ TEST_CASE("HTTP POST streams: resume_buffer_events 0 turns it off (no ids, as be
   r = f.Dispatch(Req("POST", sid, Call("z", "demo__echo").dump(), kNew));
   CHECK(Status(r) == 200);
 }
+
+TEST_CASE("docs/gateway.md: the POST resumption config example parses") {
+  std::ifstream f(std::string(WRIT_SOURCE_DIR) + "/docs/gateway.md");
+  std::string doc((std::istreambuf_iterator<char>(f)), {});
+  size_t marker = doc.find("<!-- example: http-post-resume-config");
+  REQUIRE(marker != std::string::npos);
+  size_t start = doc.find("```yaml\n", marker);
+  REQUIRE(start != std::string::npos);
+  start += 8;
+  size_t end = doc.find("```", start);
+  writ::gateway::Config c;
+  std::string errors;
+  REQUIRE_MESSAGE(writ::gateway::ParseConfig("policies: p\nupstreams: []\n" +
+                                                 doc.substr(start, end - start),
+                                             "gateway.md", "", &c, &errors),
+                  errors);
+  CHECK(c.http.resume_buffer_events == 1000);
+  CHECK(c.http.resume_buffer_bytes == 8388608u);
+  // The documented exchange names the ids this gateway gives (p<k>-<n>, priming p<k>-0).
+  size_t ex = doc.find("<!-- example: http-post-resume -->");
+  REQUIRE(ex != std::string::npos);
+  std::string exchange = doc.substr(ex, doc.find("```\n", doc.find("```http", ex) + 7) - ex);
+  for (const char* id : {"id: p1-0\n", "id: p1-1\n", "Last-Event-ID: p1-1\n", "id: p1-2\n",
+                         "id: p1-4\n", "Writ-Replay: replayed\n"})
+    CHECK_MESSAGE(exchange.find(id) != std::string::npos, id);
+}
