@@ -6,7 +6,9 @@
 // that had an event id and no response yet) sends a GET with Last-Event-ID naming the last
 // event it got, and the gateway replays the rest of that call's stream, delivers it live and
 // ends it with the result. Every progress step arrives exactly once, the result too, and the
-// session's own GET stream stays open (a resume does not replace it).
+// session's own GET stream stays open (a resume does not replace it). A second test calls the
+// same tool without a progress token: nothing is sent before the reply, the gateway primes
+// the stream after 1 s, and the SDK resumes from the priming event alone.
 //
 // Env: WRIT_BIN, WRIT_E2E_ALLOW_MISSING_GATEWAY=1 (skip when the binary is not built).
 import assert from "node:assert/strict";
@@ -54,11 +56,14 @@ const progressIn = (text) =>
     .filter((m) => m.method === "notifications/progress")
     .map((m) => m.params.progress);
 
-test("a cut POST stream is resumed by the SDK with Last-Event-ID and the call's result arrives", { timeout: TEST_TIMEOUT_MS }, async (t) => {
+// A gateway in front of server-everything and an SDK client connected through it, with a
+// fetch wrapper that records every GET (its Last-Event-ID, the answer) and the POST of the
+// long call (rec.call, with cut() to break its connection). Null: skipped (no binary).
+async function setup(t) {
   const binPath = process.env.WRIT_BIN || "build/cli/writ";
   const bin = isAbsolute(binPath) ? binPath : resolve(REPO, binPath);
   if (!existsSync(bin)) {
-    if (ALLOW_MISSING) return t.skip(`${bin} does not exist`);
+    if (ALLOW_MISSING) return null;
     assert.fail(`${bin} does not exist (build writ, or set WRIT_BIN)`);
   }
   const dir = tempDir(t, "writ-e2e-post-resume-");
@@ -84,20 +89,20 @@ http:
 
   // Every GET (its Last-Event-ID) and the POST of the long call, with a way to cut the latter.
   const gets = [];
-  let call = null;
+  const rec = { call: null };
   const fetchFn = async (url, init = {}) => {
     const method = init.method ?? "GET";
     const headers = new Headers(init.headers);
     if (method === "GET") {
-      const rec = { lastEventId: headers.get("last-event-id"), text: "", ended: false };
-      gets.push(rec);
-      return tap(await fetch(url, init), rec);
+      const get = { lastEventId: headers.get("last-event-id"), text: "", ended: false };
+      gets.push(get);
+      return tap(await fetch(url, init), get);
     }
     if (typeof init.body === "string" && init.body.includes(TOOL)) {
       const ac = new AbortController();
       const signal = init.signal ? AbortSignal.any([init.signal, ac.signal]) : ac.signal;
-      call = { text: "", ended: false, version: headers.get("mcp-protocol-version"), cut: () => ac.abort() };
-      return tap(await fetch(url, { ...init, signal }), call);
+      rec.call = { text: "", ended: false, version: headers.get("mcp-protocol-version"), cut: () => ac.abort() };
+      return tap(await fetch(url, { ...init, signal }), rec.call);
     }
     return fetch(url, init);
   };
@@ -116,6 +121,13 @@ http:
   // The session's GET stream is open (primed with a g-id).
   await waitFor(() => gets[0]?.text.match(/^id: g\d+$/m), `the GET stream (gets: ${q(gets)})`);
 
+  return { client, transport, gets, rec };
+}
+
+test("a cut POST stream is resumed by the SDK with Last-Event-ID and the call's result arrives", { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const env = await setup(t);
+  if (!env) return t.skip("the writ binary does not exist");
+  const { client, transport, gets, rec } = env;
   const progress = [];
   const result = client.callTool({ name: TOOL, arguments: { duration: 3, steps: STEPS } }, undefined, {
     timeout: 30000,
@@ -123,7 +135,8 @@ http:
   });
 
   // The POST's stream: primed (2025-11-25), its events carry ids of one POST stream.
-  await waitFor(() => call && progressIn(call.text).length >= 2, `two progress events on the POST (call: ${q(call)})`);
+  await waitFor(() => rec.call && progressIn(rec.call.text).length >= 2, `two progress events on the POST (call: ${q(rec.call)})`);
+  const call = rec.call;
   assert.equal(call.status, 200);
   assert.equal(call.contentType, "text/event-stream");
   assert.equal(call.version, "2025-11-25");
@@ -168,5 +181,31 @@ http:
   // The session goes on.
   const again = await client.callTool({ name: "everything__echo", arguments: { message: "after" } }, undefined, { timeout: 15000 });
   assert.match(again.content[0].text, /after/);
+  await transport.terminateSession();
+});
+
+test("a long call without progress is primed after 1 s; the SDK resumes it from the priming event", { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const env = await setup(t);
+  if (!env) return t.skip("the writ binary does not exist");
+  const { client, transport, gets, rec } = env;
+  // No onprogress: no progress token, so nothing is sent on the POST's stream before the
+  // reply. The gateway primes the stream once the reply is 1 s late.
+  const result = client.callTool({ name: TOOL, arguments: { duration: 3, steps: 1 } }, undefined, { timeout: 30000 });
+  await waitFor(() => rec.call && ids(rec.call.text).length > 0, `the priming event (call: ${q(rec.call)})`);
+  const call = rec.call;
+  assert.equal(call.contentType, "text/event-stream");
+  const primed = ids(call.text);
+  assert.equal(primed.length, 1, call.text);
+  assert.match(primed[0], /^p\d+-0$/);
+  assert.equal(messageIds(call.text).length, 0, call.text);
+  call.cut();
+  const r = await result;
+  assert.match(r.content[0].text, /^Long running operation completed/);
+  const resumes = gets.filter((g) => g.lastEventId !== null);
+  assert.equal(resumes.length, 1, q(gets));
+  assert.equal(resumes[0].lastEventId, primed[0]);
+  assert.equal(resumes[0].replay, "replayed");
+  const stream = primed[0].split("-")[0];
+  assert.deepEqual(messageIds(resumes[0].text), [`${stream}-1`], resumes[0].text);
   await transport.terminateSession();
 });

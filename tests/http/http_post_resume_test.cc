@@ -331,6 +331,27 @@ TEST_CASE("HTTP POST streams: a POST dropped before its reply is resumed with La
     CHECK(Status(r) == 200);
   }
 
+  SUBCASE("a second resume takes the stream over; the first ends without the reply") {
+    std::string first;
+    std::thread a([&] { first = f.Dispatch(Resume(sid, "p1-3"), std::chrono::seconds(10)); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    std::thread answer([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      Answer(f, sid, sampling, "second");
+    });
+    std::string second = f.Dispatch(Resume(sid, "p1-4"));
+    answer.join();
+    a.join();
+    REQUIRE(Status(first) == 200);
+    // The first got its replay and ended without the reply: the second took the stream over.
+    CHECK(Ids(Events(first)) == std::vector<std::string>{"p1-4"});
+    REQUIRE(Status(second) == 200);
+    auto messages = Messages(Events(second));
+    REQUIRE(messages.size() == 1);
+    CHECK(messages[0].id == "p1-5");
+    CHECK(messages[0].msg["id"] == "c1");
+  }
+
   SUBCASE("while the call is in flight its id stays taken (the call was not abandoned)") {
     std::string r = f.Dispatch(Req("POST", sid, Call("c1", "demo__echo").dump(), kNew));
     CHECK(Status(r) == 400);
