@@ -834,18 +834,14 @@ struct HttpServer::Impl {
               st->reply_id = Session::PostEventId(k, e.n);
               st->done = true;
             } else if (st->events.size() >= Stream::kMaxEvents) {
-              // A replay longer than one stream's queue: this stream ends after these and the
-              // client's next resume (from the last id it got) gets the rest.
+              // A replay longer than one stream's queue: this stream ends after these (before
+              // the reply, which is always last) and the client's next resume (from the last
+              // id it got) gets the rest.
               st->closed = true;
               break;
             } else {
               st->events.push_back({Session::PostEventId(k, e.n), e.line});
             }
-          }
-          if (st->closed) {
-            st->reply.clear();
-            st->reply_id.clear();
-            st->done = false;
           }
           // Nothing replayed: the priming event repeats the client's id, so a client that
           // loses this stream too before any message can resume again from the same place.
@@ -1204,7 +1200,8 @@ struct HttpServer::Impl {
         std::unique_lock<std::mutex> lock(st.mu);
         done = st.done && !st.closed;
         plain = post && done && st.events.empty() && st.reply_id.empty();
-        if (post && out.prime && !plain) body += SseEvent("", "message", Session::PostEventId(k, 0));
+        if (post && out.prime && !plain)
+          body += SseEvent("", "message", Session::PostEventId(k, 0));
         for (const auto& e : st.events) body += SseEvent(e.data, "message", e.id);
         st.events.clear();
         if (done) body += plain ? st.reply : SseEvent(st.reply, "message", st.reply_id);
