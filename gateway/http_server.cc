@@ -85,22 +85,56 @@ std::string NewSessionId() {
   return s;
 }
 
+struct Stream;
+
+// The kept messages of one resumable POST stream (docs/gateway.md, "Resuming a POST stream"):
+// a request POSTed by a client that accepts text/event-stream while resumption is on. Its
+// events have ids "p<k>-<n>": k numbers the session's POST streams in the order they start
+// (1, 2, ...: when the first message or the priming event goes out; a request answered with
+// plain JSON gets none), n the stream's messages (1, 2, ...; 0 is the priming event). Messages
+// are kept from the first one on (the reply too) until the session's POST buffer evicts them
+// (http.resume_buffer_*, oldest first), also after the reply was written (a write is not a
+// delivery), so a client whose POST connection broke resumes with a GET and
+// `Last-Event-ID: p<k>-<n>`. Guarded by Session::mu.
+struct PostLog {
+  struct Kept {
+    uint64_t n;
+    std::string line;
+    bool reply;  // the request's reply (always the last message of a stream)
+  };
+  uint64_t k = 0;
+  std::deque<Kept> kept;
+  uint64_t next_n = 1;
+  bool primed = false;   // the priming event was sent (or a resume named this stream)
+  bool replied = false;  // the reply came (kept unless evicted, or sent as plain JSON)
+  std::shared_ptr<Stream> live;  // the connection writing this stream now; null: none
+
+  // Whether the client may hold an id of this stream: from then on the reply is kept too and
+  // a broken connection does not forget the stream.
+  bool started() const { return primed || next_n > 1; }
+};
+
 // Where the proxy's messages for one client request go: its reply and, when the client
 // accepts text/event-stream (`sse`), the upstream's related notifications and requests, sent
-// as SSE events before the reply. The session's GET stream is a Stream without a reply.
+// as SSE events before the reply. The session's GET stream is a Stream without a reply, and
+// so is a GET resuming a POST stream (it gets the reply through Finish like the POST did).
 struct Stream {
   static constexpr size_t kMaxEvents = 1024;  // queued, not yet written (a slow client)
   struct Event {
-    std::string id;    // SSE `id:` (GET stream with resumption); empty: none
+    std::string id;    // SSE `id:` (with resumption); empty: none
     std::string data;  // one JSON-RPC message; empty: a priming event (id only)
   };
   std::mutex mu;
   std::condition_variable cv;
   std::deque<Event> events;
   std::string reply;
+  std::string reply_id;  // the reply's SSE id (a resumable POST stream); empty: none
   bool done = false;    // `reply` is set
-  bool closed = false;  // GET: replaced by a newer GET stream
+  bool closed = false;  // replaced by a newer stream, or ended for a slow client
   bool sse = false;
+  // Set on the stream registered as a resumable POST's waiter (Session::waiters): its
+  // messages go through the log (immutable after Submit; the log is guarded by Session::mu).
+  std::shared_ptr<PostLog> log;
 
   // Queues a related message. False when the queue is full (the message is not queued).
   bool Push(const std::string& line, const std::string& id = "") {
@@ -110,10 +144,17 @@ struct Stream {
     cv.notify_all();
     return true;
   }
-  void Finish(const std::string& line) {
+  void Finish(const std::string& line, const std::string& id = "") {
     std::lock_guard<std::mutex> lock(mu);
     reply = line;
+    reply_id = id;
     done = true;
+    cv.notify_all();
+  }
+  // Ends the stream after what is queued (the writer sees `closed`).
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu);
+    closed = true;
     cv.notify_all();
   }
   void Wake() {
@@ -167,6 +208,63 @@ struct Session {
 
   static std::string EventId(uint64_t seq) { return "g" + std::to_string(seq); }
 
+  // POST stream resumption (docs/gateway.md, "Resuming a POST stream"): the session's
+  // resumable POST streams by number, and one buffer for their kept messages with the same
+  // bounds as the GET stream's (a second buffer, not shared with it). Guarded by mu.
+  std::map<uint64_t, std::shared_ptr<PostLog>> posts;
+  std::deque<uint64_t> post_order;  // the stream of each kept POST message, oldest first
+  size_t post_events = 0;           // == post_order.size()
+  size_t post_bytes = 0;            // bytes of the kept POST messages
+  uint64_t next_post = 1;
+
+  static std::string PostEventId(uint64_t k, uint64_t n) {
+    return "p" + std::to_string(k) + "-" + std::to_string(n);
+  }
+
+  // REQUIRES: mu held. The client may get an id of POST stream `log` from now on: the stream
+  // gets its number (streams that never start, e.g. answered as plain JSON, use none, so a
+  // number below next_post without a log is one whose messages were all evicted).
+  void StartPost(const std::shared_ptr<PostLog>& log) {
+    if (log->k != 0) return;
+    log->k = next_post++;
+    posts[log->k] = log;
+  }
+
+  // REQUIRES: mu held. Keeps `line` as the next message of POST stream `log`; its event id.
+  // The oldest kept POST messages of the session go first when the buffer is over its bounds;
+  // a replied stream with nothing left is forgotten.
+  std::string LogForPost(const std::shared_ptr<PostLog>& log, const std::string& line,
+                         bool reply) {
+    StartPost(log);
+    uint64_t n = log->next_n++;
+    if (reply) log->replied = true;
+    log->kept.push_back({n, line, reply});
+    post_order.push_back(log->k);
+    ++post_events;
+    post_bytes += line.size();
+    while (!post_order.empty() && (post_events > resume_events || post_bytes > resume_bytes)) {
+      auto it = posts.find(post_order.front());
+      post_order.pop_front();
+      --post_events;
+      if (it == posts.end() || it->second->kept.empty()) continue;  // not reached: kept in sync
+      PostLog& e = *it->second;
+      post_bytes -= e.kept.front().line.size();
+      e.kept.pop_front();
+      if (e.kept.empty() && e.replied) posts.erase(it);
+    }
+    return PostEventId(log->k, n);
+  }
+
+  // REQUIRES: mu held. Ends `st` after what it has queued (its queue is full: a slow client);
+  // the messages it did not get are kept, so the client resumes with Last-Event-ID.
+  void EndSlowStream(const std::shared_ptr<Stream>& st, const char* which) {
+    st->Close();
+    LogWarn(std::string("http: the ") + which +
+                " stream's queue is full (slow client); ending it so the client resumes with "
+                "Last-Event-ID",
+            {{"session", label}});
+  }
+
   // REQUIRES: mu held. Logs `line` for the GET stream; its event id.
   std::string LogForGet(const std::string& line) {
     uint64_t seq = next_seq++;
@@ -191,6 +289,7 @@ struct Session {
     if (m.is_discarded() || !m.is_object()) return;
     if (IsResponse(m)) {
       std::shared_ptr<Stream> st;
+      std::string id;
       {
         std::lock_guard<std::mutex> lock(mu);
         std::string key = m.value("id", Json()).dump();
@@ -200,8 +299,20 @@ struct Session {
         waiters.erase(it);
         for (auto p = progress.begin(); p != progress.end();)
           p = p->second == key ? progress.erase(p) : std::next(p);
+        if (st->log != nullptr) {
+          std::shared_ptr<PostLog> log = st->log;
+          if (log->started()) {
+            // Kept, and sent to the connection writing the stream now (if any).
+            id = LogForPost(log, line, true);
+            st = log->live;
+          } else {
+            // Nothing went out on the stream yet: the reply is plain JSON, no id to resume.
+            log->replied = true;
+            log->live = nullptr;
+          }
+        }
       }
-      st->Finish(line);
+      if (st != nullptr) st->Finish(line, id);
       return;
     }
     std::vector<std::string> related;
@@ -221,6 +332,17 @@ struct Session {
       }
       for (auto k = related.rbegin(); target == nullptr && k != related.rend(); ++k)
         target = sse_waiter(*k);
+      if (target != nullptr && target->log != nullptr) {
+        // A resumable POST stream: kept (a request too: the client gets it when it resumes),
+        // and sent to the connection writing the stream now, if any.
+        std::shared_ptr<PostLog> log = target->log;
+        std::string id = LogForPost(log, line, false);
+        if (log->live != nullptr && !log->live->Push(line, id)) {
+          EndSlowStream(log->live, "POST");
+          log->live = nullptr;
+        }
+        return;
+      }
       if (target == nullptr) {
         // For the GET stream. A request is logged only when a stream is open to take it
         // (otherwise it is answered below, so a replay must not show it again).
@@ -233,15 +355,8 @@ struct Session {
           // The stream's queue is full (a slow client): the message stays in the replay
           // buffer and the stream ends once what is queued is written, so the client
           // reconnects with Last-Event-ID and gets it -- a gap is never silent.
-          {
-            std::lock_guard<std::mutex> slock(target->mu);
-            target->closed = true;
-            target->cv.notify_all();
-          }
+          EndSlowStream(target, "GET");
           get_stream = nullptr;
-          LogWarn("http: the GET stream's queue is full (slow client); ending it so the client "
-                  "resumes with Last-Event-ID",
-                  {{"session", label}});
           return;
         }
         target = nullptr;
@@ -267,12 +382,15 @@ struct Session {
     {
       std::lock_guard<std::mutex> lock(mu);
       for (auto& [k, w] : waiters) all.push_back(w);
+      for (auto& [k, p] : posts)
+        if (p->live != nullptr) all.push_back(p->live);
       if (get_stream != nullptr) all.push_back(get_stream);
     }
     for (auto& w : all) w->Wake();
   }
   ~Session() {
     Close();
+    for (auto& [k, p] : posts) p->live = nullptr;  // a log and its stream point at each other
     children.clear();  // reader threads joined before the proxy goes
     remotes.clear();
     proxy.reset();
@@ -428,6 +546,7 @@ struct HttpServer::Impl {
     {
       std::lock_guard<std::mutex> lock(s.mu);
       if (!s.waiters.emplace(key, st).second) return false;
+      if (st->log != nullptr) st->log->live = st;  // until the reply is written or it ends
       const Json& params = msg.contains("params") ? msg["params"] : Json();
       if (params.is_object() && params.contains("_meta") && params["_meta"].is_object() &&
           params["_meta"].contains("progressToken"))
@@ -444,6 +563,21 @@ struct HttpServer::Impl {
     s.waiters.erase(key);
     for (auto p = s.progress.begin(); p != s.progress.end();)
       p = p->second == key ? s.progress.erase(p) : std::next(p);
+  }
+
+  // The connection writing resumable POST stream `log` ended before the reply was written (the
+  // client left, a resume took the stream over, a slow client, the session or the server
+  // ending). The request stays in flight and the stream's messages stay kept for a GET with
+  // Last-Event-ID -- unless nothing with an id went out (the client cannot resume): then the
+  // stream is forgotten as Abandon does. Nothing is sent upstream either way (no cancellation:
+  // a disconnection is not a cancellation).
+  void Detach(Session& s, const std::shared_ptr<PostLog>& log, const Stream* st, const Json& id) {
+    {
+      std::lock_guard<std::mutex> lock(s.mu);
+      if (log->live.get() == st) log->live = nullptr;
+      if (log->started() || log->replied) return;
+    }
+    Abandon(s, id);
   }
 
   // Forwards a request and waits for its reply ("" when the session closed or we stop).
@@ -469,7 +603,20 @@ struct HttpServer::Impl {
     Json id;                         // the POSTed request's id
     bool get = false;
     std::string replay;  // GET with Last-Event-ID: the Writ-Replay header's value
+    // A resumable POST stream (the POST's own, or a GET resuming it): its log.
+    std::shared_ptr<PostLog> post;
+    bool resume = false;  // a GET resuming a POST stream (headers at once; ends with the reply)
+    bool prime = false;   // POST: a 2025-11-25 client, primed once the stream goes SSE
   };
+
+  // A POST stream is primed (and so becomes resumable) when its reply has not come this long
+  // after the request, even if nothing related was sent: a long call without progress can be
+  // resumed too, while quick calls keep their plain JSON answer.
+  static constexpr auto kPrimeAfter = std::chrono::milliseconds(1000);
+
+  // The priming event (an id with empty data, MCP 2025-11-25) is for clients that speak
+  // 2025-11-25 or later; older SDKs would try to parse the empty data.
+  static bool Primes(const Request& req) { return SV(req[kVersionHeader]) >= "2025-11-25"; }
 
   static bool AcceptsSse(const Request& req) {
     std::string accept = Lower(SV(req[http::field::accept]));
@@ -543,6 +690,7 @@ struct HttpServer::Impl {
     }
     auto st = std::make_shared<Stream>();
     st->sse = AcceptsSse(req);
+    if (st->sse && s->resume_events > 0) st->log = std::make_shared<PostLog>();
     if (!Submit(*s, msg, req.body(), st))
       return Fail(req, http::status::bad_request,
                   "Bad Request: a request with this id is already in flight", kInvalidRequest,
@@ -550,6 +698,8 @@ struct HttpServer::Impl {
     out->session = s;
     out->stream = st;
     out->id = msg["id"];
+    out->post = st->log;
+    out->prime = st->log != nullptr && Primes(req);
     return Response{};
   }
 
@@ -566,10 +716,12 @@ struct HttpServer::Impl {
     st->sse = true;
     std::shared_ptr<Stream> old;
     std::string last(SV(req["Last-Event-ID"]));
-    // The priming event (an id with empty data, MCP 2025-11-25) is for clients that speak
-    // 2025-11-25 or later; older SDKs would try to parse the empty data.
-    std::string ver(SV(req[kVersionHeader]));
-    bool prime = ver >= "2025-11-25";
+    bool prime = Primes(req);
+    if (s->resume_events > 0 && !last.empty() && last[0] == 'p') {
+      Response res;
+      if (ResumePost(req, s, last, prime, out, &res)) return res;
+      // Not an id of this session's POST streams: as the GET path does with an unknown id.
+    }
     int64_t lost = 0;
     {
       std::lock_guard<std::mutex> lock(s->mu);
@@ -629,6 +781,106 @@ struct HttpServer::Impl {
       st->events.push_back({Session::EventId(e.seq), e.line});
     }
     return *lost > 0 ? "partial" : "replayed";
+  }
+
+  // GET with `Last-Event-ID: p<k>-<n>` (docs/gateway.md, "Resuming a POST stream"). False:
+  // not an id a POST stream of this session gave (the caller goes on as for an unknown GET
+  // id). True: *res is the answer (204: the stream is complete, nothing after the id; 410:
+  // nothing after the id is kept any more), or out->stream is set: the stream replays the
+  // kept messages after the id, in order, then takes the stream over (an older connection
+  // writing it ends), delivers the rest live and ends with the reply. The session's GET
+  // stream is left alone.
+  bool ResumePost(const Request& req, const std::shared_ptr<Session>& s, const std::string& last,
+                  bool prime, Outcome* out, Response* res) {
+    uint64_t k = 0, n = 0;
+    size_t dash = last.find('-');
+    auto number = [](std::string_view d, uint64_t* v) {
+      if (d.empty() || d.size() > 19 || (d.size() > 1 && d[0] == '0')) return false;
+      *v = 0;
+      for (char c : d) {
+        if (c < '0' || c > '9') return false;
+        *v = *v * 10 + static_cast<uint64_t>(c - '0');
+      }
+      return true;
+    };
+    if (dash == std::string::npos ||
+        !number(std::string_view(last).substr(1, dash - 1), &k) ||
+        !number(std::string_view(last).substr(dash + 1), &n) || k == 0)
+      return false;
+    auto st = std::make_shared<Stream>();
+    st->sse = true;
+    std::shared_ptr<Stream> old;
+    int64_t lost = 0;
+    std::string outcome;
+    {
+      std::lock_guard<std::mutex> lock(s->mu);
+      if (k >= s->next_post) return false;
+      auto it = s->posts.find(k);
+      if (it != s->posts.end() && n >= it->second->next_n) return false;
+      std::shared_ptr<PostLog> log = it == s->posts.end() ? nullptr : it->second;
+      if (log != nullptr) {
+        uint64_t first = log->kept.empty() ? log->next_n : log->kept.front().n;
+        lost = first > n + 1 ? static_cast<int64_t>(first - n - 1) : 0;
+        bool more = !log->replied;  // something is still to come
+        for (const auto& e : log->kept) more = more || e.n > n;
+        if (!more) {
+          outcome = lost > 0 ? "gone" : "complete";
+        } else {
+          outcome = lost > 0 ? "partial" : "replayed";
+          for (const auto& e : log->kept) {
+            if (e.n <= n) continue;
+            if (e.reply) {
+              st->reply = e.line;
+              st->reply_id = Session::PostEventId(k, e.n);
+              st->done = true;
+            } else if (st->events.size() >= Stream::kMaxEvents) {
+              // A replay longer than one stream's queue: this stream ends after these (before
+              // the reply, which is always last) and the client's next resume (from the last
+              // id it got) gets the rest.
+              st->closed = true;
+              break;
+            } else {
+              st->events.push_back({Session::PostEventId(k, e.n), e.line});
+            }
+          }
+          // Nothing replayed: the priming event repeats the client's id, so a client that
+          // loses this stream too before any message can resume again from the same place.
+          if (prime && st->events.empty() && !st->done)
+            st->events.push_back({Session::PostEventId(k, n), ""});
+          log->primed = true;
+          old = std::move(log->live);
+          if (!st->closed) log->live = st;
+          out->post = log;
+        }
+      } else {
+        outcome = "gone";  // replied and evicted since
+      }
+    }
+    if (old != nullptr) old->Close();
+    out->replay = outcome;
+    if (outcome == "complete") {
+      *res = Plain(req, http::status::no_content);
+      res->set("Writ-Replay", outcome);
+    } else if (outcome == "gone") {
+      LogWarn("http: Last-Event-ID names a POST stream whose later messages are no longer kept; "
+              "nothing to replay",
+              {{"session", s->label}, {"stream", "p" + std::to_string(k)},
+               {"help", "raise http.resume_buffer_events / resume_buffer_bytes"}});
+      *res = Fail(req, http::status::gone,
+                  "Gone: the messages of this POST stream after Last-Event-ID are no longer kept "
+                  "(http.resume_buffer_events / resume_buffer_bytes); its reply may be lost");
+      res->set("Writ-Replay", outcome);
+    } else {
+      if (outcome == "partial")
+        LogWarn("http: Last-Event-ID is older than what is kept of its POST stream; replaying "
+                "what is left",
+                {{"session", s->label}, {"stream", "p" + std::to_string(k)}, {"lost", lost},
+                 {"help", "raise http.resume_buffer_events / resume_buffer_bytes"}});
+      out->session = s;
+      out->stream = st;
+      out->resume = true;
+    }
+    return true;
   }
 
   // The session named by the request's MCP-Session-Id, if `p` may use it.
@@ -707,12 +959,15 @@ struct HttpServer::Impl {
     return ::poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
   }
 
-  // Writes a POST's answer or a GET stream. A POST whose reply comes before any related
-  // message is answered with plain application/json; otherwise the response is
-  // text/event-stream (chunked): the related messages as they come, then the reply, then the
-  // end of the body (the connection stays open for keep-alive). The GET stream lasts until
-  // the client leaves, a newer GET replaces it, the session ends or the server stops; a
-  // comment is sent every 15 s to keep intermediaries from timing it out. False: close the
+  // Writes a POST's answer, a GET stream or a GET resuming a POST stream. A POST whose reply
+  // comes before any related message is answered with plain application/json; otherwise the
+  // response is text/event-stream (chunked): the related messages as they come, then the
+  // reply, then the end of the body (the connection stays open for keep-alive). A resumable
+  // POST stream (`out.post`) carries event ids; for a 2025-11-25 client it starts with a
+  // priming event, sent when the stream goes SSE or once the reply is kPrimeAfter late. The
+  // GET stream lasts until the client leaves, a newer GET replaces it, the session ends or
+  // the server stops; a resumed POST stream until its reply. Once an SSE response has begun,
+  // a comment is sent every 15 s to keep intermediaries from timing it out. False: close the
   // connection.
   bool WriteStream(tcp::socket& sock, const Request& req, const Outcome& out) {
     Session& s = *out.session;
@@ -738,11 +993,26 @@ struct HttpServer::Impl {
       else net::write(sock, net::buffer(bytes), ec);
       return !ec;
     };
-    if (out.get && !send_headers()) return false;
-    auto last_write = std::chrono::steady_clock::now();
+    // A POST's SSE response begins: the headers, then (2025-11-25) the priming event.
+    bool post = !out.get && !out.resume;
+    auto begin_post = [&]() {
+      if (!send_headers()) return false;
+      if (!out.prime) return true;
+      uint64_t k;
+      {
+        std::lock_guard<std::mutex> lock(s.mu);
+        s.StartPost(out.post);
+        out.post->primed = true;
+        k = out.post->k;
+      }
+      return send(SseEvent("", "message", Session::PostEventId(k, 0)));
+    };
+    if ((out.get || out.resume) && !send_headers()) return false;
+    auto start = std::chrono::steady_clock::now();
+    auto last_write = start;
     for (;;) {
       std::deque<Stream::Event> events;
-      std::string reply;
+      std::string reply, reply_id;
       bool done = false, replaced = false;
       {
         std::unique_lock<std::mutex> lock(st.mu);
@@ -752,9 +1022,10 @@ struct HttpServer::Impl {
         events.swap(st.events);
         done = st.done;
         reply = st.reply;
+        reply_id = st.reply_id;
         replaced = st.closed;
       }
-      if (!out.get && done && events.empty() && !headers_sent) {
+      if (post && done && events.empty() && reply_id.empty() && !headers_sent) {
         Response res = Plain(req, http::status::ok, reply);
         if (stopping) res.keep_alive(false);
         res.prepare_payload();
@@ -762,42 +1033,66 @@ struct HttpServer::Impl {
         s.last_used = NowMs();
         return !ec && res.keep_alive();
       }
-      if (!events.empty() || done) {
-        if (!headers_sent && !send_headers()) break;
+      if (post && out.prime && !headers_sent && events.empty() && !done &&
+          std::chrono::steady_clock::now() - start >= kPrimeAfter) {
+        // The reply is late: prime the stream so the client can resume it -- unless the
+        // reply came meanwhile as plain JSON (the next round writes it).
+        bool primed;
+        {
+          std::lock_guard<std::mutex> lock(s.mu);
+          if (!out.post->replied) {
+            s.StartPost(out.post);
+            out.post->primed = true;
+          }
+          primed = out.post->primed;
+        }
+        if (primed) {
+          if (!begin_post()) break;
+          last_write = std::chrono::steady_clock::now();
+        }
+      }
+      if (!events.empty() || (done && !replaced)) {
+        if (!headers_sent && !(post ? begin_post() : send_headers())) break;
         for (const auto& e : events)
           if (!send(SseEvent(e.data, "message", e.id))) break;
         if (ec) break;
         last_write = std::chrono::steady_clock::now();
       }
-      if (done) {
-        if (!send(SseEvent(reply))) break;
+      // A stream another connection took over (a resume) leaves the reply to that one.
+      if (done && !replaced) {
+        if (!send(SseEvent(reply, "message", reply_id))) break;
         if (chunked) net::write(sock, http::make_chunk_last(), ec);
         s.last_used = NowMs();
+        if (out.post != nullptr) {
+          std::lock_guard<std::mutex> lock(s.mu);
+          if (out.post->live == out.stream) out.post->live = nullptr;
+        }
         return !ec && chunked && req.keep_alive();
       }
       if (replaced || stopping || s.closed) break;
       if (PeerGone(sock)) break;
-      if (out.get) {
-        s.last_used = NowMs();  // an open GET stream keeps its session alive
-        if (std::chrono::steady_clock::now() - last_write > std::chrono::seconds(15)) {
-          if (!send(SseComment("keep-alive"))) break;
-          last_write = std::chrono::steady_clock::now();
-        }
+      if (!post) s.last_used = NowMs();  // an open GET stream keeps its session alive
+      if (headers_sent &&
+          std::chrono::steady_clock::now() - last_write > std::chrono::seconds(15)) {
+        if (!send(SseComment("keep-alive"))) break;
+        last_write = std::chrono::steady_clock::now();
       }
     }
-    // The stream ends without a reply (session gone, server stopping, client gone).
+    // The stream ends without a reply (session gone, server stopping, client gone, replaced).
     if (out.get) {
       std::lock_guard<std::mutex> lock(s.mu);
       if (s.get_stream == out.stream) s.get_stream = nullptr;
+    } else if (out.post != nullptr) {
+      Detach(s, out.post, out.stream.get(), out.id);
     } else {
       Abandon(s, out.id);
-      if (!headers_sent && !ec) {
-        Response res = Fail(req, http::status::not_found, "Session terminated", -32001, out.id);
-        res.keep_alive(false);
-        res.prepare_payload();
-        http::write(sock, res, ec);
-        return false;
-      }
+    }
+    if (post && !headers_sent && !ec) {
+      Response res = Fail(req, http::status::not_found, "Session terminated", -32001, out.id);
+      res.keep_alive(false);
+      res.prepare_payload();
+      http::write(sock, res, ec);
+      return false;
     }
     if (headers_sent && chunked && !ec) net::write(sock, http::make_chunk_last(), ec);
     return false;
@@ -881,22 +1176,46 @@ struct HttpServer::Impl {
     Response res = Handle(req, &out);
     if (out.stream != nullptr) {
       // What WriteStream would send, as one body; then the stream ends as if the client left.
+      // A POST (or a GET resuming a POST stream) waits up to `wait` for its reply; a
+      // resumable POST still unanswered by then has been primed (WriteStream's kPrimeAfter).
       Session& s = *out.session;
       Stream& st = *out.stream;
+      bool post = !out.get && !out.resume;
       std::string body;
       bool done = false, plain = false;
+      if (!out.get) {
+        std::unique_lock<std::mutex> lock(st.mu);
+        st.cv.wait_for(lock, wait, [&] { return st.done || st.closed || s.closed.load(); });
+      }
+      uint64_t k = 0;
+      if (post && out.prime) {
+        std::lock_guard<std::mutex> lock(s.mu);
+        if (!out.post->replied) {
+          s.StartPost(out.post);
+          out.post->primed = true;
+        }
+        k = out.post->k;
+      }
       {
         std::unique_lock<std::mutex> lock(st.mu);
-        if (!out.get) st.cv.wait_for(lock, wait, [&] { return st.done || s.closed.load(); });
-        done = st.done;
-        plain = done && st.events.empty();  // a reply with nothing before it: JSON
+        done = st.done && !st.closed;
+        plain = post && done && st.events.empty() && st.reply_id.empty();
+        if (post && out.prime && !plain)
+          body += SseEvent("", "message", Session::PostEventId(k, 0));
         for (const auto& e : st.events) body += SseEvent(e.data, "message", e.id);
         st.events.clear();
-        if (done) body += plain ? st.reply : SseEvent(st.reply);
+        if (done) body += plain ? st.reply : SseEvent(st.reply, "message", st.reply_id);
       }
       if (out.get) {
         std::lock_guard<std::mutex> lock(s.mu);
         if (s.get_stream == out.stream) s.get_stream = nullptr;
+      } else if (out.post != nullptr) {
+        if (done) {
+          std::lock_guard<std::mutex> lock(s.mu);
+          if (out.post->live == out.stream) out.post->live = nullptr;
+        } else {
+          Detach(s, out.post, out.stream.get(), out.id);
+        }
       } else if (!done) {
         Abandon(s, out.id);
       }

@@ -6,7 +6,9 @@
 // principal. POST carries one JSON-RPC message: a request is answered with application/json,
 // or with an SSE stream (gateway/sse.h) when the client accepts one and the upstream sends
 // related progress, logs or server-to-client requests before the reply; notifications and
-// responses get 202. GET opens the session's SSE stream for server-initiated messages.
+// responses get 202. GET opens the session's SSE stream for server-initiated messages, or,
+// with `Last-Event-ID`, resumes the GET stream (ids g<N>) or a POST's stream (ids p<k>-<n>)
+// whose connection broke (docs/gateway.md, "Resuming the GET stream", "Resuming a POST stream").
 // DELETE ends a session. docs/gateway.md, "Server-to-client messages over HTTP", has the
 // routing rules. Host and Origin are checked (DNS rebinding) before anything else;
 // credentials come from `Authorization` through gateway::Authenticator. Upstreams are child
@@ -78,7 +80,10 @@ class HttpServer {
   // serialized response is returned ("" if `raw` is not a complete request). A POST whose
   // answer is a stream waits up to `wait` for its reply and returns the events and the reply
   // as one text/event-stream body; a GET stream returns what was queued (replays, the
-  // priming event) and then ends as if the client left. Listen/Run are not needed.
+  // priming event) and then ends as if the client left; a GET resuming a POST stream
+  // (Last-Event-ID p<k>-<n>) waits like the POST. A resumable POST still unanswered after
+  // `wait` counts as primed (what a connection does after 1 s), and its end counts as the
+  // client leaving (the call goes on; the stream can be resumed). Listen/Run are not needed.
   std::string DispatchForTesting(std::string_view raw, std::chrono::milliseconds wait);
   // Ends every session (their upstreams stop). For the fuzz target, between inputs.
   void CloseSessionsForTesting();

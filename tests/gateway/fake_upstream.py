@@ -12,6 +12,10 @@ Implements initialize, ping, tools/list (two pages), tools/call. Tools:
   ask         (page 2)          sends sampling/createMessage to the client and returns its answer
   progress    (page 2, only with --progress) sends notifications/progress (to the call's progressToken) and
                                 notifications/message, then returns "done"
+  ask_progress (page 2, only with --progress) sends notifications/progress 1 and 2 (to the call's
+                                progressToken), notifications/message, then sampling/createMessage,
+                                and returns "client said: ..." once the client answers (a call
+                                that stays in flight until the test answers)
   flood       (page 2, only with --flood) sends arguments.count notifications/message whose
                                 data is {"i": 0..count-1, "pad": arguments.size x's}, then
                                 returns "flooded" (a slow-client test's traffic)
@@ -40,6 +44,8 @@ PAGE2 = [
 ]
 if "--progress" in args:
     PAGE2.append({"name": "progress", "description": "reports progress",
+                  "inputSchema": {"type": "object"}})
+    PAGE2.append({"name": "ask_progress", "description": "progress, then asks the client",
                   "inputSchema": {"type": "object"}})
 if "--flood" in args:
     PAGE2.append({"name": "flood", "description": "many log messages",
@@ -113,6 +119,17 @@ for line in sys.stdin:
             send({"jsonrpc": "2.0", "method": "notifications/message",
                   "params": {"level": "info", "data": "working"}})
             text(rid, "done")
+        elif name == "ask_progress" and "--progress" in args:
+            token = (p.get("_meta") or {}).get("progressToken")
+            if token is not None:
+                for i in (1, 2):
+                    send({"jsonrpc": "2.0", "method": "notifications/progress",
+                          "params": {"progressToken": token, "progress": i, "total": 3}})
+            send({"jsonrpc": "2.0", "method": "notifications/message",
+                  "params": {"level": "info", "data": "asking"}})
+            waiting["s2"] = rid
+            send({"jsonrpc": "2.0", "id": "s2", "method": "sampling/createMessage",
+                  "params": {"messages": [], "maxTokens": 5}})
         elif name == "flood" and "--flood" in args:
             a = p.get("arguments") or {}
             pad = "x" * int(a.get("size", 0))

@@ -987,6 +987,94 @@ TEST_CASE("HTTP: a GET stream whose client stops reading is ended; nothing it mi
   fs::remove_all(dir);
 }
 
+TEST_CASE("HTTP: a POST stream whose client stops reading is ended; a resume gets the rest") {
+  // As above, for a POST's own stream (resumable: ids p<k>-<n>): the client POSTs the flood
+  // call accepting SSE and reads nothing; once its stream's queue is full the stream ends
+  // after what is queued, and GETs with Last-Event-ID get every later message and the reply,
+  // in order, each exactly once. The socket path (not DispatchForTesting) is what is tested.
+  constexpr int kCount = 3000, kPad = 8000;
+  fs::path dir = MakeDir("writ-http-slow-post");
+  std::string fake = std::string(WRIT_SOURCE_DIR) + "/tests/gateway/fake_upstream.py";
+  std::ofstream(dir / "writ.yaml")
+      << "policies: ./policies\n"
+         "upstreams:\n  - name: demo\n    command: python3\n    args: [" + fake + ", --flood]\n"
+         "http: { listen: '127.0.0.1:0', allow_anonymous: true,\n"
+         "        resume_buffer_events: 100000, resume_buffer_bytes: 67108864 }\n"
+         "stdio_principal: { uid: 'User::\"ann\"', parents: ['Role::\"analyst\"'] }\n";
+  Server srv(dir / "writ.yaml", dir / "stderr");
+  REQUIRE_MESSAGE(srv.port() != 0, srv.log());
+  int port = srv.port();
+  std::string sid = OpenSession(port);
+  Headers post_headers = Mcp("", sid);
+  post_headers["MCP-Protocol-Version"] = "2025-11-25";
+  Headers get = Mcp("", sid);
+  get["Accept"] = "text/event-stream";
+  get["MCP-Protocol-Version"] = "2025-11-25";
+
+  std::vector<int> seen;         // data.i of every log message received, in order
+  std::vector<std::string> ids;  // the SSE ids of every message received
+  json reply;
+  auto take = [&](Streamed& s, int timeout_ms) {
+    for (json m = s.Next(timeout_ms); !m.is_null(); m = s.Next(timeout_ms)) {
+      ids.push_back(s.last_next_id());
+      if (m.contains("id")) {
+        reply = m;
+        break;
+      }
+      REQUIRE(m["method"] == "notifications/message");
+      seen.push_back(m["params"]["data"]["i"].get<int>());
+    }
+  };
+
+  {
+    Streamed slow(port, http::verb::post,
+                  Rpc(40, "tools/call",
+                      {{"name", "demo__flood"}, {"arguments", {{"count", kCount}, {"size", kPad}}}})
+                      .dump(),
+                  post_headers, Streamed::Mode::kSlow);
+    bool full = false;
+    for (int i = 0; i < 400 && !full; ++i) {
+      full = srv.log().find("the POST stream's queue is full (slow client)") != std::string::npos;
+      if (!full) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    REQUIRE_MESSAGE(full, srv.log());
+    slow.StartReading();
+    REQUIRE(slow.Status() == 200);
+    CHECK(slow.content_type() == "text/event-stream");
+    std::string primed = slow.FirstId();
+    CHECK(primed.size() > 3);
+    CHECK(primed.substr(primed.size() - 2) == "-0");  // the priming event p<k>-0
+    take(slow, 5000);
+    CHECK(slow.EndedComplete(10000));  // ended by the server, not left open with a gap
+  }
+  size_t first_stream = seen.size();
+  CHECK(first_stream > 0);
+  CHECK(first_stream < static_cast<size_t>(kCount));
+  CHECK(reply.is_null());
+
+  for (int round = 0; round < 10 && reply.is_null(); ++round) {
+    REQUIRE_FALSE(ids.empty());
+    get["Last-Event-ID"] = ids.back();
+    Streamed again(port, http::verb::get, "", get);
+    REQUIRE(again.Status() == 200);
+    CHECK_MESSAGE(again.replay() == "replayed", again.replay());
+    take(again, 10000);
+    CHECK(again.EndedComplete(10000));
+  }
+  REQUIRE(reply.is_object());
+  CHECK(reply["id"] == 40);
+  CHECK(reply["result"]["content"][0]["text"] == "flooded");
+  REQUIRE(seen.size() == static_cast<size_t>(kCount));
+  std::string stream = ids.front().substr(0, ids.front().find('-'));
+  for (int i = 0; i < kCount; ++i) {
+    CHECK_MESSAGE(seen[i] == i, "message " << i << " arrived as " << seen[i]);
+    CHECK(ids[i] == stream + "-" + std::to_string(i + 1));
+    if (seen[i] != i) break;
+  }
+  CHECK(ids.back() == stream + "-" + std::to_string(kCount + 1));  // the reply's id
+  fs::remove_all(dir);
+}
+
 namespace {
 
 // GET /metrics on the admin listener of `srv` (its port from the log), with the admin token.
