@@ -9,6 +9,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -169,13 +170,32 @@ std::string FormatAuditTime(std::chrono::system_clock::time_point t) {
     frac += 1000000;
     secs -= 1;
   }
-  std::time_t tt = static_cast<std::time_t>(secs);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
+  // The date and time to the second are formatted once per second per thread (two records
+  // per call); the microseconds every time.
+  struct Cache {
+    int64_t secs = INT64_MIN;
+    char text[48] = {};
+    size_t n = 0;
+  };
+  thread_local Cache cache;
+  if (cache.secs != secs) {
+    std::time_t tt = static_cast<std::time_t>(secs);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    cache.n = std::strftime(cache.text, sizeof cache.text, "%Y-%m-%dT%H:%M:%S", &tm);
+    cache.secs = secs;
+  }
   char buf[64];
-  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof buf - n, ".%06lldZ", static_cast<long long>(frac));
-  return buf;
+  std::memcpy(buf, cache.text, cache.n);
+  size_t n = cache.n;
+  buf[n++] = '.';
+  for (int i = 5; i >= 0; --i) {
+    buf[n + static_cast<size_t>(i)] = static_cast<char>('0' + frac % 10);
+    frac /= 10;
+  }
+  n += 6;
+  buf[n++] = 'Z';
+  return std::string(buf, n);
 }
 
 json AuditRecordToJson(const AuditRecord& r, bool store_args) {
@@ -486,9 +506,12 @@ bool AuditLog::BuildParts(const AuditRecord& r, RecordParts* p) const {
     ScrubString(&copy, extra);
     ok = AppendJsonString(out, copy) && ok;
   };
-  auto value = [&](std::string* out, const json& v) {
+  // `canonical`: v's canonical bytes when the caller has them already (unscrubbed).
+  auto value = [&](std::string* out, const json& v, const std::string* canonical = nullptr) {
     std::string d;
-    if (scrub) {
+    if (!scrub && canonical != nullptr) {
+      d = *canonical;
+    } else if (scrub) {
       json copy = v;
       ScrubSecrets(&copy, options_.secrets);
       if (extra_in != nullptr) ScrubSecrets(&copy, *extra_in);
@@ -517,14 +540,15 @@ bool AuditLog::BuildParts(const AuditRecord& r, RecordParts* p) const {
   h.append(Alg(options_.key));
   h.push_back('"');
   if (r.args.has_value()) {
+    const std::string canonical = AuditCanonicalBytes(*r.args);  // digest (and stored args)
     if (options_.record_args && !r.redact_args) {
       h.push_back(',');
       member(&h, "args");
-      value(&h, *r.args);
+      value(&h, *r.args, &canonical);
     }
     h.push_back(',');
     member(&h, "args_digest");
-    str(&h, Sha256Hex(AuditCanonicalBytes(*r.args)));
+    str(&h, Sha256Hex(canonical));
   }
   comma_str(&h, "bundle_hash", r.bundle_hash);
   comma_str(&h, "client", r.client);

@@ -683,3 +683,24 @@ TEST_CASE("writ audit verify: exit codes and messages") {
 
 }  // namespace
 }  // namespace writ::gateway
+
+TEST_CASE("audit time: RFC 3339 UTC with microseconds; the per-second cache follows the clock") {
+  using namespace std::chrono;
+  using writ::gateway::FormatAuditTime;
+  auto at = [](int64_t us) { return system_clock::time_point(microseconds(us)); };
+  // 2023-11-14T22:13:20Z is 1700000000 s.
+  CHECK(FormatAuditTime(at(1700000000000000)) == "2023-11-14T22:13:20.000000Z");
+  CHECK(FormatAuditTime(at(1700000000000007)) == "2023-11-14T22:13:20.000007Z");
+  CHECK(FormatAuditTime(at(1700000000999999)) == "2023-11-14T22:13:20.999999Z");
+  // The next second, then back (out of order), then a different day: never a stale prefix.
+  CHECK(FormatAuditTime(at(1700000001000000)) == "2023-11-14T22:13:21.000000Z");
+  CHECK(FormatAuditTime(at(1700000000123456)) == "2023-11-14T22:13:20.123456Z");
+  CHECK(FormatAuditTime(at(1700086400500000)) == "2023-11-15T22:13:20.500000Z");
+  // Before the epoch: the fraction is still positive, the second rounds down.
+  CHECK(FormatAuditTime(at(-1)) == "1969-12-31T23:59:59.999999Z");
+  // Another thread has its own cache.
+  std::string other;
+  std::thread t([&] { other = FormatAuditTime(at(1700000000000001)); });
+  t.join();
+  CHECK(other == "2023-11-14T22:13:20.000001Z");
+}
