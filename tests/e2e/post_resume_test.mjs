@@ -8,7 +8,9 @@
 // ends it with the result. Every progress step arrives exactly once, the result too, and the
 // session's own GET stream stays open (a resume does not replace it). A second test calls the
 // same tool without a progress token: nothing is sent before the reply, the gateway primes
-// the stream after 1 s, and the SDK resumes from the priming event alone.
+// the stream after 1 s, and the SDK resumes from the priming event alone. A third cancels a
+// call through the SDK (notifications/cancelled): the gateway ends its POST stream without
+// the result, and the session goes on.
 //
 // Env: WRIT_BIN, WRIT_E2E_ALLOW_MISSING_GATEWAY=1 (skip when the binary is not built).
 import assert from "node:assert/strict";
