@@ -4,8 +4,9 @@
 // 2025-11-25 clients, a POST whose client left before the reply resumed by a GET with
 // Last-Event-ID (replay after the id, then live, the reply exactly once), unknown and foreign
 // ids, eviction (partial, gone, complete for an evicted stream's last id), cancelled held and
-// forwarded calls releasing their POST state, and resumption off. A POST dispatched with a wait its reply
-// cannot meet ends as if its client left (ask_progress waits for the client's answer).
+// forwarded calls releasing their POST state, and resumption off. A POST dispatched with a
+// wait its reply cannot meet ends as if its client left (ask_progress waits for the client's
+// answer).
 #include <doctest/doctest.h>
 #include <unistd.h>
 
