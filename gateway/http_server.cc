@@ -107,11 +107,16 @@ struct PostLog {
   uint64_t next_n = 1;
   bool primed = false;   // the priming event was sent (or a resume named this stream)
   bool replied = false;  // the reply came (kept unless evicted, or sent as plain JSON)
+  bool cancelled = false;  // the client cancelled the request: no reply will be kept
+  uint64_t primes = 0;     // priming events of resumes that had nothing to replay
+  uint64_t attaches = 0;   // resumes that took the stream over (for tests)
   std::shared_ptr<Stream> live;  // the connection writing this stream now; null: none
 
   // Whether the client may hold an id of this stream: from then on the reply is kept too and
   // a broken connection does not forget the stream.
   bool started() const { return primed || next_n > 1; }
+  // Nothing more will be added to the stream.
+  bool finished() const { return replied || cancelled; }
 };
 
 // Where the proxy's messages for one client request go: its reply and, when the client
@@ -131,6 +136,7 @@ struct Stream {
   std::string reply_id;  // the reply's SSE id (a resumable POST stream); empty: none
   bool done = false;    // `reply` is set
   bool closed = false;  // replaced by a newer stream, or ended for a slow client
+  bool cancelled = false;  // ended because the client cancelled the request (with `closed`)
   bool sse = false;
   // Set on the stream registered as a resumable POST's waiter (Session::waiters): its
   // messages go through the log (immutable after Submit; the log is guarded by Session::mu).
@@ -216,6 +222,10 @@ struct Session {
   size_t post_events = 0;           // == post_order.size()
   size_t post_bytes = 0;            // bytes of the kept POST messages
   uint64_t next_post = 1;
+  // The POST streams forgotten once finished and fully evicted: stream number -> the last n
+  // it gave (its reply's, or its last message's when cancelled), so a resume from that id
+  // gets 204 rather than 410. At most resume_events entries (the oldest streams go first).
+  std::map<uint64_t, uint64_t> ended;
 
   static std::string PostEventId(uint64_t k, uint64_t n) {
     return "p" + std::to_string(k) + "-" + std::to_string(n);
@@ -250,9 +260,56 @@ struct Session {
       PostLog& e = *it->second;
       post_bytes -= e.kept.front().line.size();
       e.kept.pop_front();
-      if (e.kept.empty() && e.replied) posts.erase(it);
+      if (e.kept.empty() && e.finished()) Forget(it);
     }
     return PostEventId(log->k, n);
+  }
+
+  // REQUIRES: mu held; `it` a finished stream with nothing kept. Forgets it, remembering in
+  // `ended` the last id it gave.
+  void Forget(std::map<uint64_t, std::shared_ptr<PostLog>>::iterator it) {
+    ended[it->first] = it->second->next_n - 1;
+    while (ended.size() > std::max<size_t>(resume_events, 1)) ended.erase(ended.begin());
+    posts.erase(it);
+  }
+
+  // The client cancelled request `rid` (notifications/cancelled, after the proxy handled it):
+  // what the session holds for it goes -- its stream ends without a reply (the connection
+  // writing it, if any, ends), a resumable stream keeps what it has (no reply will be added;
+  // it is forgotten once evicted), its progress token goes. A request whose reply is still to
+  // come from the upstream (forwarded) keeps its id taken by a stream nobody writes, which
+  // swallows that reply; then the id is free. A held call's id is free at once.
+  void Cancelled(const Json& rid) {
+    std::string key = rid.dump();
+    bool upstream = proxy->AwaitingUpstream(key);
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = waiters.find(key);
+    if (it == waiters.end() || it->second->cancelled) return;
+    std::shared_ptr<Stream> st = it->second;
+    if (upstream) {
+      auto sink = std::make_shared<Stream>();
+      sink->cancelled = true;
+      it->second = sink;
+    } else {
+      waiters.erase(it);
+    }
+    for (auto p = progress.begin(); p != progress.end();)
+      p = p->second == key ? progress.erase(p) : std::next(p);
+    std::shared_ptr<Stream> writer = st;
+    if (st->log != nullptr) {
+      std::shared_ptr<PostLog> log = st->log;
+      log->cancelled = true;
+      writer = log->live;
+      log->live = nullptr;
+      auto p = posts.find(log->k);
+      if (log->k != 0 && log->kept.empty() && p != posts.end()) Forget(p);
+    }
+    if (writer != nullptr) {
+      std::lock_guard<std::mutex> slock(writer->mu);
+      writer->cancelled = true;
+      writer->closed = true;
+      writer->cv.notify_all();
+    }
   }
 
   // REQUIRES: mu held. Ends `st` after what it has queued (its queue is full: a slow client);
@@ -311,8 +368,10 @@ struct Session {
             log->live = nullptr;
           }
         }
+        // Under mu (lock order mu -> Stream::mu; Finish only notifies): a resume taking the
+        // stream over (ResumePost) sees either the reply kept or the old stream finished.
+        if (st != nullptr) st->Finish(line, id);
       }
-      if (st != nullptr) st->Finish(line, id);
       return;
     }
     std::vector<std::string> related;
@@ -556,11 +615,14 @@ struct HttpServer::Impl {
     return true;
   }
 
-  // Forgets a stream whose reply will not be delivered (session closed, client gone).
-  void Abandon(Session& s, const Json& id) {
+  // Forgets stream `st` of request `id` whose reply will not be delivered (session closed,
+  // client gone). A no-op once the id names another stream (cancelled, then reused).
+  void Abandon(Session& s, const Json& id, const Stream* st) {
     std::string key = id.dump();
     std::lock_guard<std::mutex> lock(s.mu);
-    s.waiters.erase(key);
+    auto it = s.waiters.find(key);
+    if (it == s.waiters.end() || it->second.get() != st) return;
+    s.waiters.erase(it);
     for (auto p = s.progress.begin(); p != s.progress.end();)
       p = p->second == key ? s.progress.erase(p) : std::next(p);
   }
@@ -575,9 +637,9 @@ struct HttpServer::Impl {
     {
       std::lock_guard<std::mutex> lock(s.mu);
       if (log->live.get() == st) log->live = nullptr;
-      if (log->started() || log->replied) return;
+      if (log->started() || log->finished()) return;
     }
-    Abandon(s, id);
+    Abandon(s, id, st);
   }
 
   // Forwards a request and waits for its reply ("" when the session closed or we stop).
@@ -589,7 +651,7 @@ struct HttpServer::Impl {
       st->cv.wait_for(lock, std::chrono::milliseconds(100));
     if (!st->done) {
       lock.unlock();
-      Abandon(s, msg["id"]);
+      Abandon(s, msg["id"], st.get());
       return "";
     }
     return st->reply;
@@ -686,6 +748,10 @@ struct HttpServer::Impl {
     s->last_used = NowMs();
     if (!IsRequest(msg)) {
       s->proxy->OnClientLine(req.body());
+      // After the proxy (a held call is dropped, a forwarded one cancelled upstream).
+      if (msg.value("method", "") == "notifications/cancelled" && msg.contains("params") &&
+          msg["params"].is_object() && msg["params"].contains("requestId"))
+        s->Cancelled(msg["params"]["requestId"]);
       return Plain(req, http::status::accepted);
     }
     auto st = std::make_shared<Stream>();
@@ -720,7 +786,7 @@ struct HttpServer::Impl {
     if (s->resume_events > 0 && !last.empty() && last[0] == 'p') {
       Response res;
       if (ResumePost(req, s, last, prime, out, &res)) return res;
-      // Not an id of this session's POST streams: as the GET path does with an unknown id.
+      // Not of the p<k>-<n> form: as the GET path does with an unknown id.
     }
     int64_t lost = 0;
     {
@@ -783,17 +849,19 @@ struct HttpServer::Impl {
     return *lost > 0 ? "partial" : "replayed";
   }
 
-  // GET with `Last-Event-ID: p<k>-<n>` (docs/gateway.md, "Resuming a POST stream"). False:
-  // not an id a POST stream of this session gave (the caller goes on as for an unknown GET
-  // id). True: *res is the answer (204: the stream is complete, nothing after the id; 410:
-  // nothing after the id is kept any more), or out->stream is set: the stream replays the
-  // kept messages after the id, in order, then takes the stream over (an older connection
-  // writing it ends), delivers the rest live and ends with the reply. The session's GET
-  // stream is left alone.
+  // GET with `Last-Event-ID: p<k>-<n>` or `p<k>-<n>.<m>` (docs/gateway.md, "Resuming a POST
+  // stream"). False: not of that form (the caller goes on as for an unknown GET id). True:
+  // *res is the answer (204: the stream is complete, nothing after the id; 410 "gone": nothing
+  // after the id is kept any more; 410 "unknown": not an id this session's POST streams gave),
+  // or out->stream is set: the stream replays the kept messages after the id, in order, then
+  // takes the stream over (an older connection writing it ends), delivers the rest live and
+  // ends with the reply (a cancelled request's stream ends after the replay). The session's
+  // GET stream is left alone.
   bool ResumePost(const Request& req, const std::shared_ptr<Session>& s, const std::string& last,
                   bool prime, Outcome* out, Response* res) {
-    uint64_t k = 0, n = 0;
+    uint64_t k = 0, n = 0, m = 0;
     size_t dash = last.find('-');
+    size_t dot = last.find('.');
     auto number = [](std::string_view d, uint64_t* v) {
       if (d.empty() || d.size() > 19 || (d.size() > 1 && d[0] == '0')) return false;
       *v = 0;
@@ -803,25 +871,28 @@ struct HttpServer::Impl {
       }
       return true;
     };
-    if (dash == std::string::npos ||
-        !number(std::string_view(last).substr(1, dash - 1), &k) ||
-        !number(std::string_view(last).substr(dash + 1), &n) || k == 0)
+    std::string_view id(last);
+    if (dash == std::string::npos || (dot != std::string::npos && dot < dash) ||
+        !number(id.substr(1, dash - 1), &k) ||
+        !number(id.substr(dash + 1, dot == std::string::npos ? dot : dot - dash - 1), &n) ||
+        k == 0 || (dot != std::string::npos && (!number(id.substr(dot + 1), &m) || m == 0)))
       return false;
     auto st = std::make_shared<Stream>();
     st->sse = true;
-    std::shared_ptr<Stream> old;
     int64_t lost = 0;
     std::string outcome;
     {
       std::lock_guard<std::mutex> lock(s->mu);
-      if (k >= s->next_post) return false;
       auto it = s->posts.find(k);
-      if (it != s->posts.end() && n >= it->second->next_n) return false;
       std::shared_ptr<PostLog> log = it == s->posts.end() ? nullptr : it->second;
-      if (log != nullptr) {
+      auto ended = s->ended.find(k);
+      if (k >= s->next_post || (log != nullptr && (n >= log->next_n || m > log->primes)) ||
+          (log == nullptr && ended != s->ended.end() && n > ended->second)) {
+        outcome = "unknown";
+      } else if (log != nullptr) {
         uint64_t first = log->kept.empty() ? log->next_n : log->kept.front().n;
         lost = first > n + 1 ? static_cast<int64_t>(first - n - 1) : 0;
-        bool more = !log->replied;  // something is still to come
+        bool more = !log->finished();  // something is still to come
         for (const auto& e : log->kept) more = more || e.n > n;
         if (!more) {
           outcome = lost > 0 ? "gone" : "complete";
@@ -843,23 +914,42 @@ struct HttpServer::Impl {
               st->events.push_back({Session::PostEventId(k, e.n), e.line});
             }
           }
-          // Nothing replayed: the priming event repeats the client's id, so a client that
-          // loses this stream too before any message can resume again from the same place.
+          // A cancelled request's stream gets no reply: it ends after the replay.
+          if (log->cancelled && !st->done) st->closed = true;
+          // Nothing replayed: the priming event gets an id of its own, p<k>-<n>.<m> (m counts
+          // such primings of the stream), which resumes like p<k>-<n>: a client that loses
+          // this stream too before any message can resume again from the same place.
           if (prime && st->events.empty() && !st->done)
-            st->events.push_back({Session::PostEventId(k, n), ""});
+            st->events.push_back(
+                {Session::PostEventId(k, n) + "." + std::to_string(++log->primes), ""});
           log->primed = true;
-          old = std::move(log->live);
-          if (!st->closed) log->live = st;
+          if (!log->cancelled) {
+            // Under mu (lock order mu -> Stream::mu): the reply goes either to the old stream
+            // before this (then it is kept and replayed here) or to this one, never to both.
+            if (log->live != nullptr) log->live->Close();
+            log->live = st->closed ? nullptr : st;
+            ++log->attaches;
+          }
           out->post = log;
         }
+      } else if (ended != s->ended.end() && n == ended->second) {
+        outcome = "complete";  // forgotten since, but the client had it all (e.g. the reply)
       } else {
-        outcome = "gone";  // replied and evicted since
+        outcome = "gone";  // finished and evicted since
       }
     }
-    if (old != nullptr) old->Close();
     out->replay = outcome;
     if (outcome == "complete") {
       *res = Plain(req, http::status::no_content);
+      res->set("Writ-Replay", outcome);
+    } else if (outcome == "unknown") {
+      // Never a fresh GET stream: the client would take it for the POST stream it resumes.
+      // 410, not 404 (a 404 tells an MCP client its session is gone).
+      LogWarn("http: Last-Event-ID names no event of this session's POST streams",
+              {{"session", s->label}, {"help", "resume with an id this session's POST gave"}});
+      *res = Fail(req, http::status::gone,
+                  "Gone: Last-Event-ID names no event of this session's POST streams; there is "
+                  "nothing to resume");
       res->set("Writ-Replay", outcome);
     } else if (outcome == "gone") {
       LogWarn("http: Last-Event-ID names a POST stream whose later messages are no longer kept; "
@@ -1085,8 +1175,15 @@ struct HttpServer::Impl {
     } else if (out.post != nullptr) {
       Detach(s, out.post, out.stream.get(), out.id);
     } else {
-      Abandon(s, out.id);
+      Abandon(s, out.id, out.stream.get());
     }
+    bool cancelled;
+    {
+      std::lock_guard<std::mutex> lock(st.mu);
+      cancelled = st.cancelled;
+    }
+    // The client cancelled the request: an event stream without the reply, then its end.
+    if (post && !headers_sent && !ec && cancelled) send_headers();
     if (post && !headers_sent && !ec) {
       Response res = Fail(req, http::status::not_found, "Session terminated", -32001, out.id);
       res.keep_alive(false);
@@ -1217,7 +1314,7 @@ struct HttpServer::Impl {
           Detach(s, out.post, out.stream.get(), out.id);
         }
       } else if (!done) {
-        Abandon(s, out.id);
+        Abandon(s, out.id, out.stream.get());
       }
       res = Plain(req, http::status::ok, body, plain ? "application/json" : "text/event-stream");
       if (!out.replay.empty()) res.set("Writ-Replay", out.replay);
@@ -1362,6 +1459,29 @@ void HttpServer::CloseSessionsForTesting() {
     all.swap(m.sessions);
   }
   for (auto& [id, s] : all) s->Close();
+}
+
+HttpServer::PostState HttpServer::PostStateForTesting(const std::string& session_id) {
+  Impl& m = *impl_;
+  std::shared_ptr<Session> s;
+  {
+    std::lock_guard<std::mutex> lock(m.sess_mu);
+    auto it = m.sessions.find(session_id);
+    if (it == m.sessions.end()) return {};
+    s = it->second;
+  }
+  PostState r;
+  std::lock_guard<std::mutex> lock(s->mu);
+  r.streams = s->posts.size();
+  for (const auto& [k, log] : s->posts) {
+    r.kept += log->kept.size();
+    r.live += log->live != nullptr;
+    r.replied += log->replied;
+    r.attaches += log->attaches;
+  }
+  r.waiters = s->waiters.size();
+  r.progress = s->progress.size();
+  return r;
 }
 
 void HttpServer::Stop() {

@@ -87,6 +87,15 @@ class HttpServer {
   std::string DispatchForTesting(std::string_view raw, std::chrono::milliseconds wait);
   // Ends every session (their upstreams stop). For the fuzz target, between inputs.
   void CloseSessionsForTesting();
+  // What session `session_id` holds for its POST requests (tests; all zero for an unknown id):
+  // resumable POST streams still known (`streams`), their kept messages, how many have a
+  // connection writing them (`live`) or have their reply (`replied`), how many times a resume
+  // took a stream over (`attaches`), requests waiting for a reply and progress tokens mapped.
+  struct PostState {
+    size_t streams = 0, kept = 0, live = 0, replied = 0, attaches = 0, waiters = 0,
+           progress = 0;
+  };
+  PostState PostStateForTesting(const std::string& session_id);
 
  private:
   struct Impl;

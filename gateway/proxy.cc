@@ -736,4 +736,10 @@ void Proxy::ForwardClientRequest(size_t up, const Json& client_id, const std::st
       opts_.limits.call_timeout_ms, &key);
 }
 
+bool Proxy::AwaitingUpstream(const std::string& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = client_requests_.find(key);
+  return it != client_requests_.end() && pending_.count(it->second) > 0;
+}
+
 }  // namespace writ::gateway

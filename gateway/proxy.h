@@ -157,6 +157,10 @@ class Proxy {
   // answered. The HTTP transport uses it to put an upstream's notifications and requests on
   // the SSE stream of a related POST.
   std::vector<std::string> ClientRequestsTo(size_t up);
+  // Whether client request `key` (its id, JSON-dumped) is forwarded upstream and not yet
+  // answered: its reply (or the call_timeout error) is still to come, also after the client
+  // cancelled it. The HTTP transport uses it to release a cancelled request's stream.
+  bool AwaitingUpstream(const std::string& key);
 
  private:
   // A full JSON-RPC response, handed over (the relay edits it in place rather than copying).

@@ -8,7 +8,9 @@
 // ends it with the result. Every progress step arrives exactly once, the result too, and the
 // session's own GET stream stays open (a resume does not replace it). A second test calls the
 // same tool without a progress token: nothing is sent before the reply, the gateway primes
-// the stream after 1 s, and the SDK resumes from the priming event alone.
+// the stream after 1 s, and the SDK resumes from the priming event alone. A third cancels a
+// call through the SDK (notifications/cancelled): the gateway ends its POST stream without
+// the result, and the session goes on.
 //
 // Env: WRIT_BIN, WRIT_E2E_ALLOW_MISSING_GATEWAY=1 (skip when the binary is not built).
 import assert from "node:assert/strict";
@@ -158,14 +160,19 @@ test("a cut POST stream is resumed by the SDK with Last-Event-ID and the call's 
   assert.equal(resume.status, 200);
   assert.equal(resume.replay, "replayed");
   // The resumed stream is the POST's: ids of that stream only; its messages come after the
-  // one the client had (a priming event, when nothing was there to replay yet, repeats that
-  // id); it carries the rest of the progress and the result, then ends.
-  const n = (id) => Number(id.split("-")[1]);
+  // one the client had (a priming event, when nothing was there to replay yet, has an id of
+  // its own, pK-N.M, unique in the session); it carries the rest of the progress and the
+  // result, then ends.
+  const n = (id) => Number(id.split("-")[1].split(".")[0]);
   for (const id of ids(resume.text)) {
     assert.ok(id.startsWith(`${stream}-`), resume.text);
     assert.ok(n(id) >= n(lastSeen), resume.text);
   }
   const resumedIds = messageIds(resume.text);
+  for (const id of ids(resume.text).filter((x) => !resumedIds.includes(x)))
+    assert.match(id, new RegExp(`^${lastSeen}\\.\\d+$`), resume.text);
+  assert.equal(new Set(ids(resume.text)).size, ids(resume.text).length, resume.text);
+  for (const id of ids(resume.text)) assert.ok(!postIds.includes(id), resume.text);
   assert.ok(resumedIds.length >= 1, resume.text);
   for (const id of resumedIds) assert.ok(n(id) > n(lastSeen), resume.text);
   assert.deepEqual(resumedIds.map(n), resumedIds.map((_, i) => n(lastSeen) + 1 + i), resume.text);
@@ -207,5 +214,34 @@ test("a long call without progress is primed after 1 s; the SDK resumes it from 
   assert.equal(resumes[0].replay, "replayed");
   const stream = primed[0].split("-")[0];
   assert.deepEqual(messageIds(resumes[0].text), [`${stream}-1`], resumes[0].text);
+  await transport.terminateSession();
+});
+
+test("a call the client cancels: its POST stream ends without the result and a resume has nothing to add", { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const env = await setup(t);
+  if (!env) return t.skip("the writ binary does not exist");
+  const { client, transport, gets, rec } = env;
+  const progress = [];
+  const ac = new AbortController();
+  const result = client.callTool({ name: TOOL, arguments: { duration: 3, steps: STEPS } }, undefined, {
+    timeout: 30000,
+    signal: ac.signal,
+    onprogress: (p) => progress.push(p.progress),
+  });
+  await waitFor(() => rec.call && progressIn(rec.call.text).length >= 2, `two progress events on the POST (call: ${q(rec.call)})`);
+  // The SDK sends notifications/cancelled; the gateway ends the POST's stream (no result).
+  ac.abort("user");
+  await assert.rejects(result);
+  await waitFor(() => rec.call.ended, `the POST stream's end (${q(rec.call)})`);
+  assert.doesNotMatch(rec.call.text, /Long running operation completed/);
+  // If the SDK resumes the ended stream, nothing more comes: 204, or what was kept and the end.
+  await sleep(500);
+  for (const g of gets.filter((x) => x.lastEventId !== null)) {
+    assert.ok(g.status === 204 || g.status === 200, q(g));
+    assert.doesNotMatch(g.text, /Long running operation completed/);
+  }
+  // The session goes on.
+  const again = await client.callTool({ name: "everything__echo", arguments: { message: "after" } }, undefined, { timeout: 15000 });
+  assert.match(again.content[0].text, /after/);
   await transport.terminateSession();
 });

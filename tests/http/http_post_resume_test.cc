@@ -3,8 +3,10 @@
 // fake_upstream.py --progress): event ids p<k>-<n> on a POST's stream, the priming event for
 // 2025-11-25 clients, a POST whose client left before the reply resumed by a GET with
 // Last-Event-ID (replay after the id, then live, the reply exactly once), unknown and foreign
-// ids, eviction (partial, gone), and resumption off. A POST dispatched with a wait its reply
-// cannot meet ends as if its client left (ask_progress waits for the client's answer).
+// ids, eviction (partial, gone, complete for an evicted stream's last id), cancelled held and
+// forwarded calls releasing their POST state, and resumption off. A POST dispatched with a
+// wait its reply cannot meet ends as if its client left (ask_progress waits for the client's
+// answer).
 #include <doctest/doctest.h>
 #include <unistd.h>
 
@@ -20,6 +22,8 @@
 #include "compiler/compile.h"
 #include "gateway/audit.h"
 #include "gateway/config.h"
+#include "gateway/governance.h"
+#include "gateway/guards.h"
 #include "gateway/http_server.h"
 #include "gateway/sse.h"
 #include "runtime/evaluator.h"
@@ -38,17 +42,24 @@ constexpr char kNew[] = "2025-11-25";
 constexpr char kOld[] = "2025-06-18";
 
 struct Fixture {
+  writ::gateway::Governance gov;  // outlives srv
   std::unique_ptr<HttpServer> srv;
   fs::path dir;
 
-  // `events`: http.resume_buffer_events; the audit log goes to dir/audit.jsonl.
-  explicit Fixture(int events) {
+  // `events`: http.resume_buffer_events; the audit log goes to dir/audit.jsonl. `approvals`:
+  // demo__echo needs approval (approvals.db in dir), so a call of it is held.
+  explicit Fixture(int events, bool approvals = false) {
     dir = fs::temp_directory_path() /
-          ("writ-post-resume-" + std::to_string(getpid()) + "-" + std::to_string(events));
+          ("writ-post-resume-" + std::to_string(getpid()) + "-" + std::to_string(events) +
+           (approvals ? "-a" : ""));
     fs::remove_all(dir);
     fs::create_directories(dir);
     std::string bytes, error;
-    REQUIRE(writ::CompileText("t.writ", "permit (principal, action, resource);", &bytes, &error));
+    std::string policy = "permit (principal, action, resource);";
+    if (approvals)
+      policy += "\nrule if resource == Tool::\"demo__echo\" then require_approval(approvers: "
+                "\"ops\");";
+    REQUIRE_MESSAGE(writ::CompileText("t.writ", policy, &bytes, &error), error);
     writ::gateway::HttpServerOptions o;
     o.bundle = writ::runtime::Bundle::Load(bytes, &error);
     REQUIRE(o.bundle != nullptr);
@@ -66,6 +77,16 @@ struct Fixture {
     std::unique_ptr<writ::gateway::AuditLog> log;
     REQUIRE(writ::gateway::AuditLog::Open(ao, &log).ok());
     o.audit = std::move(log);
+    if (approvals) {
+      o.config.approvals.enabled = true;
+      o.config.approvals.db = (dir / "state.db").string();
+      o.config.approvals.wait_ms = 60'000;  // held for the whole test
+      REQUIRE_MESSAGE(writ::gateway::StartGovernance(o.config, o.audit, &gov, &error), error);
+      auto guards = std::make_shared<writ::gateway::Guards>();
+      REQUIRE_MESSAGE(writ::gateway::BuildGuards(o.config, {}, &gov, guards.get(), &error),
+                      error);
+      o.guards = guards;
+    }
     srv = std::make_unique<HttpServer>(std::move(o));
   }
   ~Fixture() {
@@ -142,6 +163,16 @@ std::vector<Event> Messages(const std::vector<Event>& events) {
   return out;
 }
 
+// Polls `cond` every 10 ms for up to 10 s (a signal from another thread, never a fixed sleep).
+template <class F>
+bool WaitUntil(F cond) {
+  for (int i = 0; i < 1000; ++i) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return cond();
+}
+
 std::vector<std::string> Ids(const std::vector<Event>& events) {
   std::vector<std::string> ids;
   for (const auto& e : events) ids.push_back(e.id);
@@ -167,11 +198,12 @@ std::string OpenSession(Fixture& f) {
   return sid;
 }
 
-// POSTs ask_progress (id `id`, progress token "t") and leaves before the reply: the events
-// the client got (priming with kNew, 2 progress, a log message, the sampling request).
-std::vector<Event> AskAndLeave(Fixture& f, const std::string& sid, const json& id) {
-  std::string r = f.Dispatch(Req("POST", sid, Call(id, "demo__ask_progress", "t").dump(), kNew),
-                             kDrop);
+// POSTs ask_progress (id `id`, progress token `token`) and leaves before the reply: the
+// events the client got (priming with kNew, 2 progress, a log message, the sampling request).
+std::vector<Event> AskAndLeave(Fixture& f, const std::string& sid, const json& id,
+                               const std::string& token = "t") {
+  std::string r = f.Dispatch(
+      Req("POST", sid, Call(id, "demo__ask_progress", token).dump(), kNew), kDrop);
   REQUIRE_MESSAGE(Status(r) == 200, r);
   REQUIRE(Header(r, "Content-Type") == "text/event-stream");
   return Events(r);
@@ -271,23 +303,41 @@ TEST_CASE("HTTP POST streams: a POST dropped before its reply is resumed with La
     // From the priming id: everything.
     r = f.Dispatch(Resume(sid, "p1-0"), std::chrono::milliseconds(300));
     CHECK(Ids(Events(r)) == std::vector<std::string>{"p1-1", "p1-2", "p1-3", "p1-4"});
-    // From the last id, nothing replayed: a 2025-11-25 stream is primed with that id.
+    // From the last id, nothing replayed: a 2025-11-25 stream is primed with an id of its
+    // own (unique in the session) that resumes like p1-4.
     r = f.Dispatch(Resume(sid, "p1-4"), std::chrono::milliseconds(300));
     REQUIRE(Status(r) == 200);
     auto primed = Events(r);
     REQUIRE(primed.size() == 1);
-    CHECK(primed[0].id == "p1-4");
+    CHECK(primed[0].id == "p1-4.1");
     CHECK(primed[0].msg.is_null());
+    r = f.Dispatch(Resume(sid, "p1-4.1"), std::chrono::milliseconds(300));
+    REQUIRE(Status(r) == 200);
+    CHECK(Header(r, "Writ-Replay") == "replayed");
+    primed = Events(r);
+    REQUIRE(primed.size() == 1);
+    CHECK(primed[0].id == "p1-4.2");
+    CHECK(primed[0].msg.is_null());
+    // From p1-3.1 (a priming id of p1-3's position): p1-4 again.
+    r = f.Dispatch(Resume(sid, "p1-3.1"), std::chrono::milliseconds(300));
+    CHECK(Ids(Events(r)) == std::vector<std::string>{"p1-4"});
+    // A priming number this stream never gave is unknown.
+    r = f.Dispatch(Resume(sid, "p1-4.3"), std::chrono::milliseconds(300));
+    CHECK(Status(r) == 410);
+    CHECK(Header(r, "Writ-Replay") == "unknown");
   }
 
   SUBCASE("the resumed stream delivers the reply live, exactly once, and ends") {
-    // The client answers the sampling request while the resumed stream waits.
-    std::thread answer([&] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));
-      Answer(f, sid, sampling, "resumed");
-    });
-    std::string r = f.Dispatch(Resume(sid, "p1-4"));
-    answer.join();
+    // The client answers the sampling request once the resumed stream has attached, and the
+    // reply had not come then: the resume got it live, not from the buffer.
+    std::string r;
+    std::thread resume([&] { r = f.Dispatch(Resume(sid, "p1-4"), std::chrono::seconds(10)); });
+    bool attached = WaitUntil([&] { return f.srv->PostStateForTesting(sid).attaches == 1; });
+    CHECK(attached);
+    CHECK(f.srv->PostStateForTesting(sid).replied == 0);
+    CHECK(f.srv->PostStateForTesting(sid).live == 1);
+    Answer(f, sid, sampling, "resumed");
+    resume.join();
     REQUIRE(Status(r) == 200);
     CHECK(Header(r, "Writ-Replay") == "replayed");
     auto messages = Messages(Events(r));
@@ -332,20 +382,25 @@ TEST_CASE("HTTP POST streams: a POST dropped before its reply is resumed with La
   }
 
   SUBCASE("a second resume takes the stream over; the first ends without the reply") {
-    std::string first;
+    // Each step waits for the previous one to have attached (a signal, not a sleep).
+    std::string first, second;
     std::thread a([&] { first = f.Dispatch(Resume(sid, "p1-3"), std::chrono::seconds(10)); });
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    std::thread answer([&] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));
-      Answer(f, sid, sampling, "second");
-    });
-    std::string second = f.Dispatch(Resume(sid, "p1-4"));
-    answer.join();
-    a.join();
+    REQUIRE(WaitUntil([&] { return f.srv->PostStateForTesting(sid).attaches == 1; }));
+    std::thread b([&] { second = f.Dispatch(Resume(sid, "p1-4"), std::chrono::seconds(10)); });
+    bool attached = WaitUntil([&] { return f.srv->PostStateForTesting(sid).attaches == 2; });
+    CHECK(attached);
+    a.join();  // taken over: ends at once, without waiting for the reply
+    Answer(f, sid, sampling, "second");
+    b.join();
     REQUIRE(Status(first) == 200);
-    // The first got its replay and ended without the reply: the second took the stream over.
-    CHECK(Ids(Events(first)) == std::vector<std::string>{"p1-4"});
     REQUIRE(Status(second) == 200);
+    // Exactly one connection got the reply: the last one to attach.
+    int replies = 0;
+    for (const auto& r : {first, second})
+      for (const auto& e : Messages(Events(r))) replies += e.msg.contains("result");
+    CHECK(replies == 1);
+    // The first got its replay and ended without the reply.
+    CHECK(Ids(Events(first)) == std::vector<std::string>{"p1-4"});
     auto messages = Messages(Events(second));
     REQUIRE(messages.size() == 1);
     CHECK(messages[0].id == "p1-5");
@@ -358,21 +413,46 @@ TEST_CASE("HTTP POST streams: a POST dropped before its reply is resumed with La
     CHECK(Body(r).find("already in flight") != std::string::npos);
   }
 
-  SUBCASE("unknown and foreign ids are handled as the GET path does (a fresh GET stream)") {
-    for (const char* bad : {"p9-1", "p1-99", "p", "p1", "p1-", "p01-1", "p1-01", "p0-0",
-                            "p1-1x", "p-1", "p18446744073709551616-1"}) {
+  SUBCASE("well-formed unknown ids get 410 (never a GET stream); malformed ones a GET stream") {
+    for (const char* unknown : {"p9-1", "p2-0", "p1-99", "p1-5", "p1-2.1"}) {
+      std::string r = f.Dispatch(Resume(sid, unknown), std::chrono::milliseconds(100));
+      CHECK_MESSAGE(Status(r) == 410, unknown);
+      CHECK_MESSAGE(Header(r, "Writ-Replay") == "unknown", unknown);
+      CHECK(Header(r, "Content-Type") == "application/json");
+      CHECK(json::parse(Body(r))["error"]["message"].get<std::string>().find(
+                "names no event of this session's POST streams") != std::string::npos);
+    }
+    for (const char* bad : {"p", "p1", "p1-", "p01-1", "p1-01", "p0-0", "p1-1x", "p-1",
+                            "p18446744073709551616-1", "p1-1.", "p1-1.0", "p1.1-1", "p1-1.x"}) {
       std::string r = f.Dispatch(Resume(sid, bad), std::chrono::milliseconds(100));
       REQUIRE(Status(r) == 200);
       CHECK_MESSAGE(Header(r, "Writ-Replay") == "unknown", bad);
       for (const auto& e : Events(r)) CHECK(e.id.rfind("g", 0) == 0);  // the GET stream's
     }
-    // Another session's client has no POST stream 1: the id is unknown there.
+  }
+
+  SUBCASE("two sessions' POST streams 1 do not mix") {
     std::string other = OpenSession(f);
-    std::string r = f.Dispatch(Resume(other, "p1-2"), std::chrono::milliseconds(100));
-    REQUIRE(Status(r) == 200);
+    auto oev = AskAndLeave(f, other, "o1", "u");
+    REQUIRE(oev.size() == 5);
+    CHECK(oev[0].id == "p1-0");
+    std::string mine = f.Dispatch(Resume(sid, "p1-0"), std::chrono::milliseconds(300));
+    std::string theirs = f.Dispatch(Resume(other, "p1-0"), std::chrono::milliseconds(300));
+    REQUIRE(Status(mine) == 200);
+    REQUIRE(Status(theirs) == 200);
+    auto a = Messages(Events(mine)), b = Messages(Events(theirs));
+    REQUIRE(a.size() == 4);
+    REQUIRE(b.size() == 4);
+    for (int i : {0, 1}) {
+      CHECK(a[i].msg["params"]["progressToken"] == "t");
+      CHECK(b[i].msg["params"]["progressToken"] == "u");
+    }
+    CHECK(a[3].msg == sampling);
+    CHECK(b[3].msg == oev[4].msg);
+    // Ids beyond the other session's stream are unknown there.
+    std::string r = f.Dispatch(Resume(other, "p2-0"), std::chrono::milliseconds(100));
+    CHECK(Status(r) == 410);
     CHECK(Header(r, "Writ-Replay") == "unknown");
-    CHECK(Body(r).find("sampling") == std::string::npos);
-    CHECK(Body(r).find("progress") == std::string::npos);
   }
 }
 
@@ -398,13 +478,126 @@ TEST_CASE("HTTP POST streams: eviction is reported, never silent") {
   REQUIRE(Ids(Messages(Events(r))) == std::vector<std::string>{"p1-5"});
   ev = AskAndLeave(f, sid, "b");
   CHECK(Ids(ev) == std::vector<std::string>{"p2-0", "p2-1", "p2-2", "p2-3", "p2-4"});
+  CHECK(f.srv->PostStateForTesting(sid).streams == 1);  // stream 1 is forgotten
   r = f.Dispatch(Resume(sid, "p1-4"));
   CHECK(Status(r) == 410);
   CHECK(Header(r, "Writ-Replay") == "gone");
   CHECK(Body(r).find("no longer kept") != std::string::npos);
+  // The reply's own id: the client had everything (e.g. an error reply, after which the SDK
+  // still resumes); 204, not 410.
+  r = f.Dispatch(Resume(sid, "p1-5"));
+  CHECK(Status(r) == 204);
+  CHECK(Header(r, "Writ-Replay") == "complete");
+  r = f.Dispatch(Resume(sid, "p1-6"));
+  CHECK(Status(r) == 410);
+  CHECK(Header(r, "Writ-Replay") == "unknown");
   r = f.Dispatch(Resume(sid, "p2-0"), std::chrono::milliseconds(300));
   CHECK(Header(r, "Writ-Replay") == "partial");
   CHECK(Ids(Events(r)) == std::vector<std::string>{"p2-2", "p2-3", "p2-4"});
+
+  // The record of forgotten streams is bounded (resume_buffer_events streams, oldest first):
+  // once three more streams are forgotten, stream 1's reply id is "gone" too.
+  Answer(f, sid, sampling = ev[4].msg, "y");
+  r = f.Dispatch(Resume(sid, "p2-4"));
+  REQUIRE(Ids(Messages(Events(r))) == std::vector<std::string>{"p2-5"});
+  for (int i = 0; i < 3; ++i) {
+    r = f.Dispatch(Req("POST", sid, Call(100 + i, "demo__progress", "tok").dump(), kOld));
+    REQUIRE(Ids(Events(r)).back() == "p" + std::to_string(3 + i) + "-4");
+  }
+  r = f.Dispatch(Resume(sid, "p2-5"));
+  CHECK(Status(r) == 204);  // stream 2 is still recorded
+  r = f.Dispatch(Resume(sid, "p1-5"));
+  CHECK(Status(r) == 410);
+  CHECK(Header(r, "Writ-Replay") == "gone");
+}
+
+TEST_CASE("HTTP POST streams: a cancelled request's stream state is released") {
+  Fixture f(64, true);
+  std::string sid = OpenSession(f);
+  auto cancel = [&](const json& id) {
+    json note = {{"jsonrpc", "2.0"},
+                 {"method", "notifications/cancelled"},
+                 {"params", {{"requestId", id}, {"reason", "user"}}}};
+    REQUIRE(Status(f.Dispatch(Req("POST", sid, note.dump(), kNew))) == 202);
+  };
+
+  SUBCASE("a call held for approval") {
+    // Held: no reply; the POST is primed (as after 1 s) and its client leaves.
+    std::string r = f.Dispatch(Req("POST", sid, Call("h1", "demo__echo", "ht").dump(), kNew),
+                               std::chrono::milliseconds(300));
+    REQUIRE(Status(r) == 200);
+    // The priming event and the "waiting for approval" progress notification.
+    auto ev = Events(r);
+    REQUIRE(ev.size() == 2);
+    CHECK(Ids(ev) == std::vector<std::string>{"p1-0", "p1-1"});
+    CHECK(ev[1].msg["params"]["progressToken"] == "ht");
+    auto before = f.srv->PostStateForTesting(sid);
+    CHECK(before.streams == 1);
+    CHECK(before.waiters == 1);
+    CHECK(before.progress == 1);
+    cancel("h1");
+    auto after = f.srv->PostStateForTesting(sid);
+    CHECK(after.streams == 1);  // what was sent stays kept until evicted
+    CHECK(after.kept == 1);
+    CHECK(after.waiters == 0);
+    CHECK(after.progress == 0);
+    // A resume replays what was kept and ends at once (no reply will come), or is complete.
+    r = f.Dispatch(Resume(sid, "p1-0"));
+    REQUIRE(Status(r) == 200);
+    CHECK(Ids(Events(r)) == std::vector<std::string>{"p1-1"});
+    CHECK(Status(f.Dispatch(Resume(sid, "p1-1"))) == 204);
+    CHECK(f.srv->PostStateForTesting(sid).live == 0);
+    // The id is free again.
+    r = f.Dispatch(Req("POST", sid, Call("h1", "demo__progress", "tok").dump(), kNew));
+    REQUIRE(Status(r) == 200);
+    CHECK(Messages(Events(r)).back().msg["id"] == "h1");
+    // A cancellation of an unknown id changes nothing.
+    cancel("nope");
+    CHECK(f.srv->PostStateForTesting(sid).waiters == 0);
+  }
+
+  SUBCASE("a forwarded call: the upstream's later reply is swallowed, then the id is free") {
+    auto ev = AskAndLeave(f, sid, "c1");
+    REQUIRE(ev.size() == 5);
+    json sampling = ev[4].msg;
+    CHECK(f.srv->PostStateForTesting(sid).streams == 1);
+    cancel("c1");
+    auto after = f.srv->PostStateForTesting(sid);
+    CHECK(after.streams == 1);  // its kept messages stay until evicted...
+    CHECK(after.progress == 0);
+    CHECK(after.live == 0);
+    // ...and resume without waiting for a reply that will not come.
+    std::string r = f.Dispatch(Resume(sid, "p1-2"));
+    REQUIRE(Status(r) == 200);
+    CHECK(Ids(Events(r)) == std::vector<std::string>{"p1-3", "p1-4"});
+    CHECK(Status(f.Dispatch(Resume(sid, "p1-4"))) == 204);
+    // The upstream has not answered yet: the id stays taken until it does.
+    r = f.Dispatch(Req("POST", sid, Call("c1", "demo__echo").dump(), kNew));
+    CHECK(Status(r) == 400);
+    Answer(f, sid, sampling, "late");
+    bool released = WaitUntil([&] { return f.srv->PostStateForTesting(sid).waiters == 0; });
+    CHECK(released);
+    auto end = f.srv->PostStateForTesting(sid);
+    CHECK(end.replied == 0);  // the late reply was not kept...
+    CHECK(end.kept == 4);
+    CHECK(Status(f.Dispatch(Resume(sid, "p1-4"))) == 204);  // ...nor resumed
+    r = f.Dispatch(Req("POST", sid, Call("c1", "demo__progress", "tok").dump(), kNew));
+    REQUIRE(Status(r) == 200);
+    CHECK(Messages(Events(r)).back().msg["id"] == "c1");
+  }
+
+  SUBCASE("a cancelled stream is forgotten once evicted; its last id still resumes as 204") {
+    auto ev = AskAndLeave(f, sid, "c2");
+    REQUIRE(ev.size() == 5);
+    cancel("c2");
+    // Many more streams evict it (the buffer holds 64 POST messages).
+    for (int i = 0; i < 17; ++i)
+      REQUIRE(Status(f.Dispatch(
+                  Req("POST", sid, Call(200 + i, "demo__progress", "tok").dump(), kOld))) == 200);
+    CHECK(f.srv->PostStateForTesting(sid).streams == 16);
+    CHECK(Status(f.Dispatch(Resume(sid, "p1-4"))) == 204);
+    CHECK(Status(f.Dispatch(Resume(sid, "p1-3"))) == 410);
+  }
 }
 
 TEST_CASE("HTTP POST streams: resume_buffer_events 0 turns it off (no ids, as before)") {
