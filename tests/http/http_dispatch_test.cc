@@ -12,6 +12,7 @@
 #include "gateway/config.h"
 #include "gateway/http_server.h"
 #include "runtime/evaluator.h"
+#include "tests/http/http_test_util.h"
 
 using nlohmann::json;
 
@@ -40,21 +41,9 @@ std::string Req(const std::string& method, const std::string& sid, const std::st
   return r;
 }
 
-int Status(const std::string& res) {
-  return res.size() > 12 && res.rfind("HTTP/1.1 ", 0) == 0 ? std::stoi(res.substr(9, 3)) : 0;
-}
-
-std::string Header(const std::string& res, const std::string& name) {
-  size_t p = res.find("\r\n" + name + ": ");
-  if (p == std::string::npos) return "";
-  p += name.size() + 4;
-  return res.substr(p, res.find("\r\n", p) - p);
-}
-
-std::string Body(const std::string& res) {
-  size_t p = res.find("\r\n\r\n");
-  return p == std::string::npos ? "" : res.substr(p + 4);
-}
+using writ::http_test::Body;
+using writ::http_test::Header;
+using writ::http_test::Status;
 
 constexpr auto kWait = std::chrono::milliseconds(2000);
 

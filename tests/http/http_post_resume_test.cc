@@ -27,6 +27,7 @@
 #include "gateway/http_server.h"
 #include "gateway/sse.h"
 #include "runtime/evaluator.h"
+#include "tests/http/http_test_util.h"
 
 using nlohmann::json;
 namespace fs = std::filesystem;
@@ -125,21 +126,9 @@ std::string Resume(const std::string& sid, const std::string& last) {
   return Req("GET", sid, "", kNew, "Last-Event-ID: " + last + "\r\n");
 }
 
-int Status(const std::string& res) {
-  return res.size() > 12 && res.rfind("HTTP/1.1 ", 0) == 0 ? std::stoi(res.substr(9, 3)) : 0;
-}
-
-std::string Header(const std::string& res, const std::string& name) {
-  size_t p = res.find("\r\n" + name + ": ");
-  if (p == std::string::npos) return "";
-  p += name.size() + 4;
-  return res.substr(p, res.find("\r\n", p) - p);
-}
-
-std::string Body(const std::string& res) {
-  size_t p = res.find("\r\n\r\n");
-  return p == std::string::npos ? "" : res.substr(p + 4);
-}
+using writ::http_test::Body;
+using writ::http_test::Header;
+using writ::http_test::Status;
 
 // The SSE events of a response body: id and message (null for a priming event).
 struct Event {
@@ -622,20 +611,8 @@ TEST_CASE("HTTP POST streams: resume_buffer_events 0 turns it off (no ids, as be
 }
 
 TEST_CASE("docs/gateway.md: the POST resumption config example parses") {
-  std::ifstream f(std::string(WRIT_SOURCE_DIR) + "/docs/gateway.md");
-  std::string doc((std::istreambuf_iterator<char>(f)), {});
-  size_t marker = doc.find("<!-- example: http-post-resume-config");
-  REQUIRE(marker != std::string::npos);
-  size_t start = doc.find("```yaml\n", marker);
-  REQUIRE(start != std::string::npos);
-  start += 8;
-  size_t end = doc.find("```", start);
-  writ::gateway::Config c;
-  std::string errors;
-  REQUIRE_MESSAGE(writ::gateway::ParseConfig("policies: p\nupstreams: []\n" +
-                                                 doc.substr(start, end - start),
-                                             "gateway.md", "", &c, &errors),
-                  errors);
+  writ::gateway::Config c = writ::http_test::ParseDocsYaml("<!-- example: http-post-resume-config");
+  const std::string doc = writ::http_test::GatewayDoc();
   CHECK(c.http.resume_buffer_events == 1000);
   CHECK(c.http.resume_buffer_bytes == 8388608u);
   // The documented exchange names the ids this gateway gives (p<k>-<n>, priming p<k>-0).

@@ -28,6 +28,7 @@
 #include "gateway/http_server.h"
 #include "gateway/identity.h"
 #include "gateway/sse.h"
+#include "tests/http/http_test_util.h"
 
 using nlohmann::json;
 namespace fs = std::filesystem;
@@ -495,6 +496,18 @@ namespace {
 
 // An anonymous gateway (stdio_principal an analyst) in front of the fake upstream; returns
 // the session id after initialize + initialized.
+// writ.yaml in `dir` for the slow-client tests: fake_upstream.py --flood behind an anonymous
+// HTTP listener with a replay buffer large enough for the whole flood.
+void WriteFloodConfig(const fs::path& dir) {
+  std::string fake = std::string(WRIT_SOURCE_DIR) + "/tests/gateway/fake_upstream.py";
+  std::ofstream(dir / "writ.yaml")
+      << "policies: ./policies\n"
+         "upstreams:\n  - name: demo\n    command: python3\n    args: [" + fake + ", --flood]\n"
+         "http: { listen: '127.0.0.1:0', allow_anonymous: true,\n"
+         "        resume_buffer_events: 100000, resume_buffer_bytes: 67108864 }\n"
+         "stdio_principal: { uid: 'User::\"ann\"', parents: ['Role::\"analyst\"'] }\n";
+}
+
 std::string OpenSession(int port) {
   auto r = Do(port, http::verb::post, "/mcp", Rpc(1, "initialize", InitParams()).dump(), Mcp(""));
   REQUIRE_MESSAGE(r.result_int() == 200, r.body());
@@ -877,20 +890,8 @@ TEST_CASE("HTTP: a GET stream resumed with Last-Event-ID replays what the client
 }
 
 TEST_CASE("http.resume_buffer_* keys: the docs example parses, bad values are refused") {
-  std::ifstream f(std::string(WRIT_SOURCE_DIR) + "/docs/gateway.md");
-  std::string doc((std::istreambuf_iterator<char>(f)), {});
-  size_t marker = doc.find("<!-- example: http-resume-config");
-  REQUIRE(marker != std::string::npos);
-  size_t start = doc.find("```yaml\n", marker);
-  REQUIRE(start != std::string::npos);
-  start += 8;
-  size_t end = doc.find("```", start);
-  writ::gateway::Config c;
+  writ::gateway::Config c = writ::http_test::ParseDocsYaml("<!-- example: http-resume-config");
   std::string errors;
-  REQUIRE_MESSAGE(writ::gateway::ParseConfig("policies: p\nupstreams: []\n" +
-                                                 doc.substr(start, end - start),
-                                             "gateway.md", "", &c, &errors),
-                  errors);
   CHECK(c.http.resume_buffer_events == 1000);
   CHECK(c.http.resume_buffer_bytes == 4194304u);
   writ::gateway::Config d;
@@ -914,13 +915,7 @@ TEST_CASE("HTTP: a GET stream whose client stops reading is ended; nothing it mi
   // after what is queued, so the client's resume with Last-Event-ID gets the rest.
   constexpr int kCount = 3000, kPad = 8000;  // ~24 MB: well past socket buffers + queue
   fs::path dir = MakeDir("writ-http-slow");
-  std::string fake = std::string(WRIT_SOURCE_DIR) + "/tests/gateway/fake_upstream.py";
-  std::ofstream(dir / "writ.yaml")
-      << "policies: ./policies\n"
-         "upstreams:\n  - name: demo\n    command: python3\n    args: [" + fake + ", --flood]\n"
-         "http: { listen: '127.0.0.1:0', allow_anonymous: true,\n"
-         "        resume_buffer_events: 100000, resume_buffer_bytes: 67108864 }\n"
-         "stdio_principal: { uid: 'User::\"ann\"', parents: ['Role::\"analyst\"'] }\n";
+  WriteFloodConfig(dir);
   Server srv(dir / "writ.yaml", dir / "stderr");
   REQUIRE_MESSAGE(srv.port() != 0, srv.log());
   int port = srv.port();
@@ -994,13 +989,7 @@ TEST_CASE("HTTP: a POST stream whose client stops reading is ended; a resume get
   // in order, each exactly once. The socket path (not DispatchForTesting) is what is tested.
   constexpr int kCount = 3000, kPad = 8000;
   fs::path dir = MakeDir("writ-http-slow-post");
-  std::string fake = std::string(WRIT_SOURCE_DIR) + "/tests/gateway/fake_upstream.py";
-  std::ofstream(dir / "writ.yaml")
-      << "policies: ./policies\n"
-         "upstreams:\n  - name: demo\n    command: python3\n    args: [" + fake + ", --flood]\n"
-         "http: { listen: '127.0.0.1:0', allow_anonymous: true,\n"
-         "        resume_buffer_events: 100000, resume_buffer_bytes: 67108864 }\n"
-         "stdio_principal: { uid: 'User::\"ann\"', parents: ['Role::\"analyst\"'] }\n";
+  WriteFloodConfig(dir);
   Server srv(dir / "writ.yaml", dir / "stderr");
   REQUIRE_MESSAGE(srv.port() != 0, srv.log());
   int port = srv.port();
