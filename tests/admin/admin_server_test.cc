@@ -79,7 +79,7 @@ TEST_CASE("admin token config parses hex with or without prefix") {
 
 TEST_CASE("admin API: every request needs the token") {
   Fixture f("api_auth");
-  for (const std::string& target :
+  for (const char* target :
        {"/v1/approvals", "/v1/killswitch", "/nope", "/v1/approvals/x"}) {
     HttpReply r = Http(f.port, "GET", target);
     CHECK(r.status == 401);

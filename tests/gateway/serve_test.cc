@@ -33,7 +33,7 @@ std::string Slurp(const fs::path& p) {
 class Gateway {
  public:
   explicit Gateway(const std::vector<std::string>& args)
-      : child_(ChildSpec{"writ-under-test", std::string(WRIT_BINARY_DIR) + "/cli/writ", args}) {
+      : child_(ChildSpec{"writ-under-test", std::string(WRIT_BINARY_DIR) + "/cli/writ", args, {}}) {
     std::string error;
     REQUIRE_MESSAGE(child_.Start(
                         [this](std::string_view line) {
