@@ -404,8 +404,7 @@ AuditStatus AuditLog::AppendBody(const std::function<nlohmann::json()>& build) {
       }
       seq = seq_;
     }
-    if (options_.fsync == AuditFsync::kAlways) return WaitDurable(seq);
-    return AuditStatus::Ok();
+    return AfterAppend(seq);
   } catch (const std::exception& e) {
     Metrics::Global().audit_failures().Inc();
     return AuditStatus::Error(Code::kInvalid,
@@ -650,8 +649,7 @@ AuditStatus AuditLog::AppendParts(const RecordParts& p) {
     }
     seq = seq_;
   }
-  if (options_.fsync == AuditFsync::kAlways) return WaitDurable(seq);
-  return AuditStatus::Ok();
+  return AfterAppend(seq);
 }
 
 AuditStatus AuditLog::Append(const AuditRecord& record) {
@@ -786,6 +784,10 @@ AuditStatus AuditLog::WriteLineLocked(const std::string& line, std::string hash)
 // meanwhile), publishes that count as durable and wakes the others. A waiter whose record is
 // not covered yet leads the next round, which then covers every record written during the
 // previous one: N concurrent calls share about two fsyncs instead of N in a row.
+AuditStatus AuditLog::AfterAppend(uint64_t seq) {
+  return options_.fsync == AuditFsync::kAlways ? WaitDurable(seq) : AuditStatus::Ok();
+}
+
 AuditStatus AuditLog::WaitDurable(uint64_t seq) {
   std::unique_lock<std::mutex> lk(sync_mu_);
   for (;;) {

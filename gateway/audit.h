@@ -219,6 +219,9 @@ class AuditLog {
   // audit.fsync: always. Returns once record `seq` is fdatasynced, sharing one fdatasync with
   // every concurrent Append (group commit, see audit.cc). REQUIRES: mu_ not held.
   AuditStatus WaitDurable(uint64_t seq);
+  // After record `seq` is written: with fsync: always, WaitDurable(seq); otherwise ok (the
+  // interval thread or nobody syncs). REQUIRES: mu_ not held.
+  AuditStatus AfterAppend(uint64_t seq);
   AuditStatus SyncLocked();                           // REQUIRES: mu_ held
   // fdatasync if anything was written since the last sync, without holding mu_ meanwhile.
   // REQUIRES: mu_ not held.

@@ -14,6 +14,7 @@
 #include "gateway/jsonrpc.h"
 #include "gateway/proxy.h"
 #include "tests/admin/admin_util.h"
+#include "tests/gateway/proxy_session.h"
 
 using namespace writ::gateway;
 using nlohmann::json;
@@ -41,46 +42,25 @@ rule if resource == Tool::"billing__refund" then require_approval(approvers: "fi
 
 // One in-memory MCP session (upstream "billing" with tool `refund`) whose Proxy uses `gov` as
 // `writ serve` wires it: the Guards built by BuildGuards from the same config.
-struct Session {
-  std::vector<json> client, up;
-  std::unique_ptr<Proxy> proxy;
-  Session(const Config& config, Governance* gov) {
-    std::string bytes, error;
-    REQUIRE_MESSAGE(writ::CompileText("t.writ", kRefundPolicy, &bytes, &error), error);
-    auto bundle = writ::runtime::Bundle::Load(bytes, &error);
-    REQUIRE(bundle != nullptr);
+struct Session : writ::gateway_test::ProxySession {
+  Session(const Config& config, Governance* gov)
+      : ProxySession(kRefundPolicy, Options(config, gov), "billing") {
+    Initialize();
+    REQUIRE(ListTools(json::array({{{"name", "refund"}}}))["result"]["tools"].size() == 1);
+  }
+  static ProxyOptions Options(const Config& config, Governance* gov) {
+    std::string error;
     auto guards = std::make_shared<Guards>();
     REQUIRE_MESSAGE(BuildGuards(config, {}, gov, guards.get(), &error), error);
     REQUIRE(guards->governance == gov);
     ProxyOptions opts;
     opts.principal.uid = "User::\"alice\"";
     opts.guards = guards;
-    proxy = std::make_unique<Proxy>(
-        opts, bundle, [this](const std::string& l) { client.push_back(json::parse(l)); });
-    proxy->AddUpstream("billing", [this](const std::string& l) {
-      up.push_back(json::parse(l));
-      return true;
-    });
-    Client({{"jsonrpc", "2.0"}, {"id", 0}, {"method", "initialize"},
-            {"params", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()}}}});
-    Up({{"jsonrpc", "2.0"}, {"id", up.back()["id"]},
-        {"result",
-         {{"protocolVersion", "2025-06-18"}, {"capabilities", {{"tools", json::object()}}}}}});
-    Client({{"jsonrpc", "2.0"}, {"id", "list"}, {"method", "tools/list"}});
-    Up({{"jsonrpc", "2.0"}, {"id", up.back()["id"]},
-        {"result", {{"tools", json::array({{{"name", "refund"}}})}}}});
-    REQUIRE(client.back()["result"]["tools"].size() == 1);
+    return opts;
   }
-  void Client(const json& m) { proxy->OnClientLine(m.dump()); }
-  void Up(const json& m) { proxy->OnUpstreamLine(0, m.dump()); }
   void Refund(int id, int amount) {
     Client({{"jsonrpc", "2.0"}, {"id", id}, {"method", "tools/call"},
             {"params", {{"name", "billing__refund"}, {"arguments", {{"amount", amount}}}}}});
-  }
-  size_t Forwarded() const {
-    size_t n = 0;
-    for (const auto& m : up) n += m.value("method", "") == "tools/call";
-    return n;
   }
   // The client's answer to request `id` (null: none yet).
   json Answer(int id) const {

@@ -24,6 +24,7 @@
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/proxy.h"
+#include "tests/gateway/proxy_session.h"
 
 using namespace writ::gateway;
 using nlohmann::json;
@@ -88,41 +89,16 @@ class LogCapture {
 };
 
 // One in-memory session with one upstream "a" that offers tool `run`.
-struct OneUpstream {
-  std::vector<json> client, up;
-  std::unique_ptr<Proxy> proxy;
-  explicit OneUpstream(std::shared_ptr<AuditLog> audit) {
-    std::string bytes, error;
-    REQUIRE(writ::CompileText("t.writ", "@id(\"all\") permit (principal, action, resource);",
-                              &bytes, &error));
-    auto bundle = writ::runtime::Bundle::Load(bytes, &error);
-    REQUIRE(bundle != nullptr);
+struct OneUpstream : writ::gateway_test::ProxySession {
+  explicit OneUpstream(std::shared_ptr<AuditLog> audit)
+      : ProxySession("@id(\"all\") permit (principal, action, resource);", Options(audit), "a") {
+    Initialize();
+    REQUIRE(ListTools(json::array({{{"name", "run"}}}))["result"]["tools"].size() == 1);
+  }
+  static ProxyOptions Options(std::shared_ptr<AuditLog> audit) {
     ProxyOptions opts;
     opts.audit = std::move(audit);
-    proxy = std::make_unique<Proxy>(
-        opts, bundle, [this](const std::string& l) { client.push_back(json::parse(l)); });
-    proxy->AddUpstream("a", [this](const std::string& l) {
-      up.push_back(json::parse(l));
-      return true;
-    });
-    Client({{"jsonrpc", "2.0"}, {"id", 0}, {"method", "initialize"},
-            {"params", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()}}}});
-    Up({{"jsonrpc", "2.0"}, {"id", up.back()["id"]},
-        {"result",
-         {{"protocolVersion", "2025-06-18"}, {"capabilities", {{"tools", json::object()}}}}}});
-    REQUIRE(client.back()["result"]["serverInfo"]["name"] == "writ");
-    Client({{"jsonrpc", "2.0"}, {"id", "list"}, {"method", "tools/list"}});
-    REQUIRE(up.back()["method"] == "tools/list");
-    Up({{"jsonrpc", "2.0"}, {"id", up.back()["id"]},
-        {"result", {{"tools", json::array({{{"name", "run"}}})}}}});
-    REQUIRE(client.back()["result"]["tools"].size() == 1);
-  }
-  void Client(const json& m) { proxy->OnClientLine(m.dump()); }
-  void Up(const json& m) { proxy->OnUpstreamLine(0, m.dump()); }
-  size_t ToolCallsForwarded() const {
-    size_t n = 0;
-    for (const auto& m : up) n += m.value("method", "") == "tools/call";
-    return n;
+    return opts;
   }
   json Call(int id) {
     Client({{"jsonrpc", "2.0"}, {"id", id}, {"method", "tools/call"},
@@ -231,7 +207,7 @@ TEST_CASE("Proxy: with audit.fsync always, a failed fsync denies the call (fail 
   CHECK(decision_id.size() == 32);
   CHECK(r["error"]["data"]["decision"] == "deny");
   CHECK(r["error"]["data"]["policy_decision"] == "allow");  // the policy allowed; audit did not
-  CHECK(s.ToolCallsForwarded() == 0);
+  CHECK(s.Forwarded() == 0);
 
   // Reported: an error log line naming the decision and the fsync failure, and the counter.
   std::string text = logs.text();
@@ -245,7 +221,7 @@ TEST_CASE("Proxy: with audit.fsync always, a failed fsync denies the call (fail 
   r = s.Call(2);
   CHECK(r["error"]["code"] == kDenied);
   CHECK(r["error"]["message"].get<std::string>().find(kAuditUnavailable) != std::string::npos);
-  CHECK(s.ToolCallsForwarded() == 0);
+  CHECK(s.Forwarded() == 0);
   CHECK(s.proxy->InFlight() == 0);
 }
 
@@ -258,7 +234,7 @@ TEST_CASE("Proxy: audit.on_failure allow serves the call despite the failed fsyn
   OneUpstream s(OpenDevNull(AuditFailurePolicy::kAllow));
   s.Client({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/call"},
             {"params", {{"name", "a__run"}}}});
-  CHECK(s.ToolCallsForwarded() == 1);
+  CHECK(s.Forwarded() == 1);
   CHECK(logs.text().find("serving anyway (audit.on_failure: allow)") != std::string::npos);
 }
 

@@ -13,6 +13,7 @@
 #include "gateway/guards.h"
 #include "gateway/jsonrpc.h"
 #include "gateway/proxy.h"
+#include "tests/gateway/proxy_session.h"
 
 using namespace writ::gateway;
 using nlohmann::json;
@@ -451,14 +452,7 @@ TEST_CASE("tool facts follow the definition: a changed tools/list re-classifies,
   // Enrich caches what a definition alone says (resource.intent, resource.poisoning) and hits
   // by the shared definition's pointer; a refreshed list holds new pointers, so a changed
   // definition must be re-classified and an equal one must give the same answer.
-  std::string bytes, error;
-  REQUIRE_MESSAGE(writ::CompileText("t.writ", R"(
-@id("reads-only") permit (principal, action, resource) when { resource.intent == "read" };
-)",
-                                    &bytes, &error),
-                  error);
-  auto bundle = writ::runtime::Bundle::Load(bytes, &error);
-  REQUIRE(bundle != nullptr);
+  std::string error;
   Governance gov;
   Config config;
   REQUIRE(StartGovernance(config, nullptr, &gov, &error));
@@ -467,41 +461,30 @@ TEST_CASE("tool facts follow the definition: a changed tools/list re-classifies,
   ProxyOptions opts;
   opts.principal.uid = "User::\"alice\"";
   opts.guards = guards;
-  std::vector<json> client, up;
-  Proxy proxy(opts, bundle, [&](const std::string& l) { client.push_back(json::parse(l)); });
-  proxy.AddUpstream("s", [&](const std::string& l) {
-    up.push_back(json::parse(l));
-    return true;
-  });
-  auto from_client = [&](const json& m) { proxy.OnClientLine(m.dump()); };
-  auto from_up = [&](const json& m) { proxy.OnUpstreamLine(0, m.dump()); };
-  from_client({{"jsonrpc", "2.0"}, {"id", 0}, {"method", "initialize"},
-               {"params", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()}}}});
-  from_up({{"jsonrpc", "2.0"}, {"id", up.back()["id"]},
-           {"result",
-            {{"protocolVersion", "2025-06-18"}, {"capabilities", {{"tools", json::object()}}}}}});
+  writ::gateway_test::ProxySession s(
+      R"(@id("reads-only") permit (principal, action, resource) when { resource.intent == "read" };)",
+      opts, "s");
+  s.Initialize();
   const json plain = {{"name", "get_report"}, {"description", "Returns the report."}};
   json destructive = plain;
   destructive["annotations"] = {{"destructiveHint", true}};  // raises the intent (untrusted)
   // Lists tools with `def` as the upstream's answer; then calls it: true if forwarded.
   int id = 1;
   auto list_then_call = [&](const json& def) {
-    from_client({{"jsonrpc", "2.0"}, {"id", id++}, {"method", "tools/list"}});
-    from_up({{"jsonrpc", "2.0"}, {"id", up.back()["id"]},
-             {"result", {{"tools", json::array({def})}}}});
-    size_t before = up.size();
-    from_client({{"jsonrpc", "2.0"}, {"id", id++}, {"method", "tools/call"},
-                 {"params", {{"name", "s__get_report"}, {"arguments", json::object()}}}});
-    bool forwarded = up.size() > before && up.back().value("method", "") == "tools/call";
+    s.ListTools(json::array({def}), id++);
+    size_t before = s.Forwarded();
+    s.Client({{"jsonrpc", "2.0"}, {"id", id++}, {"method", "tools/call"},
+              {"params", {{"name", "s__get_report"}, {"arguments", json::object()}}}});
+    bool forwarded = s.Forwarded() > before;
     if (forwarded)  // answer it, so nothing stays in flight
-      from_up({{"jsonrpc", "2.0"}, {"id", up.back()["id"]},
-               {"result", {{"content", json::array()}}}});
+      s.Up({{"jsonrpc", "2.0"}, {"id", s.up.back()["id"]},
+            {"result", {{"content", json::array()}}}});
     return forwarded;
   };
   CHECK(list_then_call(plain));         // classified: read
   CHECK(list_then_call(plain));         // a new list, an equal definition: still read
   CHECK_FALSE(list_then_call(destructive));  // changed: re-classified, denied
-  CHECK(client.back()["error"]["code"] == kDenied);
+  CHECK(s.client.back()["error"]["code"] == kDenied);
   CHECK_FALSE(list_then_call(destructive));  // equal to the cached one: still denied
   CHECK(list_then_call(plain));         // changed back: read again
   gov.Stop();
